@@ -1,0 +1,520 @@
+"""PromptClassifier (backbone + template + verbalizer) and the standard fine-tuning baseline beside it.
+
+Both share one API: `fit`, `predict`, `predict_proba`, `evaluate`, `save_pretrained`, `from_pretrained`.
+Training itself lives in `promptft.training`; `fit` is a convenience that delegates there.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from promptft.data import Example
+from promptft.errors import DataError, ModelError, PromptFTError
+from promptft.evaluation.metrics import classification_metrics
+from promptft.models.backbones import Backbone
+from promptft.models.loading import default_device, default_dtype, load_backbone
+from promptft.models.peft_utils import LoraSettings, apply_lora, load_lora
+from promptft.prompts.encoding import EncodedPrompt
+from promptft.prompts.template import Template
+from promptft.prompts.verbalizer import Verbalizer
+
+CONFIG_FILE = "promptft_config.json"
+FORMAT_VERSION = 1
+
+Inputs = Sequence[Example] | Sequence[str] | Sequence[Mapping[str, str]]
+
+
+def as_examples(inputs: Inputs | Example | str, fields: Sequence[str]) -> list[Example]:
+    """Accept Examples, plain strings (for one-field templates) or dicts of field -> text."""
+    if isinstance(inputs, str | Example | Mapping):
+        inputs = [inputs]  # type: ignore[list-item]
+    out: list[Example] = []
+    for item in inputs:  # type: ignore[union-attr]
+        if isinstance(item, Example):
+            out.append(item)
+        elif isinstance(item, str):
+            if len(fields) != 1:
+                raise DataError(
+                    f"got a plain string, but the template needs fields {list(fields)}: "
+                    "pass dicts or Examples with those fields"
+                )
+            out.append(Example({fields[0]: item}))
+        elif isinstance(item, Mapping):
+            label = item.get("label")
+            out.append(
+                Example(
+                    {k: str(v) for k, v in item.items() if k != "label"},
+                    None if label is None else str(label),
+                )
+            )
+        else:
+            raise DataError(
+                f"cannot classify an input of type {type(item).__name__}: pass strings, dicts or Examples"
+            )
+    return out
+
+
+class BaseClassifier:
+    """What the trainer and the benchmark need from any classifier."""
+
+    labels: list[str]
+    fields: tuple[str, ...]
+    module: nn.Module  # the trainable torch module
+    peft_model: Any = None  # the peft wrapper when LoRA is applied
+
+    # ----- to implement -----
+    def encode(self, examples: Sequence[Example]) -> list[Any]:
+        raise NotImplementedError
+
+    def label_logits(self, encoded: Sequence[Any]) -> torch.Tensor:
+        """`[batch, n_labels]` scores (log-space); gradients flow when the module is in training."""
+        raise NotImplementedError
+
+    @staticmethod
+    def length_of(encoded: Any) -> int:
+        return len(encoded.input_ids)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        raise NotImplementedError
+
+    # ----- shared -----
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def label_index(self, examples: Sequence[Example]) -> list[int]:
+        index = {label: i for i, label in enumerate(self.labels)}
+        out = []
+        for ex in examples:
+            if ex.label is None:
+                raise DataError("an example has no label: training and evaluation need labelled data")
+            if ex.label not in index:
+                raise DataError(
+                    f"unknown label {ex.label!r}: this classifier knows {self.labels}; "
+                    "fix the label map or add label words for it"
+                )
+            out.append(index[ex.label])
+        return out
+
+    def predict_proba(self, inputs: Inputs, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Probabilities `[n, n_labels]` in `self.labels` order, in input order."""
+        examples = as_examples(inputs, self.fields)
+        if not examples:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.predict_proba_encoded(self.encode(examples), batch_size, progress)
+
+    def predict_proba_encoded(
+        self, encoded: Sequence[Any], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        # Sorting by length cuts padding; results are put back in input order.
+        order = sorted(range(len(encoded)), key=lambda i: self.length_of(encoded[i]))
+        probs = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+        was_training = self.module.training
+        self.module.eval()
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        iterator = batches
+        if progress:
+            from rich.progress import track
+
+            iterator = track(batches, description="predicting", transient=True)
+        try:
+            with torch.inference_mode():
+                for batch in iterator:
+                    logits = self.label_logits([encoded[i] for i in batch])
+                    probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        finally:
+            self.module.train(was_training)
+        return probs
+
+    def predict(self, inputs: Inputs, batch_size: int = 32) -> list[str]:
+        probs = self.predict_proba(inputs, batch_size)
+        return [self.labels[i] for i in probs.argmax(axis=1)]
+
+    def evaluate(
+        self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False
+    ) -> dict[str, float]:
+        examples = as_examples(examples, self.fields)
+        if not examples:
+            raise DataError("cannot evaluate on an empty split: check the file and its label column")
+        self.label_index(examples)  # fail early on unknown labels
+        probs = self.predict_proba(examples, batch_size, progress)
+        predicted = [self.labels[i] for i in probs.argmax(axis=1)]
+        return classification_metrics([ex.label for ex in examples], predicted, self.labels)
+
+    def fit(
+        self,
+        train: Sequence[Example],
+        dev: Sequence[Example] | None = None,
+        config=None,
+        run_dir: str | Path | None = None,
+    ):
+        """Train through `promptft.training.Trainer` (imported here: training sits above this layer)."""
+        from promptft.training import TrainConfig, Trainer
+
+        trainer = Trainer(self, config or TrainConfig(), run_dir=run_dir)
+        return trainer.train(train, dev)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The parameters that training changes (all for full FT, LoRA's for LoRA)."""
+        return {n: p.detach().clone() for n, p in self.module.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        params = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value)
+
+
+def _write_config(directory: Path, config: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+
+def _read_config(directory: str | Path, expected_type: str) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{directory} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
+    config = json.loads(path.read_text())
+    if config.get("type") != expected_type:
+        raise ModelError(
+            f"{directory} holds a {config.get('type')!r} classifier, not {expected_type!r}: "
+            f"load it with {'HeadClassifier' if config.get('type') == 'head' else 'PromptClassifier'}.from_pretrained"
+        )
+    return config
+
+
+def _save_weights(directory: Path, finetune: str, model, tokenizer, peft_model) -> None:
+    """LoRA: the adapter only; full fine-tuning: the whole model. Written to a temp dir, then swapped in."""
+    for sub in ("adapter", "model"):
+        shutil.rmtree(directory / sub, ignore_errors=True)
+    if finetune == "lora":
+        peft_model.save_pretrained(directory / "adapter")
+    elif finetune == "full":
+        model.save_pretrained(directory / "model")
+        tokenizer.save_pretrained(directory / "model")
+
+
+class PromptClassifier(BaseClassifier):
+    """Classify by asking the LM to fill a template's slot with one of the label words."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer | Mapping[str, str | Sequence[str]],
+        *,
+        max_length: int = 256,
+        base_model: str | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.module = backbone
+        self.template = template if isinstance(template, Template) else Template(template)
+        self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
+        self.labels = self.verbalizer.labels
+        self.fields = self.template.fields
+        self.max_length = max_length
+        self.base_model = base_model or backbone.name
+        self.finetune = "none"
+        self.lora_settings: LoraSettings | None = None
+        self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
+        self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: str = "smollm2-135m",
+        template: Template | str = "{text} It was {mask}.",
+        label_words: Verbalizer | Mapping[str, str | Sequence[str]] | None = None,
+        *,
+        kind: str | None = None,
+        finetune: str = "full",
+        lora: LoraSettings | None = None,
+        max_length: int = 256,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> PromptClassifier:
+        """Load a model by alias, folder or hub id. finetune: "full", "lora" or "none" (zero-shot)."""
+        if label_words is None:
+            raise PromptFTError('label_words is required, e.g. {"negative": "terrible", "positive": "great"}')
+        backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
+        clf = cls(backbone, template, label_words, max_length=max_length, base_model=model)
+        clf.set_finetune(finetune, lora)
+        return clf
+
+    def set_finetune(self, finetune: str, lora: LoraSettings | None = None) -> None:
+        if finetune not in ("full", "lora", "none"):
+            raise PromptFTError(f"finetune must be 'full', 'lora' or 'none', got {finetune!r}")
+        self.finetune = finetune
+        if finetune == "lora":
+            self.lora_settings = lora or LoraSettings()
+            self.peft_model = apply_lora(self.backbone.model, self.lora_settings)
+        elif finetune == "none":
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+
+    def encode(self, examples: Sequence[Example]) -> list[EncodedPrompt]:
+        examples = as_examples(examples, self.fields)
+        return [self.encoder.encode(ex.fields) for ex in examples]
+
+    def label_logits(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
+        scores = self.backbone.score(encoded, self.words, self.verbalizer.token_reduction)
+        labels = torch.tensor(self.words.word_label, device=scores.device)
+        member = labels[None, :] == torch.arange(len(self.labels), device=scores.device)[:, None]  # [L, W]
+        if self.verbalizer.word_reduction == "mean":
+            weights = member.to(scores.dtype) / member.sum(1, keepdim=True)
+            return scores @ weights.T
+        masked = scores[:, None, :].masked_fill(~member[None], float("-inf"))
+        return torch.logsumexp(masked, dim=-1)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _save_weights(directory, self.finetune, self.backbone.model, self.backbone.tokenizer, self.peft_model)
+        _write_config(
+            directory,
+            {
+                "type": "prompt",
+                "format_version": FORMAT_VERSION,
+                "base_model": self.base_model,
+                "kind": self.backbone.kind,
+                "finetune": self.finetune,
+                "lora": self.lora_settings.to_dict() if self.lora_settings else None,
+                "template": self.template.text,
+                "verbalizer": self.verbalizer.to_dict(),
+                "labels": self.labels,
+                "max_length": self.max_length,
+            },
+        )
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
+        directory = Path(directory)
+        config = _read_config(directory, "prompt")
+        finetune = config["finetune"]
+        source = str(directory / "model") if finetune == "full" else config["base_model"]
+        backbone = load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
+        clf = cls(
+            backbone,
+            config["template"],
+            Verbalizer.from_dict(config["verbalizer"]),
+            max_length=config["max_length"],
+            base_model=config["base_model"],
+        )
+        clf.finetune = finetune
+        if finetune == "lora":
+            clf.lora_settings = LoraSettings(**config["lora"])
+            clf.peft_model = load_lora(backbone.model, directory / "adapter")
+        return clf
+
+    def describe(self) -> str:
+        return f"prompt {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"
+
+
+@dataclass(frozen=True)
+class EncodedInput:
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None = None
+
+
+class HeadClassifier(BaseClassifier):
+    """Standard fine-tuning: the same backbone with a new classification head (the baseline)."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        labels: Sequence[str],
+        fields: Sequence[str] = ("text",),
+        *,
+        max_length: int = 256,
+        base_model: str = "",
+    ) -> None:
+        self.model = model
+        self.module = model
+        self.tokenizer = tokenizer
+        self.labels = [str(x) for x in labels]
+        self.fields = tuple(fields)
+        if not 1 <= len(self.fields) <= 2:
+            raise PromptFTError(f"the head baseline takes one or two text fields, got {list(self.fields)}")
+        self.max_length = max_length
+        self.base_model = base_model
+        self.finetune = "full"
+        self.lora_settings: LoraSettings | None = None
+        self.pad_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        )
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = self.pad_id  # causal LMs need it to find each row's last token
+
+    @classmethod
+    def from_model(
+        cls,
+        model: str,
+        labels: Sequence[str],
+        fields: Sequence[str] = ("text",),
+        *,
+        finetune: str = "full",
+        lora: LoraSettings | None = None,
+        max_length: int = 256,
+        device=None,
+        dtype=None,
+        seed: int | None = None,
+    ) -> HeadClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from promptft.models.registry import resolve_model
+
+        path = resolve_model(model)
+        if seed is not None:
+            torch.manual_seed(seed)  # the new head's initialisation
+        device = torch.device(device) if device is not None else default_device()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            hf = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=len(labels),
+                dtype=dtype or default_dtype(device),
+                pad_token_id=tokenizer.pad_token_id
+                if tokenizer.pad_token_id is not None
+                else tokenizer.eos_token_id,
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"could not load {model!r} with a classification head: {str(exc).splitlines()[0]}"
+            ) from exc
+        hf.to(device)
+        clf = cls(hf, tokenizer, labels, fields, max_length=max_length, base_model=model)
+        clf.set_finetune(finetune, lora)
+        return clf
+
+    def set_finetune(self, finetune: str, lora: LoraSettings | None = None) -> None:
+        if finetune not in ("full", "lora"):
+            raise PromptFTError(
+                f"the head baseline trains its head: finetune must be 'full' or 'lora', got {finetune!r}"
+            )
+        self.finetune = finetune
+        if finetune == "lora":
+            head = _head_module_names(self.model)
+            self.lora_settings = lora or LoraSettings(modules_to_save=head)
+            if not self.lora_settings.modules_to_save:
+                self.lora_settings.modules_to_save = head
+            self.peft_model = apply_lora(self.model, self.lora_settings)
+
+    def encode(self, examples: Sequence[Example]) -> list[EncodedInput]:
+        examples = as_examples(examples, self.fields)
+        out = []
+        for ex in examples:
+            missing = [f for f in self.fields if f not in ex.fields]
+            if missing:
+                raise DataError(
+                    f"example lacks field(s) {missing} (it has {sorted(ex.fields)}): map those columns"
+                )
+            texts = [ex.fields[f] for f in self.fields]
+            enc = self.tokenizer(*texts, truncation=True, max_length=self.max_length)
+            types = enc.get("token_type_ids")
+            out.append(EncodedInput(tuple(enc["input_ids"]), tuple(types) if types is not None else None))
+        return out
+
+    def label_logits(self, encoded: Sequence[EncodedInput]) -> torch.Tensor:
+        width = max(len(e.input_ids) for e in encoded)
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        types = torch.zeros_like(ids) if encoded[0].token_type_ids is not None else None
+        for i, e in enumerate(encoded):
+            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[i, : len(e.input_ids)] = 1
+            if types is not None:
+                types[i, : len(e.input_ids)] = torch.tensor(e.token_type_ids)
+        kwargs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        if types is not None:
+            kwargs["token_type_ids"] = types.to(self.device)
+        return torch.log_softmax(self.model(**kwargs).logits.float(), dim=-1)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        _save_weights(directory, self.finetune, self.model, self.tokenizer, self.peft_model)
+        _write_config(
+            directory,
+            {
+                "type": "head",
+                "format_version": FORMAT_VERSION,
+                "base_model": self.base_model,
+                "finetune": self.finetune,
+                "lora": self.lora_settings.to_dict() if self.lora_settings else None,
+                "labels": self.labels,
+                "fields": list(self.fields),
+                "max_length": self.max_length,
+            },
+        )
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> HeadClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from promptft.models.registry import resolve_model
+
+        directory = Path(directory)
+        config = _read_config(directory, "head")
+        device = torch.device(device) if device is not None else default_device()
+        dtype = dtype or default_dtype(device)
+        if config["finetune"] == "full":
+            path = directory / "model"
+            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        else:
+            path = resolve_model(config["base_model"])
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=len(config["labels"]),
+                dtype=dtype,
+                pad_token_id=tokenizer.pad_token_id
+                if tokenizer.pad_token_id is not None
+                else tokenizer.eos_token_id,
+            )
+        model.to(device)
+        clf = cls(
+            model,
+            tokenizer,
+            config["labels"],
+            config["fields"],
+            max_length=config["max_length"],
+            base_model=config["base_model"],
+        )
+        clf.finetune = config["finetune"]
+        if clf.finetune == "lora":
+            clf.lora_settings = LoraSettings(**config["lora"])
+            clf.peft_model = load_lora(model, directory / "adapter")
+        model.eval()
+        return clf
+
+    def describe(self) -> str:
+        return f"classification head on {self.base_model}"
+
+
+def _head_module_names(model: nn.Module) -> list[str]:
+    """Names of the freshly initialised head modules (`score`, `classifier`, ...), trained in full under LoRA."""
+    names = [n for n, _ in model.named_children() if n in ("score", "classifier", "pre_classifier", "pooler")]
+    return names or ["score", "classifier"]
+
+
+def load_classifier(directory: str | Path, **kwargs) -> BaseClassifier:
+    """Load whichever classifier type a folder holds."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{directory} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
+    kind = json.loads(path.read_text()).get("type")
+    cls = {"prompt": PromptClassifier, "head": HeadClassifier}.get(kind)
+    if cls is None:
+        raise ModelError(f"{path} has unknown classifier type {kind!r}")
+    return cls.from_pretrained(directory, **kwargs)

@@ -1,0 +1,521 @@
+"""Read labelled examples from csv / tsv / jsonl / json files and Hugging Face `datasets.Dataset`s.
+
+Every reader turns its source into records (a list of cells, or a dict of column -> value) with a location
+("line 12 of train.tsv") used in error messages; one shared step then picks the columns and builds `Example`s.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptft.data.example import Example
+from promptft.errors import DataError
+
+if TYPE_CHECKING:
+    import datasets
+
+FORMATS = ("csv", "tsv", "jsonl", "json")
+# Tried in this order when `fields` is None and the source has column names.
+TEXT_COLUMNS = ("sentence", "text", "review", "question", "content", "ori", "phrase", "document")
+LABEL_COLUMN = "label"
+# A first csv/tsv row holding any of these words is taken as a header when nothing else tells us.
+_HEADER_WORDS = frozenset(
+    {
+        *TEXT_COLUMNS,
+        "label",
+        "labels",
+        "sentence1",
+        "sentence2",
+        "premise",
+        "hypothesis",
+        "index",
+        "idx",
+        "id",
+    }
+)
+
+Column = str | int
+Record = Mapping[str, Any] | Sequence[Any]
+
+
+@dataclass
+class _Records:
+    """A source opened for reading: its column names (None when it has none) and its records."""
+
+    name: str  # for messages: a path or "the dataset"
+    kind: str  # "table" (csv/tsv: list rows), "json" or "dataset"
+    columns: list[str] | None  # header or keys of the first record; None when the rows are bare lists
+    width: int  # number of columns of the header / first record
+    rows: Iterator[tuple[str, Record]]  # (location, record)
+    class_names: dict[str, list[str]] | None = None  # HF ClassLabel columns -> names
+
+    @property
+    def dict_rows(self) -> bool:
+        """Whether records are dicts addressed by column name (else lists addressed by index)."""
+        return self.kind != "table" and self.columns is not None
+
+
+def read_examples(
+    source: str | Path | datasets.Dataset,
+    *,
+    fields: Mapping[str, str | int] | None = None,
+    label: str | int | None = None,
+    label_map: Mapping[str, str] | None = None,
+    header: bool | None = None,
+    fmt: str | None = None,
+    limit: int | None = None,
+) -> list[Example]:
+    """Read examples from a csv/tsv/jsonl/json file or a Hugging Face `datasets.Dataset`.
+
+    `fields` maps template field names to column names or 0-based indices, e.g. `{"text": "sentence"}` or
+    `{"premise": "sentence1", "hypothesis": "sentence2"}`; `label` is the label column (None: unlabelled).
+    Raw labels become strings (`0` -> `"0"`) and then go through `label_map` (raw -> name) if one is given;
+    a `ClassLabel` column of a dataset maps to its names unless `label_map` is given.
+
+    csv files use standard quoting; tsv files are split on tabs with no quote handling, as GLUE files need.
+    `header=None` decides from the columns: names need a header, indices mean no header (unless
+    `header=True`). With `fields=None` a header is recognised by its column names (sentence, text, label,
+    ...), and then `text` is read from the first of `TEXT_COLUMNS` present and the label from a `label`
+    column if there is one. A headerless file with two columns and `fields=None` follows the LM-BFF csv
+    convention: column 0 is the label and column 1 the text (pass `fields`/`label` for other layouts, e.g.
+    AG News tsv files need `fields={"text": 0}, label=1`).
+
+    json files may hold a list of objects, `{"data": [...]}`, an id -> object mapping (LM-BFF's imdb/yelp
+    files), or columns (`{"text": [...], "label": [...]}`); jsonl files hold one object per line.
+    """
+    _check_spec(fields, label, limit)
+    if limit == 0:
+        return []
+    label_map = _check_label_map(label_map)
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        fmt = _file_format(path, fmt)
+        try:
+            if fmt in ("csv", "tsv"):
+                records = _open_table(path, fmt, fields, label, header)
+            else:
+                if header is not None:
+                    raise DataError(f"header= only applies to csv/tsv files, but {path} is {fmt}: drop it")
+                records = _open_json(path, fmt)
+            return _build(records, fields, label, label_map, limit)
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path} is not valid UTF-8 text ({err.reason} at byte {err.start}): re-save it as UTF-8"
+            ) from None
+    if fmt is not None or header is not None:
+        raise DataError("fmt= and header= only apply to files, not to a datasets.Dataset: drop them")
+    return _build(_open_dataset(source, limit), fields, label, label_map, limit)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _check_spec(fields: Mapping[str, Column] | None, label: Column | None, limit: int | None) -> None:
+    if fields is not None:
+        if not isinstance(fields, Mapping) or not fields:
+            raise DataError(
+                f"fields must be a non-empty mapping of template field -> column, got {fields!r}: "
+                'e.g. fields={"text": "sentence"}'
+            )
+        for name, col in fields.items():
+            if not isinstance(name, str) or not name:
+                raise DataError(f"field names must be non-empty strings, got {name!r}: e.g. {{'text': 0}}")
+            _check_column(col, f"fields[{name!r}]")
+    if label is not None:
+        _check_column(label, "label")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise DataError(f"limit must be a non-negative integer or None, got {limit!r}")
+
+
+def _check_column(col: object, what: str) -> None:
+    if isinstance(col, bool) or not isinstance(col, str | int):
+        raise DataError(f"{what} must be a column name (str) or 0-based index (int), got {col!r}")
+    if isinstance(col, int) and col < 0:
+        raise DataError(f"{what} is {col}, but column indices start at 0: use a non-negative index")
+
+
+def _check_label_map(label_map: Mapping[str, str] | None) -> dict[str, str] | None:
+    if label_map is None:
+        return None
+    if not isinstance(label_map, Mapping) or not label_map:
+        raise DataError(
+            f'label_map must be a non-empty mapping raw label -> name, e.g. {{"0": "negative"}}, '
+            f"got {label_map!r}"
+        )
+    # Keys are compared with raw labels as strings; accepting {0: "negative"} spares users a surprise miss.
+    out = {_raw_to_str(k): v for k, v in label_map.items()}
+    bad = [v for v in out.values() if not isinstance(v, str) or not v]
+    if bad:
+        raise DataError(f"label_map values must be non-empty label names (str), got {bad[0]!r}")
+    return out
+
+
+def _file_format(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        norm = fmt.lower().lstrip(".")
+        if norm not in FORMATS:
+            raise DataError(f"unknown fmt {fmt!r}: use one of {', '.join(FORMATS)}")
+        chosen = norm
+    else:
+        chosen = path.suffix.lower().lstrip(".")
+        if chosen not in FORMATS:
+            raise DataError(
+                f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
+                f"pass fmt= one of {', '.join(FORMATS)}"
+            )
+    if not path.exists():
+        raise DataError(f"data file not found: {path} (looked at {path.resolve()}): check the path")
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir())[:5]
+        raise DataError(f"{path} is a folder, not a data file: point at a file in it, e.g. one of {inside}")
+    return chosen
+
+
+# ---------------------------------------------------------------------------------------------------------
+# sources
+
+
+def _open_table(
+    path: Path, fmt: str, fields: Mapping[str, Column] | None, label: Column | None, header: bool | None
+) -> _Records:
+    rows = _table_rows(path, fmt)
+    first = next(rows, None)
+    if first is None:
+        raise DataError(f"{path} is empty: it has no rows to read")
+    has_header = _decide_header(path, fields, label, header, first[1])
+    if has_header:
+        columns = [c.strip() for c in first[1]]
+        return _Records(str(path), "table", columns, len(columns), rows)
+
+    def chain() -> Iterator[tuple[str, Record]]:
+        yield first
+        yield from rows
+
+    return _Records(str(path), "table", None, len(first[1]), chain())
+
+
+def _table_rows(path: Path, fmt: str) -> Iterator[tuple[str, list[str]]]:
+    # Long documents (IMDB-sized reviews) exceed the csv module's default 128 KiB cell limit.
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        # GLUE sentences contain lone `"`; with quote handling they would swallow the following lines.
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == "tsv" else csv.reader(f)
+        try:
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    yield f"line {reader.line_num} of {path}", row
+        except csv.Error as err:
+            raise DataError(
+                f"{path} line {reader.line_num} is not valid {fmt}: {err}; fix that line"
+            ) from None
+
+
+def _decide_header(
+    path: Path,
+    fields: Mapping[str, Column] | None,
+    label: Column | None,
+    header: bool | None,
+    first: list[str],
+) -> bool:
+    names = [c for c in (*(fields or {}).values(), label) if isinstance(c, str)]
+    if names:
+        if header is False:
+            raise DataError(
+                f"columns are given by name ({', '.join(map(repr, names))}) but header=False for {path}: "
+                "use 0-based column indices, or header=True if the first row holds column names"
+            )
+        return True
+    if header is not None:
+        return header
+    if fields is not None or label is not None:
+        return False
+    return any(cell.strip().lower() in _HEADER_WORDS for cell in first)
+
+
+def _open_json(path: Path, fmt: str) -> _Records:
+    if fmt == "jsonl":
+        rows = _jsonl_rows(path)
+        first = next(rows, None)
+        if first is None:
+            raise DataError(f"{path} is empty: it has no JSON lines to read")
+
+        def chain() -> Iterator[tuple[str, Record]]:
+            yield first
+            yield from rows
+
+        return _Records(str(path), "json", _keys(first[1]), len(first[1]), chain())
+
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        raise DataError(f"{path} is empty: it has no JSON to read")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"{path} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}; fix the file "
+            "(if it holds one object per line, name it .jsonl or pass fmt='jsonl')"
+        ) from None
+    items = _json_items(path, data)
+    if not items:
+        raise DataError(f"{path} holds no records: add some, or check that it is the file you meant")
+    return _Records(str(path), "json", _keys(items[0][1]), len(items[0][1]), iter(items))
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, Record]]:
+    with path.open(encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"{path} line {n} is not valid JSON ({err.msg} at column {err.colno}): fix that line; "
+                    "a .jsonl file needs exactly one JSON object per line"
+                ) from None
+            if not isinstance(obj, dict | list):
+                raise DataError(
+                    f"{path} line {n} holds a {type(obj).__name__}, not a JSON object: write one object "
+                    'per line, e.g. {"text": "...", "label": "0"}'
+                )
+            yield f"line {n} of {path}", obj
+
+
+def _json_items(path: Path, data: Any) -> list[tuple[str, Record]]:
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if isinstance(data, list):
+        items: list[tuple[str, Record]] = [(f"record [{i}] of {path}", rec) for i, rec in enumerate(data)]
+    elif isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
+        items = [(f"record {key!r} of {path}", rec) for key, rec in data.items()]
+    elif (
+        isinstance(data, dict)
+        and data
+        and all(isinstance(v, list) for v in data.values())
+        and len({len(v) for v in data.values()}) == 1
+    ):
+        cols = list(data)
+        n = len(data[cols[0]])
+        items = [(f"record [{i}] of {path}", {c: data[c][i] for c in cols}) for i in range(n)]
+    elif isinstance(data, dict) and not data:
+        items = []
+    else:
+        raise DataError(
+            f'{path} is JSON but not a layout promptft reads: use a list of objects, {{"data": [...]}}, '
+            'an id -> object mapping, or equal-length columns {"text": [...], "label": [...]}'
+        )
+    for loc, rec in items:
+        if not isinstance(rec, dict | list):
+            raise DataError(
+                f"{loc} is a {type(rec).__name__}, not a JSON object: make every record an object"
+            )
+    return items
+
+
+def _keys(rec: Record) -> list[str] | None:
+    return list(rec) if isinstance(rec, Mapping) else None
+
+
+def _open_dataset(source: Any, limit: int | None) -> _Records:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        datasets = None
+    if datasets is None or not isinstance(source, datasets.Dataset):
+        if datasets is not None and isinstance(source, datasets.DatasetDict):
+            raise DataError(
+                f"got a DatasetDict with splits {list(source)}: pass one split, "
+                f"e.g. ds[{next(iter(source))!r}]"
+            )
+        raise DataError(
+            f"source must be a file path (str or Path) or a datasets.Dataset, got {type(source).__name__}"
+        )
+    if len(source) == 0:
+        raise DataError("the dataset has no rows: pass a non-empty split")
+    if limit is not None and limit < len(source):
+        source = source.select(range(limit))
+    columns = list(source.column_names)
+    class_names = {
+        name: list(feat.names)
+        for name, feat in source.features.items()
+        if isinstance(feat, datasets.ClassLabel)
+    }
+    rows = ((f"row {i} of the dataset", row) for i, row in enumerate(source))
+    return _Records("the dataset", "dataset", columns, len(columns), rows, class_names)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# columns -> examples
+
+
+def _build(
+    records: _Records,
+    fields: Mapping[str, Column] | None,
+    label: Column | None,
+    label_map: dict[str, str] | None,
+    limit: int | None,
+) -> list[Example]:
+    field_keys, label_key = _resolve(records, fields, label)
+    class_names = (records.class_names or {}).get(label_key) if isinstance(label_key, str) else None
+    if records.kind == "table" and records.columns is not None:
+        # A data row shorter than its header is broken even if the columns we read happen to exist.
+        required = records.width
+    else:
+        required = max((k for k in (*field_keys.values(), label_key) if isinstance(k, int)), default=-1) + 1
+    out: list[Example] = []
+    for loc, rec in records.rows:
+        if not isinstance(rec, Mapping) and len(rec) < required:
+            raise DataError(
+                f"{loc} has {len(rec)} column(s) but {required} are needed: the row is truncated or uses "
+                "another delimiter; fix that line"
+            )
+        texts = {name: _text(_cell(rec, key, loc), loc, key) for name, key in field_keys.items()}
+        name = None
+        if label_key is not None:
+            name = _label(_cell(rec, label_key, loc), loc, label_key, label_map, class_names)
+        out.append(Example(texts, name))
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise DataError(
+            f"{records.name} has no data rows after the header: check that it is the file you meant"
+        )
+    return out
+
+
+def _resolve(
+    records: _Records, fields: Mapping[str, Column] | None, label: Column | None
+) -> tuple[dict[str, Column], Column | None]:
+    """Turn the user's column spec (or the defaults) into keys: indices for list rows, names for dicts."""
+    cols, width = records.columns, records.width
+    if fields is None:
+        if cols is not None:
+            text_col = next((c for c in TEXT_COLUMNS if c in cols), None)
+            if text_col is None:
+                raise DataError(
+                    f"{records.name}: none of the usual text columns ({', '.join(TEXT_COLUMNS)}) is among "
+                    f"its columns {_describe(records)}: pass fields=, e.g. fields={{'text': {cols[0]!r}}}"
+                    + (
+                        "; if the first row is data, not a header, pass header=False"
+                        * (records.kind == "table")
+                    )
+                )
+            fields = {"text": text_col}
+            if label is None and LABEL_COLUMN in cols:
+                label = LABEL_COLUMN
+        elif width == 2:
+            # LM-BFF csv convention: label first, then the sentence.
+            label = 0 if label is None else label
+            fields = {"text": 1 - label} if label in (0, 1) else {"text": 0}
+        elif width == 1 and label is None:
+            fields = {"text": 0}
+        else:
+            raise DataError(
+                f"{records.name} has {width} columns and no header, so promptft cannot guess which holds the "
+                "text: pass fields= and label= with 0-based indices, e.g. fields={'text': 1}, label=0"
+            )
+    field_keys = {name: _key(records, col, f"fields[{name!r}]") for name, col in fields.items()}
+    label_key = None if label is None else _key(records, label, "label")
+    return field_keys, label_key
+
+
+def _key(records: _Records, col: Column, what: str) -> Column:
+    cols = records.columns
+    if isinstance(col, str):
+        if cols is None:
+            raise DataError(
+                f"{what} = {col!r} names a column, but {records.name} has no column names "
+                f"({_describe(records)}): use a 0-based index"
+            )
+        if col not in cols:
+            hint = ""
+            if len(cols) == 1 and any(d in cols[0] for d in ",\t"):
+                hint = "; the header looks split on the wrong delimiter: check the suffix or pass fmt="
+            raise DataError(
+                f"{what} = {col!r} is not a column of {records.name}; available columns: "
+                f"{_describe(records)}. Use one of those names{hint}"
+            )
+        return col if records.dict_rows else cols.index(col)
+    if col >= records.width:
+        raise DataError(
+            f"{what} = {col} is out of range for {records.name}, which has {_describe(records)}: "
+            "use an index from that range"
+        )
+    # Dict records are addressed by name; an index picks the name at that position (first record's order).
+    return cols[col] if records.dict_rows else col
+
+
+def _describe(records: _Records) -> str:
+    if records.columns is not None:
+        return ", ".join(repr(c) for c in records.columns)
+    return f"{records.width} column(s), indices 0..{records.width - 1} (no header row)"
+
+
+def _cell(rec: Record, key: Column, loc: str) -> Any:
+    if isinstance(rec, Mapping):
+        if key in rec:
+            return rec[key]
+        raise DataError(
+            f"{loc} has no column {key!r}; it has {', '.join(map(repr, rec)) or 'none'}: fix that record "
+            "or pick another column"
+        )
+    if isinstance(key, str):
+        raise DataError(f"{loc} is a list, not an object like the first record: make every record an object")
+    return rec[key]
+
+
+def _text(value: Any, loc: str, col: Column) -> str:
+    if isinstance(value, str):
+        # Surrounding whitespace would double the spaces at the template's joins (AG News has
+        # hundreds of leading spaces), which changes BPE tokens; it never carries meaning here.
+        return value.strip()
+    if isinstance(value, bool | int | float):
+        return str(value)
+    if value is None:
+        raise DataError(f"{loc}: text column {col!r} is empty (null): fill it in or drop that record")
+    raise DataError(
+        f"{loc}: column {col!r} holds a {type(value).__name__}, not text; nested columns are not supported: "
+        "flatten the data so each template field is its own column"
+    )
+
+
+def _raw_to_str(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _label(
+    value: Any, loc: str, col: Column, label_map: dict[str, str] | None, class_names: list[str] | None
+) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataError(
+            f"{loc} has no label (column {col!r} is empty): fill it in, or pass label=None to read unlabelled"
+        )
+    if isinstance(value, dict | list):
+        raise DataError(f"{loc}: label column {col!r} holds a {type(value).__name__}, not a single label")
+    if class_names is not None and label_map is None:
+        if isinstance(value, int) and 0 <= value < len(class_names):
+            return class_names[value]
+        raise DataError(
+            f"{loc} has label {value!r}, which is not a class of the ClassLabel column {col!r} "
+            f"({class_names}); -1 marks an unlabelled split: pass label=None to read it unlabelled"
+        )
+    raw = _raw_to_str(value)
+    if label_map is None:
+        return raw
+    try:
+        return label_map[raw]
+    except KeyError:
+        known = ", ".join(repr(k) for k in label_map)
+        raise DataError(
+            f"{loc} has label {raw!r}, which label_map does not cover (it knows {known}): add {raw!r} to "
+            "label_map or fix the data"
+        ) from None

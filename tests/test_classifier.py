@@ -1,0 +1,160 @@
+import numpy as np
+import pytest
+import torch
+from tiny import bpe_tokenizer, tiny_llama, tiny_t5
+
+from promptft import Example, HeadClassifier, LoraSettings, PromptClassifier, load_classifier
+from promptft.errors import DataError, ModelError, VerbalizerError
+from promptft.models import backbone_from_model
+
+WORDS = {"negative": "terrible", "positive": ["great", "wonderful fantastic"]}
+DATA = [
+    Example({"text": t}, lab)
+    for t, lab in [
+        ("I loved it", "positive"),
+        ("a wonderful film", "positive"),
+        ("I hated it", "negative"),
+        ("an awful mess", "negative"),
+        ("good acting", "positive"),
+        ("boring and bad", "negative"),
+    ]
+]
+
+
+def make(finetune="full", factory=tiny_llama, kind="causal", **kw):
+    model, tok = factory()
+    clf = PromptClassifier(
+        backbone_from_model(model, tok, kind), "{text} It was {mask}.", WORDS, max_length=64
+    )
+    clf.set_finetune(finetune, **kw)
+    return clf
+
+
+def test_predict_proba_shape_order_and_sum():
+    clf = make("none")
+    probs = clf.predict_proba(DATA)
+    assert probs.shape == (6, 2)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    # sorted-by-length batching must return rows in input order
+    one_by_one = np.concatenate([clf.predict_proba([ex]) for ex in DATA])
+    np.testing.assert_allclose(probs, one_by_one, atol=1e-5)
+    assert clf.predict(DATA) == [clf.labels[i] for i in probs.argmax(1)]
+
+
+def test_label_logits_combine_words_by_logsumexp_and_mean():
+    clf = make("none")
+    enc = clf.encode(DATA[:2])
+    with torch.no_grad():
+        words = clf.backbone.score(enc, clf.words)
+        logits = clf.label_logits(enc)
+    torch.testing.assert_close(logits[:, 0], words[:, 0])
+    torch.testing.assert_close(logits[:, 1], torch.logsumexp(words[:, 1:], dim=1))
+
+
+def test_plain_strings_and_dicts_are_accepted():
+    clf = make("none")
+    a = clf.predict_proba(["I loved it"])
+    b = clf.predict_proba([{"text": "I loved it"}])
+    np.testing.assert_allclose(a, b)
+
+
+def test_evaluate_reports_accuracy_and_rejects_unknown_labels():
+    clf = make("none")
+    metrics = clf.evaluate(DATA)
+    assert set(metrics) == {"accuracy", "macro_f1", "n"} and metrics["n"] == 6
+    with pytest.raises(DataError, match="unknown label 'neutral'"):
+        clf.evaluate([Example({"text": "meh"}, "neutral")])
+    with pytest.raises(DataError, match="empty"):
+        clf.evaluate([])
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora", "none"])
+def test_save_and_reload_predicts_the_same(tmp_path, finetune, monkeypatch):
+    clf = make(finetune, **({"lora": LoraSettings(r=2)} if finetune == "lora" else {}))
+    with torch.no_grad():  # move off the initial weights so the test can tell a reload of stale weights
+        for p in clf.module.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    expected = clf.predict_proba(DATA)
+    base_dir = tmp_path / "base"
+    model, tok = tiny_llama()
+    model.save_pretrained(base_dir)
+    tok.save_pretrained(base_dir)
+    clf.base_model = str(base_dir)
+    clf.save_pretrained(tmp_path / "clf")
+    again = load_classifier(tmp_path / "clf", device="cpu")
+    assert isinstance(again, PromptClassifier) and again.labels == clf.labels
+    np.testing.assert_allclose(again.predict_proba(DATA), expected, atol=1e-5)
+    if finetune == "lora":
+        assert (tmp_path / "clf" / "adapter" / "adapter_model.safetensors").exists()
+    if finetune == "full":
+        assert (tmp_path / "clf" / "model" / "model.safetensors").exists()
+
+
+def test_seq2seq_classifier_roundtrip(tmp_path):
+    clf = make("full", factory=tiny_t5, kind="seq2seq")
+    expected = clf.predict_proba(DATA)
+    clf.save_pretrained(tmp_path / "t5")
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "t5", device="cpu").predict_proba(DATA), expected, atol=1e-5
+    )
+
+
+def test_from_pretrained_on_a_folder_without_config():
+    with pytest.raises(ModelError, match="save_pretrained"):
+        load_classifier("/nonexistent/folder")
+
+
+def test_lora_trains_only_adapters():
+    clf = make("lora", lora=LoraSettings(r=2))
+    trainable = [n for n, p in clf.module.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+
+
+def test_label_word_missing_from_vocab_is_an_error():
+    model, tok = tiny_llama()
+    from tiny import minilm_tokenizer
+
+    with pytest.raises(VerbalizerError):
+        PromptClassifier(
+            backbone_from_model(model, minilm_tokenizer(), "causal"),
+            "{text} It was {mask}.",
+            {"a": "great", "b": "\u2603\u2604"},
+        )
+
+
+def _tiny_causal_dir(tmp_path):
+    model, tok = tiny_llama()
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    return str(tmp_path / "base")
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_head_baseline_roundtrip(tmp_path, finetune):
+    base = _tiny_causal_dir(tmp_path)
+    clf = HeadClassifier.from_model(base, ["negative", "positive"], finetune=finetune, device="cpu", seed=0)
+    probs = clf.predict_proba(DATA)
+    assert probs.shape == (6, 2)
+    clf.save_pretrained(tmp_path / "head")
+    again = load_classifier(tmp_path / "head", device="cpu")
+    assert isinstance(again, HeadClassifier)
+    np.testing.assert_allclose(again.predict_proba(DATA), probs, atol=1e-5)
+
+
+def test_head_baseline_pairs_fields(tmp_path):
+    base = _tiny_causal_dir(tmp_path)
+    clf = HeadClassifier.from_model(base, ["yes", "no"], fields=("premise", "hypothesis"), device="cpu")
+    probs = clf.predict_proba([{"premise": "it was good", "hypothesis": "it was bad"}])
+    assert probs.shape == (1, 2)
+    with pytest.raises(DataError, match="hypothesis"):
+        clf.encode([Example({"premise": "x"})])
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(ModelError, match="offline aliases"):
+        PromptClassifier.from_model("no-such-model", "{text} {mask}", {"a": "x", "b": "y"})
+
+
+def test_tokenizer_fixture_is_real_bpe():
+    assert bpe_tokenizer().convert_ids_to_tokens(bpe_tokenizer()(" great")["input_ids"])[0].startswith("Ġ")
