@@ -1,0 +1,1 @@
+"""The few-shot benchmark (LM-BFF protocol) and model selection."""
