@@ -119,3 +119,44 @@ def test_unknown_kind_is_rejected():
     model, tok = tiny_llama()
     with pytest.raises(ModelError, match="kind"):
         backbone_from_model(model, tok, "vision")
+
+
+@pytest.mark.parametrize("factory", [tiny_llama, tiny_gemma])
+def test_prefix_cache_gives_the_same_scores_and_gradients(factory):
+    """LoRA on the top layer only: caching the frozen bottom layer must change nothing but speed."""
+    from promptft.models.peft_utils import LoraSettings, apply_lora
+
+    model, tok, backbone, words, prompts = _setup(factory, "causal")
+    apply_lora(model, LoraSettings(r=2, top_layers=1))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)  # peft initialises B to zero; make the adapter matter
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(
+        "layers.1." in n for n, p in model.named_parameters() if p.requires_grad
+    )
+
+    def run():
+        for p in trainable:
+            p.grad = None
+        scores = backbone.score(prompts, words)
+        scores.sum().backward()
+        return scores.detach(), [p.grad.clone() for p in trainable]
+
+    plain_scores, plain_grads = run()
+    assert backbone.enable_prefix_cache()
+    assert backbone.prefix_cache.split == 1
+    cached_scores, cached_grads = run()
+    again_scores, _ = run()  # served from the cache this time
+    backbone.disable_prefix_cache()
+    assert len(backbone.prefix_cache.store if backbone.prefix_cache else []) == 0
+    torch.testing.assert_close(cached_scores, plain_scores, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(again_scores, plain_scores, atol=1e-5, rtol=1e-5)
+    for a, b in zip(cached_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_prefix_cache_refused_when_bottom_layers_train():
+    model, tok, backbone, words, prompts = _setup(tiny_llama, "causal")
+    assert not backbone.enable_prefix_cache()  # full fine-tuning: embeddings train

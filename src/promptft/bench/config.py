@@ -1,0 +1,131 @@
+"""Per-method hyperparameters of the benchmark (`default.yaml`, overridable by `--config FILE`), and grids."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from promptft.errors import ConfigError
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+@dataclass
+class BenchConfig:
+    eval_batch_size: int = 32
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "default"
+
+    def method(self, name: str) -> dict[str, Any]:
+        """A method's options (a copy; {} for a method the config does not mention)."""
+        return copy.deepcopy(self.methods.get(name) or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"eval_batch_size": self.eval_batch_size, "methods": copy.deepcopy(self.methods)}
+
+
+def default_config_path() -> Path:
+    return Path(str(resources.files("promptft.bench").joinpath("default.yaml")))
+
+
+def load_config(path: str | Path | None = None) -> BenchConfig:
+    """The packaged defaults, with `path` (if given) merged onto them method by method."""
+    data = _read(default_config_path())
+    source = "default"
+    if path is not None:
+        override = _read(Path(path))
+        unknown = sorted(set(override) - {"eval_batch_size", "methods"})
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown top-level key(s) {unknown}; a bench config has `eval_batch_size` and "
+                "`methods: {<method>: {<option>: value}}`"
+            )
+        if "eval_batch_size" in override:
+            data["eval_batch_size"] = override["eval_batch_size"]
+        for name, options in (override.get("methods") or {}).items():
+            if options is None:
+                options = {}
+            if not isinstance(options, dict):
+                raise ConfigError(f"{path}: methods.{name} must be a mapping of options, got {options!r}")
+            merged = data.setdefault("methods", {}).setdefault(name, {}) or {}
+            for key, value in options.items():
+                if key == "lora" and isinstance(value, dict) and isinstance(merged.get("lora"), dict):
+                    merged["lora"] = {**merged["lora"], **value}
+                else:
+                    merged[key] = value
+            data["methods"][name] = merged
+        source = str(path)
+    try:
+        eval_batch_size = int(data.get("eval_batch_size", 32))
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"eval_batch_size must be an integer, got {data.get('eval_batch_size')!r}"
+        ) from None
+    methods = {str(k): _coerce(v or {}) for k, v in (data.get("methods") or {}).items()}
+    for name, options in methods.items():
+        grid = options.get("grid")
+        if grid is not None and not isinstance(grid, dict):
+            raise ConfigError(
+                f"methods.{name}.grid must map options to lists of values, e.g. grid: {{learning_rate: [1e-5, 2e-5]}}"
+            )
+    return BenchConfig(eval_batch_size=eval_batch_size, methods=methods, source=source)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"bench config {path} not found: check the path given to --config")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"bench config {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"bench config {path} must be a mapping (eval_batch_size, methods)")
+    return data
+
+
+def _coerce(value: Any) -> Any:
+    """YAML 1.1 reads `1e-5` (no dot) as a string; take such strings as the numbers they are."""
+    if isinstance(value, dict):
+        return {k: _coerce(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_coerce(v) for v in value]
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        number = float(value)
+        return (
+            int(number) if number.is_integer() and "." not in value and "e" not in value.lower() else number
+        )
+    return value
+
+
+def expand_grid(options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of a method's `grid` applied to its options (the grid itself removed).
+
+    Dotted keys reach nested options (`lora.r`). No grid gives one configuration.
+    """
+    options = copy.deepcopy(options)
+    grid = options.pop("grid", None) or {}
+    keys = list(grid)
+    values = []
+    for key in keys:
+        v = grid[key]
+        values.append(list(v) if isinstance(v, list | tuple) else [v])
+        if not values[-1]:
+            raise ConfigError(f"grid option {key!r} has no values: give at least one, or drop it")
+    combos = []
+    for combo in itertools.product(*values) if keys else [()]:
+        config = copy.deepcopy(options)
+        for key, value in zip(keys, combo, strict=True):
+            target = config
+            parts = key.split(".")
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = value
+        combos.append(config)
+    return combos

@@ -1,0 +1,332 @@
+"""The methods the benchmark compares, as a registry: name -> function(task, data, model, seed, config).
+
+A method function trains (or not) on `data.train`, may select on `data.dev`, and returns a `Fitted`: an
+object with `predict(examples, batch_size) -> label names`, its training time, and what it selected.
+Adding a method takes a few lines:
+
+    @method("my_method")
+    def my_method(task, data, model, seed, config):
+        clf = ...                      # anything with predict(examples, batch_size=...)
+        return Fitted(clf, train_time_s=...)
+
+plus (optionally) a block of options under `methods.my_method` in the bench config.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+from promptft.bench.tasks import TaskSpec
+from promptft.data import Example
+from promptft.errors import ConfigError, ModelError
+from promptft.training import TrainConfig
+
+# ---------------------------------------------------------------------------------------------------------
+# what a method receives and returns
+
+
+@dataclass
+class SplitData:
+    """One seed's few-shot split."""
+
+    train: list[Example]
+    dev: list[Example]
+
+
+class Predictor(Protocol):
+    def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list[str]: ...
+
+
+@dataclass
+class Fitted:
+    predictor: Predictor
+    train_time_s: float = 0.0
+    steps: int = 0
+    best_step: int = 0
+    dev: dict[str, float] | None = None  # dev metrics of the selected model; None: the runner computes them
+    info: dict[str, Any] = field(default_factory=dict)  # anything worth recording in the cell JSON
+
+
+class ModelRef:
+    """The benchmarked model: its name, resolved folder and kind; loads fresh backbones on demand."""
+
+    def __init__(self, name: str, *, device: str | None = None) -> None:
+        from transformers import AutoConfig
+
+        from promptft.models.loading import detect_kind
+        from promptft.models.registry import resolve_model
+
+        self.name = name
+        self.path = resolve_model(name)
+        try:
+            config = AutoConfig.from_pretrained(self.path)
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"could not read the config of {name!r} ({str(exc).splitlines()[0]}): "
+                "give a local model folder or an offline alias (see `promptft models`)"
+            ) from exc
+        self.kind = detect_kind(config)
+        self.device = device
+        self._frozen = None
+
+    def load_backbone(self):
+        """A fresh backbone (training changes its weights, so every training run gets its own)."""
+        from promptft.models.loading import load_backbone
+
+        return load_backbone(self.path, kind=self.kind, device=self.device)
+
+    def frozen_backbone(self):
+        """One shared backbone for methods that never train it (zero-shot)."""
+        if self._frozen is None:
+            self._frozen = self.load_backbone()
+            for p in self._frozen.parameters():
+                p.requires_grad_(False)
+        return self._frozen
+
+
+MethodFn = Callable[[TaskSpec, SplitData, ModelRef, int, dict[str, Any]], Fitted]
+METHODS: dict[str, MethodFn] = {}
+
+
+def method(name: str, *, seed_independent: bool = False, needs_lm: bool = True):
+    """Register a method. seed_independent: its test predictions do not depend on the seed (computed once,
+    reused for every seed). needs_lm: it uses the benchmarked LM (an encoder-only model cannot)."""
+
+    def register(fn: MethodFn) -> MethodFn:
+        fn.seed_independent = seed_independent  # type: ignore[attr-defined]
+        fn.needs_lm = needs_lm  # type: ignore[attr-defined]
+        METHODS[name] = fn
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------------------
+# options shared by the training methods
+
+_TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def train_config(config: dict[str, Any], seed: int, allowed: set[str] = frozenset()):
+    """A TrainConfig from a method's options (training keys only), seeded with the cell's seed."""
+    unknown = sorted(set(config) - _TRAIN_KEYS - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {unknown} for this method; training options are {sorted(_TRAIN_KEYS)}"
+            + (f", plus {sorted(allowed)}" if allowed else "")
+        )
+    options = {k: v for k, v in config.items() if k in _TRAIN_KEYS}
+    options.update(seed=seed, progress=False)
+    return TrainConfig.from_dict(options)
+
+
+def lora_settings(config: dict[str, Any]):
+    from promptft.models.peft_utils import LoraSettings
+
+    options = dict(config.get("lora") or {})
+    known = {f.name for f in fields(LoraSettings)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown LoRA option(s) {unknown}; known: {sorted(known)}")
+    return LoraSettings(**options)
+
+
+class _PreparedPredictor:
+    """A prompt classifier whose inputs first go through the prompt's field transforms."""
+
+    def __init__(self, classifier, prepare: Callable[[Sequence[Example]], list[Example]]) -> None:
+        self.classifier = classifier
+        self.prepare = prepare
+
+    def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list[str]:
+        return self.classifier.predict(self.prepare(inputs), batch_size=batch_size)
+
+
+def _prompt_method(
+    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any], finetune: str
+) -> Fitted:
+    from promptft.classifier import PromptClassifier
+    from promptft.training import Trainer, set_seed
+
+    spec = task.prompt_for(model.kind)
+    info = {"prompt": spec.to_dict(), "kind": model.kind}
+    max_length = int(config.get("max_length", 256))
+    if finetune == "none":
+        unknown = sorted(set(config) - {"max_length", "eval_batch_size"})
+        if unknown:
+            raise ConfigError(f"zero_shot takes no training options, got {unknown}: remove them")
+        clf = PromptClassifier(
+            model.frozen_backbone(),
+            spec.template,
+            spec.label_words,
+            max_length=max_length,
+            base_model=model.name,
+        )
+        clf.set_finetune("none")
+        return Fitted(_PreparedPredictor(clf, spec.prepare), info=info)
+    cfg = train_config(config, seed, {"max_length", "lora"})
+    set_seed(seed)
+    clf = PromptClassifier(
+        model.load_backbone(), spec.template, spec.label_words, max_length=max_length, base_model=model.name
+    )
+    clf.set_finetune(finetune, lora_settings(config) if finetune == "lora" else None)
+    result = Trainer(clf, cfg).train(spec.prepare(data.train), spec.prepare(data.dev))
+    info.update(stopped_early=result.stopped_early, history=result.history)
+    return Fitted(
+        _PreparedPredictor(clf, spec.prepare),
+        train_time_s=result.train_time_s,
+        steps=result.steps,
+        best_step=result.best_step,
+        dev=result.best_dev,
+        info=info,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the methods
+
+
+@method("zero_shot", seed_independent=True)
+def zero_shot(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
+    """The starting prompt as is: no training."""
+    return _prompt_method(task, data, model, seed, config, "none")
+
+
+@method("prompt_ft")
+def prompt_ft(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
+    """Prompt-based fine-tuning of the whole model (LM-BFF)."""
+    return _prompt_method(task, data, model, seed, config, "full")
+
+
+@method("prompt_ft_lora")
+def prompt_ft_lora(
+    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
+) -> Fitted:
+    """Prompt-based fine-tuning of LoRA adapters only."""
+    return _prompt_method(task, data, model, seed, config, "lora")
+
+
+@method("standard_ft")
+def standard_ft(
+    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
+) -> Fitted:
+    """Standard fine-tuning: a new classification head on the same backbone, all weights trained."""
+    from promptft.classifier import HeadClassifier
+    from promptft.training import Trainer, set_seed
+
+    cfg = train_config(config, seed, {"max_length"})
+    set_seed(seed)
+    clf = HeadClassifier.from_model(
+        model.path,
+        task.label_names,
+        task.field_names,
+        finetune="full",
+        max_length=int(config.get("max_length", 256)),
+        device=model.device,
+        seed=seed,
+    )
+    clf.base_model = model.name
+    result = Trainer(clf, cfg).train(data.train, data.dev)
+    return Fitted(
+        clf,
+        train_time_s=result.train_time_s,
+        steps=result.steps,
+        best_step=result.best_step,
+        dev=result.best_dev,
+        info={"stopped_early": result.stopped_early, "history": result.history},
+    )
+
+
+class SetFitPredictor:
+    """A trained SetFitModel behind the benchmark's predict(examples) interface."""
+
+    def __init__(self, model, labels: list[str], fields: tuple[str, ...], sep: str) -> None:
+        self.model = model
+        self.labels = labels
+        self.fields = fields
+        self.sep = sep
+
+    def texts(self, examples: Sequence[Example]) -> list[str]:
+        return [self.sep.join(ex.fields[f] for f in self.fields) for ex in examples]
+
+    def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list[str]:
+        if not inputs:
+            return []
+        out = self.model.predict(self.texts(inputs), batch_size=batch_size, as_numpy=True)
+        return [self.labels[int(i)] for i in out]
+
+
+_SETFIT_KEYS = {
+    "encoder",
+    "num_iterations",
+    "num_epochs",
+    "batch_size",
+    "body_learning_rate",
+    "head_learning_rate",
+    "max_length",
+    "max_steps",
+    "eval_batch_size",
+}
+
+
+@method("setfit", needs_lm=False)
+def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
+    """SetFit (Tunstall et al. 2022) on its own sentence encoder (default: the offline MiniLM-L6)."""
+    try:
+        from datasets import Dataset
+        from setfit import SetFitModel, TrainingArguments
+        from setfit import Trainer as SetFitTrainer
+    except ImportError as exc:
+        raise ConfigError(
+            f"the setfit method needs the `setfit` package ({exc}): pip install 'promptft[setfit]', "
+            "or leave setfit out of --methods"
+        ) from None
+    from promptft.models.registry import resolve_model
+    from promptft.training import set_seed
+
+    unknown = sorted(set(config) - _SETFIT_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setfit option(s) {unknown}; known: {sorted(_SETFIT_KEYS)}")
+    encoder = str(config.get("encoder", "minilm-l6"))
+    set_seed(seed)
+    sf_model = SetFitModel.from_pretrained(resolve_model(encoder), device=model.device)
+    tokenizer = getattr(sf_model.model_body, "tokenizer", None)
+    sep = f" {tokenizer.sep_token} " if getattr(tokenizer, "sep_token", None) else " "
+    labels = task.label_names
+    predictor = SetFitPredictor(sf_model, labels, task.field_names, sep)
+    index = {label: i for i, label in enumerate(labels)}
+    train = Dataset.from_dict(
+        {"text": predictor.texts(data.train), "label": [index[ex.label] for ex in data.train]}
+    )
+    with tempfile.TemporaryDirectory(prefix="promptft-setfit-") as tmp:
+        args = TrainingArguments(
+            output_dir=tmp,
+            batch_size=int(config.get("batch_size", 16)),
+            num_epochs=int(config.get("num_epochs", 1)),
+            num_iterations=int(config.get("num_iterations", 20)),
+            max_steps=int(config.get("max_steps", -1)),
+            body_learning_rate=float(config.get("body_learning_rate", 2e-5)),
+            head_learning_rate=float(config.get("head_learning_rate", 1e-2)),
+            max_length=int(config["max_length"]) if config.get("max_length") else None,
+            seed=seed,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            show_progress_bar=False,
+        )
+        trainer = SetFitTrainer(model=sf_model, args=args, train_dataset=train)
+        start = time.perf_counter()
+        trainer.train()
+        train_time = time.perf_counter() - start
+        steps = int(getattr(getattr(trainer, "state", None), "global_step", 0) or 0)
+    return Fitted(
+        predictor,
+        train_time_s=round(train_time, 3),
+        steps=steps,
+        best_step=steps,
+        info={"encoder": encoder, "encoder_path": resolve_model(encoder), "pair_separator": sep.strip()},
+    )

@@ -1,0 +1,483 @@
+"""Run the few-shot benchmark (LM-BFF protocol): every (task, method, seed) cell of one model.
+
+Each cell trains on the seed's 16-shot train split, selects (steps, grid point) on the seed's dev split,
+and is scored once on the task's test file (or, for tasks whose test set is hidden, on that same dev split,
+reported as test "dev"). Every finished cell is written at once, atomically, to
+
+    <results_dir>/fewshot/<model>/<task>/<method>/seed<seed>.json
+
+so an interrupted run loses at most the cell in progress; a rerun skips finished cells (`force` redoes them).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import gc
+import hashlib
+import json
+import os
+import random
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptft.bench.config import BenchConfig, expand_grid, load_config
+from promptft.bench.methods import METHODS, Fitted, ModelRef, SplitData
+from promptft.bench.tasks import (
+    DEV,
+    TaskSpec,
+    TaskTable,
+    load_tasks,
+    read_split,
+    safe_name,
+    split_path,
+)
+from promptft.data import Example
+from promptft.errors import ConfigError, DataError
+from promptft.evaluation.metrics import classification_metrics
+
+FEWSHOT_DIR = "fewshot"
+DEFAULT_RESULTS_DIR = Path("benchmarks/results")
+TEST_SUBSET_SEED = 0  # --max-test draws the same subset for every method and seed
+
+
+@dataclass
+class TestSet:
+    label: str  # what the report shows: a file (relative to the data folder, or as given) or "dev"
+    path: Path | None  # None: the seed's dev split
+    overridden: bool = False
+
+
+@dataclass
+class RunResult:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+
+def model_label(name: str) -> str:
+    """The results folder name of a model: the alias, or a local folder's name, or the hub id made safe."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return safe_name(path.resolve().name)
+    return safe_name(name)
+
+
+def cell_path(results_dir: str | Path, model: str, task: str, method: str, seed: int) -> Path:
+    return Path(results_dir) / FEWSHOT_DIR / model / task / method / f"seed{seed}.json"
+
+
+def read_cell(path: Path) -> dict[str, Any] | None:
+    """A finished cell's record, or None when the file is missing or unreadable (then it is redone)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "accuracy" in data else None
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def subset(examples: list[Example], n: int | None) -> list[Example]:
+    """The first-come `n` of a fixed random sample (seed 0), in file order: the same for every cell."""
+    if n is None or n >= len(examples):
+        return examples
+    keep = sorted(random.Random(TEST_SUBSET_SEED).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
+
+
+def resolve_test_sets(
+    table: TaskTable,
+    tasks: Sequence[TaskSpec],
+    overrides: dict[str, str],
+    data_dir: Path,
+    model: str,
+) -> dict[str, TestSet]:
+    chosen = {t.key for t in tasks}
+    resolved_overrides: dict[str, str] = {}
+    for name, value in overrides.items():
+        task = table.find(name)
+        if task.key not in chosen:
+            raise ConfigError(
+                f"--test names task {name!r}, which this run does not include: add it to --tasks or drop --test"
+            )
+        resolved_overrides[task.key] = value
+    out: dict[str, TestSet] = {}
+    for task in tasks:
+        if task.key in resolved_overrides:
+            given = resolved_overrides[task.key]
+            path = Path(given).expanduser()
+            if not path.is_absolute() and not path.exists() and (data_dir / path).exists():
+                path = data_dir / path
+            if not path.is_file():
+                raise DataError(
+                    f"--test {task.key}={given}: file not found (looked in the current folder and in {data_dir})"
+                )
+            out[task.key] = TestSet(given, path.resolve(), overridden=True)
+        elif task.test is None or model in task.dev_only_for or model_label(model) in task.dev_only_for:
+            out[task.key] = TestSet(DEV, None)
+        else:
+            path = data_dir / task.test
+            if not path.is_file():
+                raise DataError(
+                    f"test file of {task.name} not found: {path}. Check the data folder (PROMPTFT_DATA), "
+                    f"or score another copy with --test {task.key}=PATH"
+                )
+            out[task.key] = TestSet(task.test, path)
+    return out
+
+
+def _check_split_files(tasks: Sequence[TaskSpec], seeds: Sequence[int], k: int, data_dir: Path) -> None:
+    missing = [
+        str(split_path(t, split, s, k, data_dir))
+        for t in tasks
+        for s in seeds
+        for split in ("train", "dev")
+        if not split_path(t, split, s, k, data_dir).is_file()
+    ]
+    if missing:
+        raise DataError(
+            f"{len(missing)} few-shot split file(s) missing, e.g. {missing[0]}: check the data folder "
+            f"({data_dir}; set PROMPTFT_DATA) and the seeds (--seeds)"
+        )
+
+
+def _reuse_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _device_name(model: ModelRef) -> str:
+    import torch
+
+    device = model.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"{device} ({torch.get_num_threads()} threads)"
+
+
+def run_benchmark(
+    model: str = "smollm2-135m",
+    tasks: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    *,
+    test_overrides: dict[str, str] | None = None,
+    config: BenchConfig | str | Path | None = None,
+    results_dir: str | Path = DEFAULT_RESULTS_DIR,
+    max_test: int | None = None,
+    force: bool = False,
+    tasks_file: TaskTable | str | Path | None = None,
+    data_dir: str | Path | None = None,
+    device: str | None = None,
+    command: str | None = None,
+    console=None,
+    progress: bool = True,
+) -> RunResult:
+    """Run every (task, method, seed) cell for `model`; returns the cells written and skipped."""
+    import promptft
+
+    table = tasks_file if isinstance(tasks_file, TaskTable) else load_tasks(tasks_file)
+    cfg = config if isinstance(config, BenchConfig) else load_config(config)
+    chosen_tasks = table.select(tasks)
+    method_names = list(methods) if methods else list(METHODS)
+    unknown = [m for m in method_names if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {unknown}: choose from {', '.join(METHODS)}")
+    seed_list = [int(s) for s in (seeds or table.seeds)]
+    if max_test is not None and max_test < 1:
+        raise ConfigError(f"--max-test must be a positive number of test examples, got {max_test}")
+    data_root = table.resolve_data_dir(data_dir)
+    test_sets = resolve_test_sets(table, chosen_tasks, dict(test_overrides or {}), data_root, model)
+    _check_split_files(chosen_tasks, seed_list, table.k, data_root)
+    ref = ModelRef(model, device=device)
+    if ref.kind == "encoder":
+        lm_methods = [m for m in method_names if getattr(METHODS[m], "needs_lm", True)]
+        if lm_methods:
+            raise ConfigError(
+                f"{model!r} is an encoder without a language-model head, so {lm_methods} cannot run on it: "
+                "benchmark a masked, causal or seq2seq LM, or run only standard_ft / setfit"
+            )
+    label = model_label(model)
+    results_dir = Path(results_dir)
+    command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    result = RunResult()
+
+    plan = [(t, s, m) for t in chosen_tasks for s in seed_list for m in method_names]
+    pending = []
+    for task, seed, name in plan:
+        path = cell_path(results_dir, label, task.key, name, seed)
+        if not force and read_cell(path) is not None:
+            result.skipped.append(path)
+        else:
+            pending.append((task, seed, name))
+
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    console.print(
+        f"[bold]bench[/bold] {label} ({ref.kind}): {len(plan)} cells, {len(result.skipped)} already done, "
+        f"{len(pending)} to run -> {results_dir / FEWSHOT_DIR / label}"
+    )
+    if not pending:
+        return result
+
+    test_cache: dict[str, list[Example]] = {}
+    split_cache: dict[tuple[str, int], SplitData] = {}
+    reuse_cache: dict[str, dict[str, Any]] = {}
+    meta = {
+        "promptft_version": promptft.__version__,
+        "command": command,
+        "device": _device_name(ref),
+        "config_source": cfg.source,
+        "tasks_file": table.source,
+        "data_dir": str(data_root),
+    }
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[phase]}"),
+        console=console,
+        disable=not progress,
+    )
+    with _quiet_transformers(), bar:
+        job = bar.add_task("cells", total=len(pending), phase="")
+        for task, seed, name in pending:
+
+            def phase(text: str, _task=task, _seed=seed, _name=name) -> None:
+                bar.update(job, description=f"{_task.name} {_name} seed {_seed}", phase=text)
+
+            phase("reading data")
+            if (task.key, seed) not in split_cache:
+                split_cache[(task.key, seed)] = SplitData(
+                    read_split(task, split_path(task, "train", seed, table.k, data_root)),
+                    read_split(task, split_path(task, "dev", seed, table.k, data_root)),
+                )
+            data = split_cache[(task.key, seed)]
+            test = test_sets[task.key]
+            if test.path is not None and task.key not in test_cache:
+                test_cache[task.key] = read_split(task, test.path)
+            path = cell_path(results_dir, label, task.key, name, seed)
+            record = _run_cell(
+                task,
+                seed,
+                name,
+                ref,
+                data,
+                test,
+                test_cache.get(task.key),
+                cfg,
+                max_test,
+                reuse_cache,
+                None if force else path.parent,
+                path.name,
+                phase,
+            )
+            record.update(
+                {
+                    "model": label,
+                    "model_name": model,
+                    "model_path": ref.path,
+                    "model_kind": ref.kind,
+                    "task": task.key,
+                    "task_name": task.name,
+                    "method": name,
+                    "seed": seed,
+                    "k": table.k,
+                    **meta,
+                    "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                }
+            )
+            write_json_atomic(path, _ordered(record))
+            result.written.append(path)
+            result.cells.append(record)
+            bar.advance(job)
+            note = " (test reused)" if record.get("reused_test_from") else ""
+            console.print(
+                f"  {task.name:6} {name:15} seed {seed:<3} acc {100 * record['accuracy']:5.1f} "
+                f"on {record['test']} (n={record['n_test']}){note}  dev {100 * (record['dev_accuracy'] or 0):5.1f}  "
+                f"train {record['train_time_s']:.0f}s eval {record['eval_time_s']:.0f}s"
+            )
+            gc.collect()
+    return result
+
+
+def _run_cell(
+    task: TaskSpec,
+    seed: int,
+    name: str,
+    ref: ModelRef,
+    data: SplitData,
+    test: TestSet,
+    test_examples: list[Example] | None,
+    cfg: BenchConfig,
+    max_test: int | None,
+    reuse_cache: dict[str, dict[str, Any]],
+    reuse_dir: Path | None,
+    cell_name: str,
+    phase,
+) -> dict[str, Any]:
+    fn = METHODS[name]
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    grid = expand_grid(cfg.method(name))
+    for combo in grid:
+        combo.setdefault("eval_batch_size", cfg.eval_batch_size)
+    best: Fitted | None = None
+    best_config: dict[str, Any] | None = None
+    tried: list[dict[str, Any]] = []
+    train_time = 0.0
+    for i, combo in enumerate(grid):
+        note = f" (grid {i + 1}/{len(grid)})" if len(grid) > 1 else ""
+        phase(f"training{note}")
+        fitted = fn(task, data, ref, seed, combo)
+        if fitted.dev is None:
+            phase(f"scoring dev{note}")
+            predicted = fitted.predictor.predict(data.dev, batch_size=cfg.eval_batch_size)
+            fitted.dev = classification_metrics([ex.label for ex in data.dev], predicted, task.label_names)
+        train_time += fitted.train_time_s
+        tried.append(
+            {
+                "config": combo,
+                "dev_accuracy": fitted.dev["accuracy"],
+                "dev_macro_f1": fitted.dev.get("macro_f1"),
+                "train_time_s": fitted.train_time_s,
+                "steps": fitted.steps,
+                "best_step": fitted.best_step,
+            }
+        )
+        if best is None or fitted.dev["accuracy"] > best.dev["accuracy"]:  # type: ignore[index]
+            best, best_config = fitted, combo
+        else:
+            del fitted
+    assert best is not None and best_config is not None and best.dev is not None
+
+    if test.path is None:
+        examples, subset_used = data.dev, False
+    else:
+        assert test_examples is not None
+        examples = subset(test_examples, max_test)
+        subset_used = len(examples) < len(test_examples)
+    reuse_key = None
+    if getattr(fn, "seed_independent", False) and test.path is not None:
+        reuse_key = _reuse_key(
+            {
+                "method": name,
+                "model": ref.path,
+                "task": task.key,
+                "test": str(test.path),
+                "n": len(examples),
+                "max_test": max_test,
+                "config": best_config,
+                "prompt": best.info.get("prompt"),
+            }
+        )
+    reused = None
+    if reuse_key:
+        reused = reuse_cache.get(reuse_key) or _find_reusable(reuse_dir, reuse_key, cell_name)
+    eval_time = 0.0
+    if reused is not None:
+        metrics = {k: reused[k] for k in ("accuracy", "macro_f1", "n")}
+        reused_from = reused["source"]
+    else:
+        phase(f"testing on {len(examples)} examples")
+        t0 = time.perf_counter()
+        predicted = best.predictor.predict(examples, batch_size=cfg.eval_batch_size)
+        eval_time = time.perf_counter() - t0
+        metrics = classification_metrics([ex.label for ex in examples], predicted, task.label_names)
+        reused_from = None
+    record: dict[str, Any] = {
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "n_test": metrics["n"],
+        "test": test.label,
+        "test_path": str(test.path) if test.path else None,
+        "test_overridden": test.overridden,
+        "max_test": max_test,
+        "test_subset": subset_used,
+        "dev_accuracy": best.dev["accuracy"],
+        "dev_macro_f1": best.dev.get("macro_f1"),
+        "n_train": len(data.train),
+        "n_dev": len(data.dev),
+        "train_time_s": round(train_time, 3),
+        "eval_time_s": round(eval_time, 3),
+        "steps": best.steps,
+        "best_step": best.best_step,
+        "config": best_config,
+        "grid": tried if len(tried) > 1 else None,
+        "reuse_key": reuse_key,
+        "reused_test_from": reused_from,
+        "info": best.info,
+        "wall_time_s": round(time.perf_counter() - wall0, 3),
+        "cpu_time_s": round(time.process_time() - cpu0, 3),
+    }
+    if test.path is None:
+        record["note"] = (
+            "hidden or withheld test set: scored on the seed's own dev split, which also selected the model "
+            "(optimistic)"
+        )
+    if reuse_key and reused is None:
+        reuse_cache[reuse_key] = {
+            **{k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
+            "source": cell_name,
+        }
+    return record
+
+
+def _find_reusable(directory: Path | None, key: str, cell_name: str) -> dict[str, Any] | None:
+    """A finished sibling cell (another seed) whose seed-independent test scores can be reused."""
+    if directory is None or not directory.is_dir():
+        return None
+    for other in sorted(directory.glob("seed*.json")):
+        if other.name == cell_name:
+            continue
+        data = read_cell(other)
+        if data and data.get("reuse_key") == key:
+            return {
+                "accuracy": data["accuracy"],
+                "macro_f1": data["macro_f1"],
+                "n": data["n_test"],
+                "source": data.get("reused_test_from") or other.name,
+            }
+    return None
+
+
+def _ordered(record: dict[str, Any]) -> dict[str, Any]:
+    first = ["model", "task", "method", "seed", "accuracy", "macro_f1", "n_test", "test", "dev_accuracy"]
+    return {**{k: record[k] for k in first if k in record}, **record}
+
+
+class _quiet_transformers:
+    """Silence Hugging Face progress bars (they would fight the benchmark's own progress display)."""
+
+    def __enter__(self):
+        from transformers.utils import logging as hf_logging
+
+        self._hf = hf_logging
+        self._was = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        return self
+
+    def __exit__(self, *exc):
+        if self._was:
+            self._hf.enable_progress_bar()
+        return False

@@ -1,0 +1,520 @@
+"""The few-shot benchmark: task table, runner (cells, resume, --test, dev-only, reuse, grid), report, CLI.
+
+Runs on a tiny random Llama and a tiny synthetic task table; numbers belong to benchmarks, not tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import statistics
+
+import pytest
+import typer
+import yaml
+from tiny import tiny_llama
+from typer.testing import CliRunner
+
+from promptft.bench import METHODS, build_report, load_config, load_tasks, run_benchmark
+from promptft.bench.commands import register
+from promptft.bench.config import expand_grid
+from promptft.bench.methods import ModelRef, SplitData
+from promptft.bench.report import SUMMARY_FILE
+from promptft.bench.runner import cell_path, subset
+from promptft.bench.tasks import read_split, split_path
+from promptft.data import Example
+from promptft.errors import ConfigError, DataError
+from promptft.prompts import Template
+from promptft.settings import data_dir
+
+POS = ["a great film", "great acting", "it was great", "good and great", "wonderful", "I loved it"]
+NEG = ["a terrible film", "bad acting", "it was terrible", "awful and bad", "boring", "I hated it"]
+
+
+def _write_csv(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{label},{text}\n" for label, text in rows))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    model, tok = tiny_llama()
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A tiny task table: `sent` with a test file, `hidden` without one (dev only), K=2, seeds 1 and 2."""
+    data = tmp_path / "data"
+    for task in ("sent", "hidden"):
+        for seed in (1, 2):
+            for split in ("train", "dev"):
+                rows = [(1, POS[(seed + i) % 6]) for i in range(2)] + [
+                    (0, NEG[(seed + i) % 6]) for i in range(2)
+                ]
+                _write_csv(data / task / "k-shot" / f"2-{seed}" / f"{split}.csv", rows)
+    _write_csv(data / "sent" / "test.csv", [(1, t) for t in POS] + [(0, t) for t in NEG])
+    prompt = {
+        "masked": {"template": "{text} It was {mask}."},
+        "causal": {"template": "{text} It was {mask}."},
+    }
+    common = {
+        "format": "csv",
+        "header": False,
+        "fields": {"text": 1},
+        "label": 0,
+        "labels": {"0": "negative", "1": "positive"},
+        "label_words": {"negative": "terrible", "positive": "great"},
+        "prompts": prompt,
+    }
+    spec = {
+        "k": 2,
+        "seeds": [1, 2],
+        "data_dir": "data",
+        "paper": {
+            "model": "RoBERTa-large",
+            "source": "LM-BFF Table 3",
+            "methods": {"zero_shot": "prompt-based zero-shot", "prompt_ft": "prompt-based FT (man)"},
+        },
+        "tasks": {
+            "sent": {
+                "name": "Sent",
+                "train": "sent/k-shot/{k}-{seed}/train.csv",
+                "dev": "sent/k-shot/{k}-{seed}/dev.csv",
+                "test": "sent/test.csv",
+                "paper": {"zero_shot": [83.6, None], "prompt_ft": [92.7, 0.9]},
+                **common,
+            },
+            "hidden": {
+                "name": "Hidden",
+                "train": "hidden/k-shot/{k}-{seed}/train.csv",
+                "dev": "hidden/k-shot/{k}-{seed}/dev.csv",
+                "test": None,
+                **common,
+            },
+        },
+    }
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def config(tmp_path):
+    """Tiny budgets: 2 steps; prompt_ft_lora has a 2-point learning-rate grid."""
+    train = {"max_steps": 2, "batch_size": 4, "eval_every": 1, "max_length": 64}
+    spec = {
+        "eval_batch_size": 8,
+        "methods": {
+            "prompt_ft": {**train, "learning_rate": "1e-4", "grid": {}},
+            "standard_ft": {**train, "learning_rate": 1e-4, "grid": {}},
+            "prompt_ft_lora": {**train, "grid": {"learning_rate": [1e-3, 1e-2]}, "lora": {"r": 2}},
+        },
+    }
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def run(tiny_model, table, config, results, **kw):
+    kw.setdefault("progress", False)
+    return run_benchmark(tiny_model, tasks_file=table, config=config, results_dir=results, device="cpu", **kw)
+
+
+def counting(monkeypatch, name):
+    calls = []
+    original = METHODS[name]
+
+    @functools.wraps(original)
+    def wrapper(*args, **kwargs):
+        calls.append(args[3])  # the seed
+        return original(*args, **kwargs)
+
+    monkeypatch.setitem(METHODS, name, wrapper)
+    return calls
+
+
+# ---------------------------------------------------------------------------------------------------------
+# runner
+
+
+def test_cells_written_per_task_method_seed_and_rerun_skips(tiny_model, table, config, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    out = run(tiny_model, table, config, results, methods=["zero_shot", "prompt_ft_lora"])
+    assert len(out.written) == 2 * 2 * 2 and not out.skipped
+    for task in ("sent", "hidden"):
+        for method in ("zero_shot", "prompt_ft_lora"):
+            for seed in (1, 2):
+                cell = json.loads(cell_path(results, "tiny-llama", task, method, seed).read_text())
+                assert (cell["task"], cell["method"], cell["seed"]) == (task, method, seed)
+                for key in (
+                    "accuracy",
+                    "macro_f1",
+                    "n_test",
+                    "test",
+                    "train_time_s",
+                    "eval_time_s",
+                    "steps",
+                    "best_step",
+                    "dev_accuracy",
+                    "config",
+                    "promptft_version",
+                    "command",
+                    "timestamp",
+                ):
+                    assert key in cell, key
+                assert 0 <= cell["accuracy"] <= 1
+    lora = json.loads(cell_path(results, "tiny-llama", "sent", "prompt_ft_lora", 1).read_text())
+    assert lora["config"]["lora"]["r"] == 2 and lora["steps"] <= 2
+    assert not list(results.rglob("*.tmp"))  # written atomically, nothing left behind
+
+    calls = counting(monkeypatch, "zero_shot")
+    again = run(tiny_model, table, config, results, methods=["zero_shot", "prompt_ft_lora"])
+    assert not again.written and len(again.skipped) == 8 and calls == []
+    forced = run(
+        tiny_model, table, config, results, tasks=["sent"], methods=["zero_shot"], seeds=[2], force=True
+    )
+    assert len(forced.written) == 1 and calls == [2]
+
+
+def test_grid_keeps_the_best_on_dev_and_records_every_point(tiny_model, table, config, tmp_path):
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["prompt_ft_lora"], seeds=[1])
+    cell = json.loads(cell_path(results, "tiny-llama", "sent", "prompt_ft_lora", 1).read_text())
+    assert [g["config"]["learning_rate"] for g in cell["grid"]] == [1e-3, 1e-2]
+    best = max(cell["grid"], key=lambda g: g["dev_accuracy"])
+    assert cell["config"]["learning_rate"] == best["config"]["learning_rate"]
+    assert cell["dev_accuracy"] == best["dev_accuracy"]
+    assert cell["train_time_s"] == pytest.approx(sum(g["train_time_s"] for g in cell["grid"]), abs=0.01)
+
+
+def test_test_override_is_used_and_recorded_and_dev_only_task_says_dev(tiny_model, table, config, tmp_path):
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, methods=["zero_shot"], seeds=[1])
+    hidden = json.loads(cell_path(results, "tiny-llama", "hidden", "zero_shot", 1).read_text())
+    assert (
+        hidden["test"] == "dev" and hidden["n_test"] == hidden["n_dev"] == 4 and hidden["test_path"] is None
+    )
+    assert "optimistic" in hidden["note"]
+    sent = json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", 1).read_text())
+    assert sent["test"] == "sent/test.csv" and sent["n_test"] == 12 and not sent["test_overridden"]
+
+    copy = tmp_path / "hidden_test.csv"
+    _write_csv(copy, [(1, t) for t in POS[:3]] + [(0, t) for t in NEG[:2]])
+    run(
+        tiny_model,
+        table,
+        config,
+        results,
+        tasks=["hidden"],
+        methods=["zero_shot"],
+        seeds=[1],
+        test_overrides={"hidden": str(copy)},
+        force=True,
+    )
+    cell = json.loads(cell_path(results, "tiny-llama", "hidden", "zero_shot", 1).read_text())
+    assert cell["test"] == str(copy) and cell["test_overridden"] and cell["n_test"] == 5
+
+    with pytest.raises(DataError, match="--test hidden="):
+        run(tiny_model, table, config, results, tasks=["hidden"], test_overrides={"hidden": "nope.csv"})
+    with pytest.raises(ConfigError, match="does not include"):
+        run(tiny_model, table, config, results, tasks=["sent"], test_overrides={"hidden": str(copy)})
+
+
+def test_zero_shot_test_scores_are_computed_once_and_reused(tiny_model, table, config, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    predicted = []
+    original = METHODS["zero_shot"]
+
+    @functools.wraps(original)
+    def spy(*args, **kwargs):
+        fitted = original(*args, **kwargs)
+        inner = fitted.predictor.predict
+
+        def predict(examples, batch_size=32):
+            predicted.append(len(examples))
+            return inner(examples, batch_size=batch_size)
+
+        fitted.predictor.predict = predict
+        return fitted
+
+    monkeypatch.setitem(METHODS, "zero_shot", spy)
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["zero_shot"], seeds=[1, 2])
+    first, second = (
+        json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", s).read_text()) for s in (1, 2)
+    )
+    assert predicted.count(12) == 1  # the test file was scored once (the 4-example calls are dev)
+    assert first["reused_test_from"] is None and second["reused_test_from"] == "seed1.json"
+    assert second["accuracy"] == first["accuracy"] and second["eval_time_s"] == 0
+
+    # across runs too: a later run for another seed reuses the finished cell on disk
+    cell_path(results, "tiny-llama", "sent", "zero_shot", 2).unlink()
+    predicted.clear()
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["zero_shot"], seeds=[2])
+    assert 12 not in predicted
+    assert (
+        json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", 2).read_text())["reused_test_from"]
+        == "seed1.json"
+    )
+
+
+def test_other_methods_run_end_to_end(tiny_model, table, config, tmp_path):
+    results = tmp_path / "results"
+    out = run(
+        tiny_model, table, config, results, tasks=["sent"], methods=["standard_ft", "prompt_ft"], seeds=[1]
+    )
+    assert len(out.written) == 2
+    for method in ("standard_ft", "prompt_ft"):
+        cell = json.loads(cell_path(results, "tiny-llama", "sent", method, 1).read_text())
+        assert cell["steps"] <= 2 and cell["train_time_s"] > 0 and cell["grid"] is None
+
+
+def test_bad_names_are_clear_errors(tiny_model, table, config, tmp_path):
+    with pytest.raises(ConfigError, match="unknown task 'nope'"):
+        run(tiny_model, table, config, tmp_path, tasks=["nope"])
+    with pytest.raises(ConfigError, match="unknown method"):
+        run(tiny_model, table, config, tmp_path, methods=["magic"])
+    with pytest.raises(ConfigError, match="--max-test"):
+        run(tiny_model, table, config, tmp_path, max_test=0)
+
+
+def test_max_test_subset_is_fixed_recorded_and_marked(tiny_model, table, config, tmp_path):
+    examples = [Example({"text": str(i)}, "x") for i in range(100)]
+    assert subset(examples, 10) == subset(examples, 10) and len(subset(examples, 10)) == 10
+    assert subset(examples, 500) is examples
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["zero_shot"], seeds=[1], max_test=5)
+    cell = json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", 1).read_text())
+    assert cell["max_test"] == 5 and cell["test_subset"] and cell["n_test"] == 5
+    report = build_report(results, table)
+    assert "Sent‡" in report.markdown_path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# report
+
+
+def test_report_schema_markdown_and_plot(tiny_model, table, config, tmp_path):
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, methods=["zero_shot", "prompt_ft"])
+    report = build_report(results, table)
+    summary = json.loads((results / SUMMARY_FILE).read_text())
+    assert summary == report.summary
+    assert set(summary) == {"tiny-llama"}
+    assert set(summary["tiny-llama"]) == {"sent", "hidden"}
+    for task, methods in summary["tiny-llama"].items():
+        assert set(methods) == {"zero_shot", "prompt_ft"}
+        for stats in methods.values():
+            assert set(stats) == {"mean", "std", "n_seeds", "test"}
+            assert stats["n_seeds"] == 2 and 0 <= stats["mean"] <= 100
+            assert stats["test"] == ("dev" if task == "hidden" else "sent/test.csv")
+    accs = [
+        100 * json.loads(cell_path(results, "tiny-llama", "hidden", "prompt_ft", s).read_text())["accuracy"]
+        for s in (1, 2)
+    ]
+    assert summary["tiny-llama"]["hidden"]["prompt_ft"]["std"] == pytest.approx(
+        statistics.stdev(accs), abs=0.01
+    )
+    text = report.markdown_path.read_text()
+    assert "92.7 (0.9)" in text and "RoBERTa-large" in text and "ddof=1" in text
+    assert "Hidden†" in text and "Average" in text and "wall-clock hours" in text
+    assert report.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fake_cell(results, model, task, method, seed, acc, test="x.tsv"):
+    from promptft.bench.runner import write_json_atomic
+
+    write_json_atomic(
+        cell_path(results, model, task, method, seed),
+        {
+            "model": model,
+            "task": task,
+            "method": method,
+            "seed": seed,
+            "accuracy": acc,
+            "macro_f1": acc,
+            "n_test": 10,
+            "test": test,
+            "train_time_s": 1.0,
+            "eval_time_s": 2.0,
+            "wall_time_s": 3600.0,
+            "cpu_time_s": 7200.0,
+            "model_kind": "causal",
+            "device": "cpu",
+            "command": "promptft bench run",
+        },
+    )
+
+
+def test_report_with_the_packaged_table_shows_the_paper_numbers(tmp_path):
+    results = tmp_path / "results"
+    for seed, acc in zip((13, 21, 42, 87, 100), (0.8, 0.82, 0.84, 0.86, 0.88), strict=True):
+        _fake_cell(results, "fake", "sst-2", "prompt_ft", seed, acc, "SST-2/test.tsv")
+    _fake_cell(results, "fake", "mpqa", "zero_shot", 13, 0.6, "dev")
+    report = build_report(results)
+    stats = report.summary["fake"]["sst-2"]["prompt_ft"]
+    assert stats == {
+        "mean": 84.0,
+        "std": pytest.approx(3.16, abs=0.01),
+        "n_seeds": 5,
+        "test": "SST-2/test.tsv",
+    }
+    assert report.summary["fake"]["mpqa"]["zero_shot"] == {
+        "mean": 60.0,
+        "std": None,
+        "n_seeds": 1,
+        "test": "dev",
+    }
+    text = report.markdown_path.read_text()
+    for number in ("83.6", "81.4 (3.8)", "92.7 (0.9)", "67.6", "72.0 (3.8)", "84.7 (2.2)"):
+        assert number in text
+    assert "84.0 (3.2)" in text and "60.0 [n=1]" in text and "MPQA†" in text
+    assert "6.00 wall-clock hours" in text and "12.00 CPU hours" in text
+
+
+def test_report_without_cells_says_what_to_do(tmp_path):
+    with pytest.raises(DataError, match="bench run"):
+        build_report(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# task table and config
+
+
+def test_packaged_tasks_table_prompts_fit_the_backbones():
+    table = load_tasks()
+    assert list(table.tasks) == ["sst-2", "sst-5", "mr", "cr", "subj", "mpqa", "trec", "rte"]
+    assert table.seeds == (13, 21, 42, 87, 100) and table.k == 16
+    for task in table.tasks.values():
+        assert set(task.paper) == {"zero_shot", "standard_ft", "prompt_ft"}
+        for kind in ("masked", "causal"):
+            spec = task.prompt_for(kind)
+            template = Template(spec.template)
+            assert set(template.fields) == set(task.fields)
+            assert set(spec.label_words) == set(task.label_names)
+        causal = Template(task.prompt_for("causal").template)
+        assert all(s.kind == "literal" for s in causal.after_slot), task.key  # the prompt ends with the slot
+        assert task.prompt_for("causal").adaptation
+    assert table.tasks["mpqa"].test is None and table.tasks["trec"].test is None
+    assert table.tasks["trec"].prompt_for("masked").template.startswith("{mask}")
+    rte = table.tasks["rte"].prompt_for("masked")
+    ex = rte.prepare([Example({"premise": "It rained.", "hypothesis": "The street is wet."}, "entailment")])[
+        0
+    ]
+    assert ex.fields == {"premise": "It rained", "hypothesis": "the street is wet."}
+
+
+@pytest.mark.skipif(data_dir() is None, reason="shared benchmark data not present")
+def test_packaged_tasks_files_exist_and_labels_have_words():
+    table = load_tasks()
+    root = table.resolve_data_dir()
+    for task in table.tasks.values():
+        for seed in table.seeds:
+            for split in ("train", "dev"):
+                path = split_path(task, split, seed, table.k, root)
+                assert path.is_file(), path
+        examples = read_split(task, split_path(task, "train", 13, table.k, root))
+        assert len(examples) == table.k * len(task.label_names)
+        labels = {ex.label for ex in examples}
+        if task.test is not None:
+            assert (root / task.test).is_file()
+            labels |= {ex.label for ex in read_split(task, root / task.test)}
+        assert labels == set(task.label_names), task.key
+        for kind in ("masked", "causal"):
+            assert labels <= set(task.prompt_for(kind).label_words)
+        assert set(examples[0].fields) == set(task.fields)
+
+
+def test_config_defaults_merge_and_grid(tmp_path):
+    cfg = load_config()
+    lora = cfg.method("prompt_ft_lora")
+    assert lora["learning_rate"] == 3e-4 and lora["max_steps"] == 60 and lora["lora"]["r"] == 8
+    assert cfg.eval_batch_size == 32
+    assert [c["learning_rate"] for c in expand_grid(cfg.method("prompt_ft"))] == [1e-5, 2e-5]
+    override = tmp_path / "o.yaml"
+    override.write_text(
+        "methods:\n  prompt_ft_lora:\n    lora: {r: 4}\n    grid: {learning_rate: [1e-4, 3e-4], lora.r: [4, 8]}\n"
+    )
+    merged = load_config(override).method("prompt_ft_lora")
+    assert merged["lora"] == {"r": 4, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear"}
+    combos = expand_grid(merged)
+    assert len(combos) == 4 and {(c["learning_rate"], c["lora"]["r"]) for c in combos} == {
+        (1e-4, 4),
+        (1e-4, 8),
+        (3e-4, 4),
+        (3e-4, 8),
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: {}\n")
+    with pytest.raises(ConfigError, match="unknown top-level"):
+        load_config(bad)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# setfit and the CLI
+
+
+def _minilm_ready() -> bool:
+    from promptft.models.registry import is_ready
+
+    try:
+        import setfit  # noqa: F401
+    except ImportError:
+        return False
+    return is_ready("minilm-l6")
+
+
+@pytest.mark.skipif(not _minilm_ready(), reason="setfit or the offline MiniLM package is not installed")
+def test_setfit_method_trains_offline_and_predicts(tiny_model, table):
+    task = load_tasks(table).tasks["sent"]
+    train = [Example({"text": t}, "positive") for t in POS[:4]] + [
+        Example({"text": t}, "negative") for t in NEG[:4]
+    ]
+    fitted = METHODS["setfit"](
+        task,
+        SplitData(train, train[:2]),
+        ModelRef(tiny_model, device="cpu"),
+        13,
+        {"num_iterations": 1, "batch_size": 16, "max_length": 32},
+    )
+    assert fitted.train_time_s > 0 and fitted.info["encoder"] == "minilm-l6"
+    predicted = fitted.predictor.predict(train, batch_size=8)
+    assert len(predicted) == 8 and set(predicted) <= {"positive", "negative"}
+
+
+def test_cli_run_and_report(tiny_model, table, config, tmp_path):
+    app = typer.Typer()
+    register(app)
+    results = tmp_path / "results"
+    runner = CliRunner()
+    args = [
+        "bench",
+        "run",
+        "--model",
+        tiny_model,
+        "--tasks-file",
+        str(table),
+        "--config",
+        str(config),
+        "--methods",
+        "zero_shot",
+        "--seeds",
+        "1",
+        "--results-dir",
+        str(results),
+        "--device",
+        "cpu",
+    ]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert cell_path(results, "tiny-llama", "sent", "zero_shot", 1).exists()
+    assert (results / SUMMARY_FILE).exists() and (results / "fewshot.md").exists()
+    out = runner.invoke(app, ["bench", "report", "--results-dir", str(results), "--tasks-file", str(table)])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(app, [*args, "--tasks", "nope"])
+    assert out.exit_code == 2 and "unknown task 'nope'" in out.output
+    out = runner.invoke(app, ["bench", "run", "--help"])
+    assert out.exit_code == 0 and "Example" in out.output
