@@ -518,3 +518,59 @@ def test_cli_run_and_report(tiny_model, table, config, tmp_path):
     assert out.exit_code == 2 and "unknown task 'nope'" in out.output
     out = runner.invoke(app, ["bench", "run", "--help"])
     assert out.exit_code == 0 and "Example" in out.output
+
+
+def _smollm_ready() -> bool:
+    from promptft.models.registry import is_ready
+
+    return is_ready("smollm2-135m")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    data_dir() is None or not _smollm_ready(), reason="needs shared data and the converted SmolLM2"
+)
+def test_causal_prompts_encode_with_the_default_model_tokenizer():
+    from transformers import AutoTokenizer
+
+    from promptft.models.registry import resolve_model
+    from promptft.prompts import Verbalizer
+    from promptft.prompts.encoding import PromptEncoder
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m"))
+    table = load_tasks()
+    root = table.resolve_data_dir()
+    for task in table.tasks.values():
+        spec = task.prompt_for("causal")
+        template = Template(spec.template)
+        words = Verbalizer(spec.label_words).tokenize(tok, template.space_before_slot)
+        assert all(len(w) == 1 for w in words.word_ids), task.key  # every label word is one token here
+        example = spec.prepare(read_split(task, split_path(task, "train", 13, table.k, root)))[0]
+        encoded = PromptEncoder(tok, template, slot_text=None, max_length=256).encode(example.fields)
+        text = tok.decode(encoded.input_ids)
+        assert all(example.fields[f][:20] in text for f in task.fields), (
+            task.key
+        )  # no field lost after the slot
+
+
+def test_rerun_with_another_test_set_keeps_cells_and_warns(tiny_model, table, config, tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["zero_shot"], seeds=[1], max_test=3)
+    buffer = StringIO()
+    out = run(
+        tiny_model,
+        table,
+        config,
+        results,
+        tasks=["sent"],
+        methods=["zero_shot"],
+        seeds=[1],
+        console=Console(file=buffer, width=200),
+    )
+    assert not out.written and len(out.skipped) == 1
+    assert "--force" in buffer.getvalue()
+    assert json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", 1).read_text())["max_test"] == 3

@@ -239,14 +239,8 @@ def list_models(paths: Sequence[str | Path] = (), *, include_cache: bool = True)
             gguf = pkg / entry.gguf_file
             n_params, size = gguf_parameters(gguf), gguf.stat().st_size
             params_from = "gguf header" if n_params else None
-        elif pkg is not None:
-            size = folder_size(pkg)
         full, lora = estimate_training_memory(n_params)
-        status = (
-            "installed; converted to safetensors on first use (~1 min, once)"
-            if pkg is not None
-            else f"not installed: {entry.install_hint}"
-        )
+        status = "converts on first use" if pkg is not None else f"not installed: {entry.install_hint}"
         out.append(
             ModelInfo(
                 alias, "registry", None, entry.kind, n_params, params_from, size, full, lora, False, status

@@ -31,7 +31,9 @@ def _guard(fn):
         except PromptFTError as exc:
             from rich.console import Console
 
-            Console(stderr=True).print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
+            Console(stderr=True).print(
+                f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
 
     return wrapper
@@ -86,8 +88,7 @@ def bench_run(
 ) -> None:
     """Run the benchmark: one JSON per (task, method, seed), written as soon as it finishes; reruns skip them.
 
-    Example: promptft bench run --model smollm2-135m --tasks sst-2,mr --methods zero_shot,prompt_ft_lora
-    --seeds 13,21 --max-test 200 --results-dir /tmp/bench
+    Example: promptft bench run --model smollm2-135m --tasks sst-2,mr --methods zero_shot,prompt_ft_lora --seeds 13,21 --max-test 200 --results-dir /tmp/bench
     """
     from promptft.bench.report import build_report
     from promptft.bench.runner import run_benchmark
@@ -179,6 +180,12 @@ def models_command(
         )
     console = Console()
     console.print(table)
+    if any(not i.ready and i.status.startswith("converts") for i in infos):
+        console.print(
+            "converts on first use: the GGUF weights are dequantised once into a safetensors checkpoint in "
+            "the cache (about a minute); later loads take under a second.",
+            style="dim",
+        )
     console.print(
         f"Training memory is an estimate (fp32: 16 bytes/param for full fine-tuning, 4 for LoRA r=8, plus "
         f"activations at batch {DEFAULT_BATCH} x {DEFAULT_SEQ} tokens); GB = 10^9 bytes.",
@@ -218,8 +225,7 @@ def select_command(
     """Compare candidate models on your data: zero-shot accuracy, accuracy after a short LoRA fine-tune,
     latency and peak memory; ranks them and recommends one that meets the limits.
 
-    Example: promptft select --data train.tsv --template "{text} It was {mask}." --label-words 0=terrible,1=great
-    --models smollm2-135m,gemma3-270m --budget-s 120 --max-latency-ms 100
+    Example: promptft select --data train.tsv --template "{text} It was {mask}." --label-words 0=terrible,1=great --models smollm2-135m,gemma3-270m --budget-s 120 --max-latency-ms 100
     """
     from rich.console import Console
     from rich.table import Table

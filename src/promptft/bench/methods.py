@@ -196,21 +196,7 @@ def zero_shot(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, confi
     return _prompt_method(task, data, model, seed, config, "none")
 
 
-@method("prompt_ft")
-def prompt_ft(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
-    """Prompt-based fine-tuning of the whole model (LM-BFF)."""
-    return _prompt_method(task, data, model, seed, config, "full")
-
-
-@method("prompt_ft_lora")
-def prompt_ft_lora(
-    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
-) -> Fitted:
-    """Prompt-based fine-tuning of LoRA adapters only."""
-    return _prompt_method(task, data, model, seed, config, "lora")
-
-
-@method("standard_ft")
+@method("standard_ft", needs_lm=False)
 def standard_ft(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:
@@ -239,6 +225,20 @@ def standard_ft(
         dev=result.best_dev,
         info={"stopped_early": result.stopped_early, "history": result.history},
     )
+
+
+@method("prompt_ft")
+def prompt_ft(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
+    """Prompt-based fine-tuning of the whole model (LM-BFF)."""
+    return _prompt_method(task, data, model, seed, config, "full")
+
+
+@method("prompt_ft_lora")
+def prompt_ft_lora(
+    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
+) -> Fitted:
+    """Prompt-based fine-tuning of LoRA adapters only."""
+    return _prompt_method(task, data, model, seed, config, "lora")
 
 
 class SetFitPredictor:

@@ -318,7 +318,9 @@ def render_plot(grouped: dict[str, Any], summary: dict[str, Any], table: TaskTab
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{model}: mean over seeds (bars), each seed (dots)")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize="small", ncols=min(len(methods), 5), loc="lower right")
+        ax.legend(
+            fontsize="small", ncols=min(len(methods), 6), loc="upper center", bbox_to_anchor=(0.5, -0.22)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)

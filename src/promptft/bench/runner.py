@@ -220,16 +220,26 @@ def run_benchmark(
 
     plan = [(t, s, m) for t in chosen_tasks for s in seed_list for m in method_names]
     pending = []
+    differs = []  # finished cells scored on another test set than this run asks for
     for task, seed, name in plan:
         path = cell_path(results_dir, label, task.key, name, seed)
-        if not force and read_cell(path) is not None:
-            result.skipped.append(path)
-        else:
+        done = None if force else read_cell(path)
+        if done is None:
             pending.append((task, seed, name))
+            continue
+        result.skipped.append(path)
+        if done.get("test") != test_sets[task.key].label or done.get("max_test") != max_test:
+            differs.append(path)
 
     from rich.console import Console
 
     console = console or Console(stderr=True)
+    if differs:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(differs)} finished cell(s) were scored on another test set or "
+            f"--max-test than this run asks for (e.g. {differs[0]}); they are kept as they are: "
+            "add --force to redo them, or use another --results-dir"
+        )
     console.print(
         f"[bold]bench[/bold] {label} ({ref.kind}): {len(plan)} cells, {len(result.skipped)} already done, "
         f"{len(pending)} to run -> {results_dir / FEWSHOT_DIR / label}"
