@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from promptft import LoraSettings, PromptClassifier, TrainConfig
+from promptft import LoraSettings, PromptClassifier
 from promptft.data import read_examples
 from promptft.models.peft_utils import _linear_names
 from promptft.models.registry import resolve_model
@@ -43,8 +43,11 @@ def sst2(split: str):
 
 
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def baseline_predict(model, tok, texts, word_ids, batch_size):
@@ -114,8 +117,9 @@ def run_train(args) -> dict:
     y = torch.tensor(clf.label_index(train))
     params = [p for p in clf.module.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
-    schedule = batch_schedule([len(e.input_ids) for e in enc], 8, args.steps + args.warmup, seed=0,
-                              group_by_length=True)
+    schedule = batch_schedule(
+        [len(e.input_ids) for e in enc], 8, args.steps + args.warmup, seed=0, group_by_length=True
+    )
     clf.module.train()
     clf.enable_training_cache()  # as the Trainer does; cache filling is counted in the measured steps
 
@@ -133,8 +137,13 @@ def run_train(args) -> dict:
     plain_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     if args.top_layers:  # the same adapters as promptft's: the top N layers' linear modules
         n = plain_model.config.num_hidden_layers
-        peft_config = LoraConfig(r=8, lora_alpha=16, target_modules=_linear_names(plain_model),
-                                 layers_to_transform=list(range(n - args.top_layers, n)), layers_pattern="layers")
+        peft_config = LoraConfig(
+            r=8,
+            lora_alpha=16,
+            target_modules=_linear_names(plain_model),
+            layers_to_transform=list(range(n - args.top_layers, n)),
+            layers_pattern="layers",
+        )
     else:
         peft_config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear")
     base = get_peft_model(plain_model, peft_config)
@@ -142,7 +151,9 @@ def run_train(args) -> dict:
     base_opt = torch.optim.AdamW([p for p in base.parameters() if p.requires_grad], lr=1e-4)
     word = {"negative": " terrible", "positive": " great"}
     texts = [f"{ex.fields['text']} It was{word[ex.label]}" for ex in train]
-    plain_schedule = batch_schedule([0] * len(train), 8, args.steps + args.warmup, seed=0, group_by_length=False)
+    plain_schedule = batch_schedule(
+        [0] * len(train), 8, args.steps + args.warmup, seed=0, group_by_length=False
+    )
 
     def base_step(batch):
         base_opt.zero_grad()
@@ -178,7 +189,8 @@ def run_train(args) -> dict:
         "warmup_steps": args.warmup,
         "promptft_first_step_s": round(first_ours, 3),
         "note": "promptft's first step includes filling the frozen-layer cache (once per run)"
-        if args.top_layers else "LoRA on every layer: nothing is frozen below the adapters, so no cache",
+        if args.top_layers
+        else "LoRA on every layer: nothing is frozen below the adapters, so no cache",
         "batch_size": 8,
         "lora": lora.to_dict(),
         "model": args.model,
@@ -188,14 +200,18 @@ def run_train(args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", choices=["predict", "train"])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--n", type=int, default=0, help="limit test examples (0 = all 872)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument("--top-layers", type=int, default=10, help="LoRA on the top N layers (0 = all layers)")
+    parser.add_argument(
+        "--top-layers", type=int, default=10, help="LoRA on the top N layers (0 = all layers)"
+    )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

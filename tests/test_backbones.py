@@ -133,9 +133,7 @@ def test_prefix_cache_gives_the_same_scores_and_gradients(factory):
             if "lora_B" in name:
                 p.normal_(0, 0.1)  # peft initialises B to zero; make the adapter matter
     trainable = [p for p in model.parameters() if p.requires_grad]
-    assert trainable and all(
-        "layers.1." in n for n, p in model.named_parameters() if p.requires_grad
-    )
+    assert trainable and all("layers.1." in n for n, p in model.named_parameters() if p.requires_grad)
 
     def run():
         for p in trainable:

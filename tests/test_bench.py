@@ -433,7 +433,7 @@ def test_config_defaults_merge_and_grid(tmp_path):
     lora = cfg.method("prompt_ft_lora")
     assert lora["learning_rate"] == 3e-4 and lora["max_steps"] == 60 and lora["lora"]["r"] == 8
     assert cfg.eval_batch_size == 32
-    assert [c["learning_rate"] for c in expand_grid(cfg.method("prompt_ft"))] == [1e-5, 2e-5]
+    assert [c["learning_rate"] for c in expand_grid(cfg.method("prompt_ft"))] == [1e-5]  # no grid by default
     override = tmp_path / "o.yaml"
     override.write_text(
         "methods:\n  prompt_ft_lora:\n    lora: {r: 4}\n    grid: {learning_rate: [1e-4, 3e-4], lora.r: [4, 8]}\n"

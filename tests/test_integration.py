@@ -25,7 +25,9 @@ WORDS = {"negative": "terrible", "positive": "great"}
 
 @pytest.fixture(scope="module")
 def zero_shot():
-    return PromptClassifier.from_model("smollm2-135m", "{text} It was {mask}.", WORDS, finetune="none", device="cpu")
+    return PromptClassifier.from_model(
+        "smollm2-135m", "{text} It was {mask}.", WORDS, finetune="none", device="cpu"
+    )
 
 
 def test_real_model_scores_match_full_logits(zero_shot):
@@ -47,10 +49,26 @@ def test_real_model_zero_shot_gives_probabilities(zero_shot):
 
 
 def test_real_model_lora_training_and_roundtrip(tmp_path):
-    clf = PromptClassifier.from_model("smollm2-135m", "{text} It was {mask}.", WORDS, finetune="lora",
-                                      lora=LoraSettings(r=4, top_layers=4), device="cpu")
-    result = clf.fit(DATA, DATA, TrainConfig(learning_rate=1e-3, batch_size=4, max_steps=6, eval_every=3,
-                                              progress=False, early_stopping_patience=None))
+    clf = PromptClassifier.from_model(
+        "smollm2-135m",
+        "{text} It was {mask}.",
+        WORDS,
+        finetune="lora",
+        lora=LoraSettings(r=4, top_layers=4),
+        device="cpu",
+    )
+    result = clf.fit(
+        DATA,
+        DATA,
+        TrainConfig(
+            learning_rate=1e-3,
+            batch_size=4,
+            max_steps=6,
+            eval_every=3,
+            progress=False,
+            early_stopping_patience=None,
+        ),
+    )
     assert result.steps == 6
     assert [h["step"] for h in result.history] == [0, 3, 6]
     expected = clf.predict_proba(DATA)

@@ -26,12 +26,16 @@ from promptft.models.peft_utils import LoraSettings
 from promptft.settings import data_dir
 from promptft.training import TrainConfig
 
-TEMPLATE = "{text} It was {mask}."
-LABEL_WORDS = {"negative": "terrible", "positive": "great"}
+# The causal adaptation of LM-BFF's sentiment prompt, chosen on SST-2 dev data (never test): zero-shot
+# 76.7% vs 54.0% for "{text} It was {mask}." with terrible/great (a 300-example sample of SST-2/dev.tsv).
+TEMPLATE = "Review: {text}\nSentiment: {mask}"
+LABEL_WORDS = {"negative": "negative", "positive": "positive"}
 LABEL_MAP = {"0": "negative", "1": "positive"}
 # Chosen on SST-2 dev data (never the test set); see benchmarks/results/demo.json for the outcome.
 LORA = LoraSettings(r=8, alpha=16, top_layers=10)
-TRAIN = TrainConfig(learning_rate=5e-4, batch_size=8, max_steps=60, eval_every=10, early_stopping_patience=None, seed=42)
+TRAIN = TrainConfig(
+    learning_rate=5e-4, batch_size=8, max_steps=60, eval_every=10, early_stopping_patience=None, seed=42
+)
 
 
 def load_sst2(seed: int = 42) -> tuple[list[Example], list[Example], list[Example], str]:
@@ -63,13 +67,17 @@ def load_sst2(seed: int = 42) -> tuple[list[Example], list[Example], list[Exampl
 def run(model: str, output: Path, console: Console) -> dict:
     start = time.perf_counter()
     train, dev, test, source = load_sst2()
-    console.print(f"[bold]promptft demo[/]: {len(train)} train / {len(dev)} dev / {len(test)} test from {source}")
+    console.print(
+        f"[bold]promptft demo[/]: {len(train)} train / {len(dev)} dev / {len(test)} test from {source}"
+    )
     clf = PromptClassifier.from_model(model, TEMPLATE, LABEL_WORDS, finetune="lora", lora=LORA, device="cpu")
     console.print(f"model {model}; prompt {TEMPLATE!r}; words {LABEL_WORDS}")
     zero_shot = clf.evaluate(test, progress=True)
     result = clf.fit(train, dev, TRAIN, run_dir=output)
     tuned = clf.evaluate(test, progress=True)
-    (output / "test_metrics.json").write_text(json.dumps({"zero_shot": zero_shot, "prompt_ft_lora": tuned}, indent=2))
+    (output / "test_metrics.json").write_text(
+        json.dumps({"zero_shot": zero_shot, "prompt_ft_lora": tuned}, indent=2)
+    )
     summary = {
         "accuracy": round(100 * tuned["accuracy"], 2),
         "zero_shot_accuracy": round(100 * zero_shot["accuracy"], 2),
@@ -87,16 +95,31 @@ def run(model: str, output: Path, console: Console) -> dict:
     table = Table(title="SST-2, 16 examples per class (seed 42)")
     for col in ("method", "test accuracy", "macro-F1", "dev accuracy", "train time"):
         table.add_column(col)
-    table.add_row("zero-shot prompt", f"{summary['zero_shot_accuracy']:.1f}", f"{100 * zero_shot['macro_f1']:.1f}", "", "")
-    table.add_row("prompt FT (LoRA)", f"{summary['accuracy']:.1f}", f"{summary['macro_f1']:.1f}",
-                  f"{summary['dev_accuracy']:.1f}", f"{summary['train_time_s']:.0f} s")
+    table.add_row(
+        "zero-shot prompt",
+        f"{summary['zero_shot_accuracy']:.1f}",
+        f"{100 * zero_shot['macro_f1']:.1f}",
+        "",
+        "",
+    )
+    table.add_row(
+        "prompt FT (LoRA)",
+        f"{summary['accuracy']:.1f}",
+        f"{summary['macro_f1']:.1f}",
+        f"{summary['dev_accuracy']:.1f}",
+        f"{summary['train_time_s']:.0f} s",
+    )
     console.print(table)
-    console.print(f"wall time {summary['wall_s']:.0f} s, peak memory {summary['peak_rss_mb']:.0f} MB; run saved in {output}")
+    console.print(
+        f"wall time {summary['wall_s']:.0f} s, peak memory {summary['peak_rss_mb']:.0f} MB; run saved in {output}"
+    )
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--output", type=Path, default=None, help="run folder (default: runs/demo-<time>)")
     parser.add_argument("--results", type=Path, default=None, help="also write the summary JSON here")

@@ -35,7 +35,9 @@ def apply_lora(model: nn.Module, settings: LoraSettings):
     if settings.top_layers:
         total = model.config.get_text_config().num_hidden_layers
         if not 1 <= settings.top_layers <= total:
-            raise ConfigError(f"lora top_layers must be between 1 and {total} for this model, got {settings.top_layers}")
+            raise ConfigError(
+                f"lora top_layers must be between 1 and {total} for this model, got {settings.top_layers}"
+            )
         layers = list(range(total - settings.top_layers, total))
     targets = settings.target_modules
     if layers and targets == "all-linear":

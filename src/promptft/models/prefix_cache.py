@@ -52,7 +52,9 @@ class _Inject(nn.Module):
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     layers = getattr(model.base_model, "layers", None)
     if not isinstance(layers, nn.ModuleList):
-        raise ModelError(f"{type(model).__name__}: no `layers` list in the model body, so frozen layers cannot be cached")
+        raise ModelError(
+            f"{type(model).__name__}: no `layers` list in the model body, so frozen layers cannot be cached"
+        )
     return layers
 
 
@@ -116,8 +118,13 @@ class PrefixCache:
         """Last hidden state of the model body for `rows`, running only layers >= split."""
         self._fill(rows, pad)
         ids, mask = pad(rows)
-        cached = torch.zeros(ids.shape[0], ids.shape[1], self.store[rows[0]].shape[-1],
-                             dtype=self.store[rows[0]].dtype, device=ids.device)
+        cached = torch.zeros(
+            ids.shape[0],
+            ids.shape[1],
+            self.store[rows[0]].shape[-1],
+            dtype=self.store[rows[0]].dtype,
+            device=ids.device,
+        )
         for i, row in enumerate(rows):
             cached[i, : len(row)] = self.store[row]
         layers = decoder_layers(self.model)
