@@ -23,15 +23,14 @@ import torch
 
 from promptft import LoraSettings, PromptClassifier
 from promptft.data import read_examples
+from promptft.demo import LABEL_MAP, TEMPLATE  # the demo's prompt
+from promptft.demo import LABEL_WORDS as WORDS
 from promptft.models.peft_utils import _linear_names
 from promptft.models.registry import resolve_model
 from promptft.settings import data_dir
 from promptft.training import batch_schedule
 
 RESULTS = Path(__file__).resolve().parent / "results"
-TEMPLATE = "{text} It was {mask}."
-WORDS = {"negative": "terrible", "positive": "great"}
-LABEL_MAP = {"0": "negative", "1": "positive"}
 
 
 def sst2(split: str):
@@ -40,6 +39,11 @@ def sst2(split: str):
         sys.exit("no data: set PROMPTFT_DATA to the shared data folder")
     path = {"train": "SST-2/k-shot/16-42/train.tsv", "test": "SST-2/test.tsv"}[split]
     return read_examples(root / path, label_map=LABEL_MAP)
+
+
+def prompt_text(clf, example) -> str:
+    """The prompt as plain text up to the slot, as a user without promptft would write it."""
+    return clf.template.render(example.fields, slot_text="").rstrip(" ")
 
 
 def machine() -> dict:
@@ -74,7 +78,7 @@ def run_predict(args) -> dict:
     tok.padding_side = "right"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    texts = [f"{ex.fields['text']} It was" for ex in test]
+    texts = [prompt_text(clf, ex) for ex in test]
     word_ids = [ids[0] for ids in clf.words.word_ids]
 
     clf.predict_proba(test[:32])  # warm-up both paths
@@ -149,8 +153,7 @@ def run_train(args) -> dict:
     base = get_peft_model(plain_model, peft_config)
     base.train()
     base_opt = torch.optim.AdamW([p for p in base.parameters() if p.requires_grad], lr=1e-4)
-    word = {"negative": " terrible", "positive": " great"}
-    texts = [f"{ex.fields['text']} It was{word[ex.label]}" for ex in train]
+    texts = [prompt_text(clf, ex) + " " + WORDS[ex.label] for ex in train]
     plain_schedule = batch_schedule(
         [0] * len(train), 8, args.steps + args.warmup, seed=0, group_by_length=False
     )
@@ -210,7 +213,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument(
-        "--top-layers", type=int, default=10, help="LoRA on the top N layers (0 = all layers)"
+        "--top-layers", type=int, default=0, help="LoRA on the top N layers (0 = all layers)"
     )
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
