@@ -212,9 +212,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=16)
-    parser.add_argument(
-        "--top-layers", type=int, default=0, help="LoRA on the top N layers (0 = all layers)"
-    )
+    parser.add_argument("--top-layers", type=int, default=0, help="LoRA on the top N layers (0 = all layers)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

@@ -173,3 +173,14 @@ def test_batch_schedule_is_deterministic_and_groups_lengths():
     plain = batch_schedule(lengths, 4, 20, seed=1, group_by_length=False)
     spread_plain = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain)
     assert spread_grouped < spread_plain
+
+
+def test_gradient_accumulation_counts_optimizer_steps():
+    clf = make()
+    result = clf.fit(TRAIN, DEV, cfg(batch_size=2, grad_accum=2, max_steps=6, eval_every=3))
+    assert result.steps == 6 and [h["step"] for h in result.history] == [0, 3, 6]
+    other = make()
+    other.fit(TRAIN, DEV, cfg(batch_size=2, grad_accum=1, max_steps=6, eval_every=3))
+    assert not torch.allclose(
+        torch.tensor(clf.predict_proba(TRAIN)), torch.tensor(other.predict_proba(TRAIN))
+    )

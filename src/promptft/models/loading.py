@@ -13,19 +13,30 @@ from promptft.models.registry import REGISTRY, resolve_model
 log = logging.getLogger(__name__)
 
 
-def detect_kind(config) -> str:
-    """causal / masked / seq2seq / encoder (no LM head), from a model config."""
+def detect_kind(config_or_model) -> str:
+    """causal / masked / seq2seq / encoder (no LM head), from a loaded model or a config."""
+    config = getattr(config_or_model, "config", config_or_model)
     if getattr(config, "is_encoder_decoder", False):
         return "seq2seq"
-    archs = " ".join(getattr(config, "architectures", None) or [])
+    if config is not config_or_model:  # a model object: its class says what head it has
+        archs = type(config_or_model).__name__
+    else:
+        archs = " ".join(getattr(config, "architectures", None) or [])
     if "ForMaskedLM" in archs:
         return "masked"
     if "ForCausalLM" in archs or "LMHeadModel" in archs or "ForConditionalGeneration" in archs:
         return "causal"
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if not archs:
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+            MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        )
 
-    if not archs and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "causal"
+        # A config alone is ambiguous for BERT-like types (they have causal heads too): most are MLMs.
+        if config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+            return "masked"
+        if config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            return "causal"
     return "encoder"
 
 
@@ -93,7 +104,7 @@ def load_backbone(
 
 def backbone_from_model(model, tokenizer, kind: str | None = None, name: str = "") -> Backbone:
     """Wrap an already-loaded model (used by tests and by users holding a model object)."""
-    kind = kind or detect_kind(model.config)
+    kind = kind or detect_kind(model)
     if kind not in BACKBONES:
         raise ModelError(f"cannot build a prompt backbone of kind {kind!r}: use one of {KINDS}")
     return BACKBONES[kind](model, tokenizer, name=name)
