@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from tiny import tiny_bert, tiny_gemma, tiny_llama, tiny_roberta, tiny_t5
 
 from promptft.errors import ModelError, TemplateError
 from promptft.models import backbone_from_model
 from promptft.prompts import Template, Verbalizer
+from tiny import tiny_bert, tiny_gemma, tiny_llama, tiny_roberta, tiny_t5
 
 TEXTS = ["I loved it", "A boring, awful mess. I hated it and the acting was bad", "fine"]
 WORDS = {"neg": ["terrible", "awful mess"], "pos": "great"}  # "awful mess" is two tokens

@@ -12,7 +12,6 @@ import statistics
 import pytest
 import typer
 import yaml
-from tiny import tiny_llama
 from typer.testing import CliRunner
 
 from promptft.bench import METHODS, build_report, load_config, load_tasks, run_benchmark
@@ -26,6 +25,7 @@ from promptft.data import Example
 from promptft.errors import ConfigError, DataError
 from promptft.prompts import Template
 from promptft.settings import data_dir
+from tiny import tiny_llama
 
 POS = ["a great film", "great acting", "it was great", "good and great", "wonderful", "I loved it"]
 NEG = ["a terrible film", "bad acting", "it was terrible", "awful and bad", "boring", "I hated it"]

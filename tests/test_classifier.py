@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import torch
-from tiny import bpe_tokenizer, tiny_llama, tiny_t5
 
 from promptft import Example, HeadClassifier, LoraSettings, PromptClassifier, load_classifier
 from promptft.errors import DataError, ModelError, VerbalizerError
 from promptft.models import backbone_from_model
+from tiny import bpe_tokenizer, tiny_llama, tiny_t5
 
 WORDS = {"negative": "terrible", "positive": ["great", "wonderful fantastic"]}
 DATA = [

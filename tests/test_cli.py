@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from tiny import tiny_llama
 from typer.testing import CliRunner
 
 from promptft.cli import app
@@ -23,6 +22,7 @@ from promptft.config import (
 )
 from promptft.errors import ConfigError
 from promptft.training.trainer import Trainer
+from tiny import tiny_llama
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = [

@@ -1,8 +1,8 @@
 import pytest
-from tiny import bpe_tokenizer, minilm_tokenizer
 
 from promptft.errors import TemplateError, VerbalizerError
 from promptft.prompts import PromptEncoder, Template, Verbalizer
+from tiny import bpe_tokenizer, minilm_tokenizer
 
 
 def test_template_fields_and_slot():

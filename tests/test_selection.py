@@ -6,7 +6,6 @@ import json
 
 import pytest
 import typer
-from tiny import tiny_llama
 from typer.testing import CliRunner
 
 from promptft.bench.commands import register
@@ -26,6 +25,7 @@ from promptft.selection import (
     safetensors_parameters,
     select_models,
 )
+from tiny import tiny_llama
 
 WORDS = {"negative": "terrible", "positive": "great"}
 POS = ["a great film", "great acting", "it was great", "good and great", "wonderful", "I loved it"]

@@ -2,12 +2,12 @@ import json
 
 import pytest
 import torch
-from tiny import tiny_llama
 
 from promptft import Example, PromptClassifier, TrainConfig
 from promptft.errors import ConfigError, DataError, RunDirError
 from promptft.models import backbone_from_model
 from promptft.training import Trainer, batch_schedule
+from tiny import tiny_llama
 
 TRAIN = [
     Example({"text": t}, lab)
