@@ -13,7 +13,7 @@ def data_dir() -> Path | None:
     env = os.environ.get("PROMPTFT_DATA")
     if env:
         return Path(env).expanduser()
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):  # cwd, then the repo root
         candidate = base.parent / "shared" / "data"
         if candidate.is_dir():
             return candidate
