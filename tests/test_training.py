@@ -184,3 +184,14 @@ def test_gradient_accumulation_counts_optimizer_steps():
     assert not torch.allclose(
         torch.tensor(clf.predict_proba(TRAIN)), torch.tensor(other.predict_proba(TRAIN))
     )
+
+
+def test_head_baseline_learns_the_training_data(tmp_path):
+    from promptft import HeadClassifier
+
+    model, tok = tiny_llama(seed=1)
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    clf = HeadClassifier.from_model(str(tmp_path / "base"), ["negative", "positive"], device="cpu", seed=0)
+    clf.fit(TRAIN, None, cfg(learning_rate=1e-2, max_steps=40, eval_every=10))
+    assert clf.evaluate(TRAIN)["accuracy"] == 1.0
