@@ -158,3 +158,23 @@ def test_prefix_cache_gives_the_same_scores_and_gradients(factory):
 def test_prefix_cache_refused_when_bottom_layers_train():
     model, tok, backbone, words, prompts = _setup(tiny_llama, "causal")
     assert not backbone.enable_prefix_cache()  # full fine-tuning: embeddings train
+
+
+def test_prefix_cache_is_computed_without_dropout():
+    from promptft.models.peft_utils import LoraSettings, apply_lora
+
+    model, tok, backbone, words, prompts = _setup(tiny_llama, "causal")
+    model.config.attention_dropout = 0.5
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.5
+    apply_lora(model, LoraSettings(r=2, top_layers=1))
+    model.train()
+    assert backbone.enable_prefix_cache()
+    backbone.score(prompts, words)
+    cached = dict(backbone.prefix_cache.store)
+    backbone.prefix_cache.store.clear()
+    model.eval()
+    backbone.score(prompts, words)
+    for row, hidden in cached.items():
+        torch.testing.assert_close(hidden, backbone.prefix_cache.store[row])
+    assert model.training is False

@@ -100,7 +100,18 @@ class PrefixCache:
 
     def _fill(self, rows: Sequence[tuple[int, ...]], pad) -> None:
         missing = sorted({r for r in rows if r not in self.store}, key=len)
+        if not missing:
+            return
         layers = decoder_layers(self.model)
+        # Cached states are computed in eval mode: a frozen layer's dropout must not be frozen into the cache.
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self._compute(missing, layers, pad)
+        finally:
+            self.model.train(was_training)
+
+    def _compute(self, missing, layers, pad) -> None:
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             ids, mask = pad(chunk)
