@@ -10,12 +10,10 @@ import json
 import statistics
 
 import pytest
-import typer
 import yaml
 from typer.testing import CliRunner
 
 from promptft.bench import METHODS, build_report, load_config, load_tasks, run_benchmark
-from promptft.bench.commands import register
 from promptft.bench.config import expand_grid
 from promptft.bench.methods import ModelRef, SplitData
 from promptft.bench.report import SUMMARY_FILE
@@ -486,8 +484,8 @@ def test_setfit_method_trains_offline_and_predicts(tiny_model, table):
 
 
 def test_cli_run_and_report(tiny_model, table, config, tmp_path):
-    app = typer.Typer()
-    register(app)
+    from promptft.cli import app  # the real entry point, whose command group reports user errors
+
     results = tmp_path / "results"
     runner = CliRunner()
     args = [

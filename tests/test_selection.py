@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from promptft.bench.commands import register
 from promptft.data import Example
 from promptft.errors import ConfigError, DataError, ModelError
 from promptft.selection import (
@@ -159,8 +157,8 @@ def test_parse_label_words():
 
 
 def test_cli_models_and_select(tiny_dirs, tmp_path):
-    app = typer.Typer()
-    register(app)
+    from promptft.cli import app  # the real entry point, whose command group reports user errors
+
     runner = CliRunner()
     out = runner.invoke(app, ["models", "--path", tiny_dirs[0], "--json"])
     assert out.exit_code == 0, out.output

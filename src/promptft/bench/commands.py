@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from promptft.errors import ConfigError, PromptFTError
+from promptft.errors import ConfigError
 
 DEFAULT_RESULTS = Path("benchmarks/results")
 
@@ -19,24 +19,6 @@ bench_app = typer.Typer(
     "--seeds 13,21 && promptft bench report",
     no_args_is_help=True,
 )
-
-
-def _guard(fn):
-    """Print user mistakes (PromptFTError) as one line that says how to fix them, without a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PromptFTError as exc:
-            from rich.console import Console
-
-            Console(stderr=True).print(
-                f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _split(text: str | None) -> list[str]:
@@ -51,7 +33,6 @@ def _ints(text: str | None, what: str) -> list[int]:
 
 
 @bench_app.command("run")
-@_guard
 def bench_run(
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Alias, local folder or hub id."),
     tasks: str = typer.Option(
@@ -115,7 +96,6 @@ def bench_run(
 
 
 @bench_app.command("report")
-@_guard
 def bench_report(
     results_dir: Path = typer.Option(
         DEFAULT_RESULTS, "--results-dir", help="The folder that holds fewshot/."
@@ -143,7 +123,6 @@ def _size(n: int | None, unit: str = "") -> str:
     return f"{n}{unit}"
 
 
-@_guard
 def models_command(
     path: list[Path] | None = typer.Option(
         None, "--path", help="A local model folder to describe too (repeatable)."
@@ -193,7 +172,6 @@ def models_command(
     )
 
 
-@_guard
 def select_command(
     data: Path = typer.Option(..., "--data", help="Labelled examples (csv/tsv/jsonl/json)."),
     template: str = typer.Option(..., "--template", help='Prompt, e.g. "{text} It was {mask}."'),

@@ -17,7 +17,7 @@ from torch import nn
 
 from promptft.errors import ModelError
 from promptft.models.prefix_cache import PrefixCache, decoder_layers, frozen_prefix_length
-from promptft.prompts.encoding import EncodedPrompt, PromptEncoder
+from promptft.prompts.encoding import EncodedPrompt, PromptEncoder, token_spans
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import TokenizedWords
 
@@ -317,12 +317,7 @@ class _SlotFreeEncoder(PromptEncoder):
     def _tokenize(self, values):
         text, char_spans = self._render(values)
         enc = self.tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-        offsets = list(enc["offset_mapping"])
-        spans = {
-            n: (0, sum(1 for s, e in offsets if e > s and s >= a and e <= b))
-            for n, (a, b) in char_spans.items()
-        }
-        return list(enc["input_ids"]), 0, spans
+        return list(enc["input_ids"]), 0, token_spans(enc["offset_mapping"], char_spans)
 
 
 def _mlm_head(model: nn.Module) -> nn.Module | None:

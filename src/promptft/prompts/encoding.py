@@ -113,11 +113,7 @@ class PromptEncoder:
                     f"(it must appear once): does the input text contain {self.slot_text!r}?"
                 )
             slot_index = positions[0]
-        token_spans = {}
-        for name, (start, end) in char_spans.items():
-            n = sum(1 for s, e in offsets if e > s and s >= start and e <= end)
-            token_spans[name] = (0, n)
-        return ids, slot_index, token_spans
+        return ids, slot_index, token_spans(offsets, char_spans)
 
     def _cut(self, value: str, span: tuple[int, int], excess: int) -> str:
         """Drop about `excess` tokens from the end of a field's text."""
@@ -130,3 +126,11 @@ class PromptEncoder:
         if keep >= len(offsets):
             keep = len(offsets) - 1
         return value[: offsets[keep - 1][1]] if keep > 0 else ""
+
+
+def token_spans(offsets, char_spans: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """How many tokens each field's characters became (as (0, n)), from the tokenizer's offsets."""
+    return {
+        name: (0, sum(1 for s, e in offsets if e > s and s >= start and e <= end))
+        for name, (start, end) in char_spans.items()
+    }

@@ -77,7 +77,7 @@ class Verbalizer:
         return list(self.label_words)
 
     def check_labels(self, labels: Sequence[str]) -> None:
-        """Raise if the data has labels without words (or words for labels the data lacks)."""
+        """Raise if the data has labels without label words."""
         unknown = sorted(set(labels) - set(self.label_words))
         if unknown:
             raise VerbalizerError(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from promptft.errors import DataError, RunDirError
+from promptft.evaluation.metrics import classification_metrics
 from promptft.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,6 @@ class Trainer:
             }
             if enc_dev:
                 probs = clf.predict_proba_encoded(enc_dev, cfg.eval_batch_size)
-                from promptft.evaluation.metrics import classification_metrics
-
                 metrics = classification_metrics(
                     [e.label for e in dev], [clf.labels[i] for i in probs.argmax(1)], clf.labels
                 )
