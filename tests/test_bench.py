@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import statistics
+from pathlib import Path
 
 import pytest
 import yaml
@@ -322,7 +323,7 @@ def test_report_schema_markdown_and_plot(tiny_model, table, config, tmp_path):
     assert report.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _fake_cell(results, model, task, method, seed, acc, test="x.tsv"):
+def _fake_cell(results, model, task, method, seed, acc, test="x.tsv", train_s=1.0):
     from promptft.bench.runner import write_json_atomic
 
     write_json_atomic(
@@ -336,7 +337,7 @@ def _fake_cell(results, model, task, method, seed, acc, test="x.tsv"):
             "macro_f1": acc,
             "n_test": 10,
             "test": test,
-            "train_time_s": 1.0,
+            "train_time_s": train_s,
             "eval_time_s": 2.0,
             "wall_time_s": 3600.0,
             "cpu_time_s": 7200.0,
@@ -371,6 +372,35 @@ def test_report_with_the_packaged_table_shows_the_paper_numbers(tmp_path):
         assert number in text
     assert "84.0 (3.2)" in text and "60.0 [n=1]" in text and "MPQA†" in text
     assert "6.00 wall-clock hours" in text and "12.00 CPU hours" in text
+
+
+def test_report_checks_the_targets(tmp_path):
+    results = tmp_path / "results"
+    for seed, acc in zip((13, 21, 42, 87, 100), (0.89, 0.90, 0.91, 0.90, 0.90), strict=True):
+        _fake_cell(
+            results, "fake", "sst-2", "prompt_ft_lora", seed, acc, train_s=50.0 if seed != 87 else 900.0
+        )
+        _fake_cell(results, "fake", "sst-2", "standard_ft", seed, 0.85)
+        _fake_cell(results, "fake", "sst-2", "zero_shot", seed, 0.70)
+        _fake_cell(results, "fake", "sst-2", "setfit", seed, 0.95, train_s=20.0)
+    text = build_report(results).markdown_path.read_text()
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in text.splitlines()}
+    assert "+5.0 ✗" in rows[("≥ +10 points over standard_ft", "prompt_ft_lora")]
+    assert "+20.0 ✓" in rows[("≥ +10 points over zero_shot", "prompt_ft_lora")]
+    assert "90.0 (0.7) ✓" in rows[("mean ≥ 88, std ≤ 2", "prompt_ft_lora")]
+    assert "-5.0 ✗" in rows[("≥ +0 points over setfit", "prompt_ft_lora")]
+    # median train seconds: the one slow seed (900 s) does not decide it; 50 / 20 = 2.5x
+    assert "2.5x ✗" in rows[("train time ≤ 2x setfit's", "prompt_ft_lora")]
+    assert "| – |" in rows[("mean ≥ 88, std ≤ 2", "prompt_ft")]  # not measured yet
+
+
+def test_bad_target_is_a_clear_error(tmp_path):
+    table = yaml.safe_load(Path(load_tasks().source).read_text())
+    table["targets"] = [{"methods": ["prompt_ft"], "tasks": ["sst-2"], "min_margin": 10}]
+    path = tmp_path / "tasks.yaml"
+    path.write_text(yaml.safe_dump(table))
+    with pytest.raises(ConfigError, match="over:"):
+        load_tasks(path)
 
 
 def test_report_without_cells_says_what_to_do(tmp_path):

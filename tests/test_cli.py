@@ -367,3 +367,13 @@ def test_examples_are_valid_jobs(path):
         if split and (ROOT / "../shared/data").is_dir():
             assert (ROOT / split).is_file(), split
     assert yaml.safe_load(path.read_text())  # readable as plain YAML, too
+
+
+def test_cli_import_does_not_load_torch():
+    # `promptft --help` stays fast: torch/transformers load only when a command needs a model.
+    import subprocess
+    import sys
+
+    code = "import sys, promptft, promptft.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

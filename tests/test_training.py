@@ -195,3 +195,15 @@ def test_head_baseline_learns_the_training_data(tmp_path):
     clf = HeadClassifier.from_model(str(tmp_path / "base"), ["negative", "positive"], device="cpu", seed=0)
     clf.fit(TRAIN, None, cfg(learning_rate=1e-2, max_steps=40, eval_every=10))
     assert clf.evaluate(TRAIN)["accuracy"] == 1.0
+
+
+def test_on_run_dir_hook_sees_the_prepared_folder(tmp_path):
+    seen = []
+
+    def hook(run_dir):
+        seen.append(sorted(p.name for p in run_dir.iterdir()))
+
+    Trainer(make(), cfg(max_steps=2, eval_every=2), run_dir=tmp_path / "run", on_run_dir=hook).train(
+        TRAIN, DEV
+    )
+    assert seen == [["metrics.jsonl", "train_config.json"]]

@@ -1,14 +1,31 @@
-"""promptft: prompt-based fine-tuning of language models."""
+"""promptft: prompt-based fine-tuning of language models.
 
-from promptft.classifier import HeadClassifier, PromptClassifier, load_classifier
-from promptft.data import Example, read_examples, sample_k_shot
-from promptft.errors import PromptFTError
-from promptft.models import load_backbone
-from promptft.models.peft_utils import LoraSettings
-from promptft.prompts import Template, Verbalizer
-from promptft.training import TrainConfig, Trainer
+The public names below are imported on first use (PEP 562), so `import promptft` and `promptft --help` do not
+pay for loading torch and transformers (~3 s) until a model is actually needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Example": "promptft.data",
+    "HeadClassifier": "promptft.classifier",
+    "LoraSettings": "promptft.models.peft_utils",
+    "PromptClassifier": "promptft.classifier",
+    "PromptFTError": "promptft.errors",
+    "Template": "promptft.prompts",
+    "TrainConfig": "promptft.training",
+    "Trainer": "promptft.training",
+    "Verbalizer": "promptft.prompts",
+    "load_backbone": "promptft.models",
+    "load_classifier": "promptft.classifier",
+    "read_examples": "promptft.data",
+    "sample_k_shot": "promptft.data",
+}
 
 __all__ = [
     "Example",
@@ -25,3 +42,25 @@ __all__ = [
     "read_examples",
     "sample_k_shot",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'promptft' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from promptft.classifier import HeadClassifier, PromptClassifier, load_classifier
+    from promptft.data import Example, read_examples, sample_k_shot
+    from promptft.errors import PromptFTError
+    from promptft.models import load_backbone
+    from promptft.models.peft_utils import LoraSettings
+    from promptft.prompts import Template, Verbalizer
+    from promptft.training import TrainConfig, Trainer

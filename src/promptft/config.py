@@ -547,20 +547,6 @@ def check_resume(job: JobConfig, run_dir: str | Path) -> None:
         )
 
 
-class _JobTrainer(Trainer):
-    """The library Trainer, also writing job.yaml once the run folder is set up (a fresh run must start in an
-    empty folder, so the file cannot be written before)."""
-
-    def __init__(self, classifier, job: JobConfig) -> None:
-        super().__init__(classifier, job.train, run_dir=job.output)
-        self.job = job
-
-    def _prepare_run_dir(self):
-        state = super()._prepare_run_dir()
-        _write_job(self.job)
-        return state
-
-
 def _write_job(job: JobConfig) -> None:
     path = Path(str(job.output)) / JOB_FILE
     if not path.exists():
@@ -615,8 +601,9 @@ def run_job(job: JobConfig) -> JobResult:
         )
         _write_json(run_dir / FINAL, {**result.to_dict(), "zero_shot": True})
     else:
-        result = _JobTrainer(clf, job).train(splits["train"], splits["dev"])
-        _write_job(job)
+        # job.yaml goes in once the Trainer has set up (or resumed) the folder: a fresh run must start empty.
+        trainer = Trainer(clf, cfg, run_dir=job.output, on_run_dir=lambda _: _write_job(job))
+        result = trainer.train(splits["train"], splits["dev"])
 
     test = None
     if splits["test"]:

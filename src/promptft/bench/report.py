@@ -217,6 +217,7 @@ def render_markdown(
             "Train s/cell includes every grid point tried and the dev evaluations during training; "
             "Test s/cell is test-set inference."
         )
+        lines += _targets_table(table, tasks, grouped[model], summary[model])
         lines += _paper_table(table, tasks)
     commands = sorted({c.get("command", "") for c in cells if c.get("command")})
     if commands:
@@ -239,6 +240,64 @@ def _scored_on(methods: dict[str, list[dict[str, Any]]], key: str, table: TaskTa
     for test, n in tests:
         parts.append(f"seed's dev split (n={n}){DEV_MARK}" if test == DEV else f"`{test}` (n={n})")
     return f"{name}: " + ", ".join(parts)
+
+
+def _median_train_seconds(cells: list[dict[str, Any]]) -> float:
+    # The median, so that one seed slowed by another job on the machine does not decide the target.
+    return statistics.median(c.get("train_time_s") or 0 for c in cells) if cells else 0.0
+
+
+def _check_target(target: dict[str, Any], method: str, task_cells: dict, task_stats: dict) -> str | None:
+    """One table cell: the measured value and ✓/✗, or None when a method it needs has no cells."""
+    mine, over = task_stats.get(method), task_stats.get(target.get("over"))
+    if mine is None or (target.get("over") and over is None):
+        return None
+    if "min_margin" in target:
+        diff = mine["mean"] - over["mean"]
+        return f"{diff:+.1f} {'✓' if diff >= target['min_margin'] else '✗'}"
+    if "min_mean" in target:
+        std = mine["std"] if mine["std"] is not None else 0.0
+        ok = mine["mean"] >= target["min_mean"] and std <= target.get("max_std", float("inf"))
+        return f"{_fmt(mine['mean'], mine['std'])} {'✓' if ok else '✗'}"
+    base = _median_train_seconds(task_cells[target["over"]])
+    ratio = _median_train_seconds(task_cells[method]) / base if base else float("inf")
+    return f"{ratio:.1f}x {'✓' if ratio <= target['max_time_ratio'] else '✗'}"
+
+
+def _describe_target(target: dict[str, Any]) -> str:
+    if "min_margin" in target:
+        return f"≥ {target['min_margin']:+g} points over {target['over']}"
+    if "min_mean" in target:
+        std = f", std ≤ {target['max_std']:g}" if "max_std" in target else ""
+        return f"mean ≥ {target['min_mean']:g}{std}"
+    return f"train time ≤ {target['max_time_ratio']:g}x {target['over']}'s"
+
+
+def _targets_table(table: TaskTable, tasks: list[str], grouped: dict, summary: dict) -> list[str]:
+    """The project's targets (tasks.yaml `targets:`) checked against this model's numbers: ✓ met, ✗ missed,
+    – not measured yet (a method or task without cells)."""
+    if not table.targets:
+        return []
+    columns = [k for k in tasks if any(k in t["tasks"] for t in table.targets)]
+    names = [table.tasks[k].name if k in table.tasks else k for k in columns]
+    lines = [
+        "",
+        "Targets (`targets:` in the task table): ✓ met, ✗ missed, – not measured yet. Margins are differences "
+        "of mean accuracy; time is the ratio of median train seconds per cell (dev evaluations included).",
+        "",
+        "| Target | Method | " + " | ".join(names) + " |",
+        "|" + "---|" * (len(columns) + 2),
+    ]
+    for target in table.targets:
+        for method in target["methods"]:
+            row = [_describe_target(target), method]
+            for key in columns:
+                value = None
+                if key in target["tasks"] and key in grouped:
+                    value = _check_target(target, method, grouped[key], summary[key])
+                row.append("" if key not in target["tasks"] else value or "–")
+            lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def _paper_table(table: TaskTable, tasks: list[str]) -> list[str]:

@@ -109,6 +109,7 @@ class TaskTable:
     paper: dict[str, Any]
     data_dir: Path | None  # from the table itself (relative to its file), else None
     source: str  # where the table was read from
+    targets: tuple[dict[str, Any], ...] = ()  # checked by the report; see tasks.yaml
 
     def select(self, names: Sequence[str] | None) -> list[TaskSpec]:
         """Tasks by key or display name (case-insensitive), in the order given; None = all."""
@@ -165,7 +166,20 @@ def load_tasks(path: str | Path | None = None) -> TaskTable:
         paper=dict(raw.get("paper") or {}),
         data_dir=(path.parent / data_dir).resolve() if data_dir else None,
         source=str(path),
+        targets=tuple(_target(t, i, path) for i, t in enumerate(raw.get("targets") or [])),
     )
+
+
+def _target(spec: Any, index: int, path: Path) -> dict[str, Any]:
+    where = f"target {index + 1} in {path}"
+    if not isinstance(spec, Mapping) or not spec.get("methods") or not spec.get("tasks"):
+        raise ConfigError(f"{where} needs `methods:` and `tasks:` lists (see the comment above `targets:`)")
+    kinds = [k for k in ("min_margin", "min_mean", "max_time_ratio") if k in spec]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where} needs exactly one of min_margin, min_mean or max_time_ratio")
+    if kinds[0] != "min_mean" and not spec.get("over"):
+        raise ConfigError(f"{where}: {kinds[0]} compares against a method: add `over: <method>`")
+    return dict(spec)
 
 
 def _task(key: str, spec: Any, path: Path) -> TaskSpec:

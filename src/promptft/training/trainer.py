@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,20 @@ class Trainer:
     """Trains any `BaseClassifier` (prompt or head) on labelled examples."""
 
     def __init__(
-        self, classifier, config: TrainConfig, run_dir: str | Path | None = None, resume: bool = True
+        self,
+        classifier,
+        config: TrainConfig,
+        run_dir: str | Path | None = None,
+        resume: bool = True,
+        on_run_dir: Callable[[Path], None] | None = None,
     ):
+        """`on_run_dir(run_dir)` is called once the run folder is ready (fresh or resumed), before training:
+        the place to write the caller's own metadata next to the Trainer's files."""
         self.clf = classifier
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else None
         self.resume = resume
+        self.on_run_dir = on_run_dir
 
     # ----- run directory -----
     def _prepare_run_dir(self) -> dict[str, Any] | None:
@@ -160,6 +169,8 @@ class Trainer:
         if dev:
             clf.label_index(dev)
         resume_state = self._prepare_run_dir()
+        if self.run_dir is not None and self.on_run_dir is not None:
+            self.on_run_dir(self.run_dir)
         set_seed(cfg.seed)
 
         enc_train = clf.encode(train)
