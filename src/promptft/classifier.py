@@ -20,7 +20,7 @@ from torch import nn
 from promptft.data import Example
 from promptft.errors import DataError, ModelError, PromptFTError
 from promptft.evaluation.metrics import classification_metrics
-from promptft.models.backbones import Backbone
+from promptft.models.backbones import Backbone, pad_token_id
 from promptft.models.loading import default_device, default_dtype, load_backbone
 from promptft.models.peft_utils import LoraSettings, apply_lora, load_lora
 from promptft.prompts.encoding import EncodedPrompt
@@ -362,9 +362,7 @@ class HeadClassifier(BaseClassifier):
         self.base_model = base_model
         self.finetune = "full"
         self.lora_settings: LoraSettings | None = None
-        self.pad_id = (
-            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-        )
+        self.pad_id = pad_token_id(tokenizer, model.config)
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.pad_id  # causal LMs need it to find each row's last token
 
@@ -396,9 +394,7 @@ class HeadClassifier(BaseClassifier):
                 path,
                 num_labels=len(labels),
                 dtype=dtype or default_dtype(device),
-                pad_token_id=tokenizer.pad_token_id
-                if tokenizer.pad_token_id is not None
-                else tokenizer.eos_token_id,
+                pad_token_id=pad_token_id(tokenizer),
             )
         except (OSError, ValueError) as exc:
             raise ModelError(
@@ -491,9 +487,7 @@ class HeadClassifier(BaseClassifier):
                 path,
                 num_labels=len(config["labels"]),
                 dtype=dtype,
-                pad_token_id=tokenizer.pad_token_id
-                if tokenizer.pad_token_id is not None
-                else tokenizer.eos_token_id,
+                pad_token_id=pad_token_id(tokenizer),
             )
         model.to(device)
         clf = cls(

@@ -36,7 +36,7 @@ class Backbone(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "")
-        self.pad_id = _pad_id(tokenizer, model.config)
+        self.pad_id = pad_token_id(tokenizer, model.config)
 
     @property
     def device(self) -> torch.device:
@@ -332,7 +332,8 @@ def _mlm_head(model: nn.Module) -> nn.Module | None:
     return None
 
 
-def _pad_id(tokenizer, config) -> int:
+def pad_token_id(tokenizer, config=None) -> int:
+    """The id to pad with: the tokenizer's pad token, else the model config's, else EOS, else 0."""
     for value in (tokenizer.pad_token_id, getattr(config, "pad_token_id", None), tokenizer.eos_token_id):
         if value is not None:
             return int(value)
