@@ -292,10 +292,12 @@ def _targets_table(table: TaskTable, tasks: list[str], grouped: dict, summary: d
         for method in target["methods"]:
             row = [_describe_target(target), method]
             for key in columns:
-                value = None
-                if key in target["tasks"] and key in grouped:
-                    value = _check_target(target, method, grouped[key], summary[key])
-                row.append("" if key not in target["tasks"] else value or "–")
+                if key not in target["tasks"]:
+                    row.append("")
+                elif key not in grouped:
+                    row.append("–")
+                else:
+                    row.append(_check_target(target, method, grouped[key], summary[key]) or "–")
             lines.append("| " + " | ".join(row) + " |")
     return lines
 
