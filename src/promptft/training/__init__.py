@@ -15,7 +15,9 @@ __all__ = ["TrainConfig", "TrainResult", "Trainer", "batch_schedule", "set_seed"
 def __getattr__(name: str):
     # Lazy so that reading a config (the CLI, `promptft bench --help`) does not load torch.
     if name in _TRAINER_NAMES:
-        return getattr(importlib.import_module("promptft.training.trainer"), name)
+        value = getattr(importlib.import_module("promptft.training.trainer"), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'promptft.training' has no attribute {name!r}")
 
 
