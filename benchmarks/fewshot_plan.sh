@@ -18,4 +18,5 @@ run --model gemma3-270m --tasks sst-2 --methods setfit
 for task in mr cr; do run --model smollm2-135m --tasks "$task" --methods prompt_ft; done
 run --model smollm2-135m --tasks sst-5 --methods "$ALL"
 for task in mpqa trec rte; do run --model smollm2-135m --tasks "$task" --methods "$ALL"; done  # dev only
+run --model smollm2-135m --tasks sst-5 --methods prompt_ft  # beyond issue #3's list (~7 min/seed)
 echo "=== $(date -u +%H:%M:%S) plan finished"

@@ -602,3 +602,81 @@ def test_rerun_with_another_test_set_keeps_cells_and_warns(tiny_model, table, co
     assert not out.written and len(out.skipped) == 1
     assert "--force" in buffer.getvalue()
     assert json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", 1).read_text())["max_test"] == 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# per-task options
+
+
+def test_per_task_options_merge_onto_the_method(tmp_path):
+    cfg = load_config()
+    assert cfg.method("prompt_ft_lora", "trec")["max_steps"] == 200
+    assert (
+        cfg.method("prompt_ft_lora", "sst-2")["max_steps"] == 60 == cfg.method("prompt_ft_lora")["max_steps"]
+    )
+    override = tmp_path / "o.yaml"
+    override.write_text(
+        "tasks:\n"
+        "  sst-2:\n    prompt_ft_lora: {lora: {r: 4}, grid: {learning_rate: [1e-4, 3e-4]}}\n"
+        "  trec:\n    prompt_ft_lora: {max_steps: 300}\n"
+    )
+    merged = load_config(override)
+    sst2 = merged.method("prompt_ft_lora", "sst-2")
+    assert sst2["lora"]["r"] == 4 and sst2["lora"]["alpha"] == 16  # lora merges one level down
+    assert [c["learning_rate"] for c in expand_grid(sst2)] == [1e-4, 3e-4]
+    trec = merged.method("prompt_ft_lora", "trec")
+    assert trec["max_steps"] == 300 and trec["eval_every"] == 20  # the packaged trec options stay
+    assert merged.method("prompt_ft_lora", "mr") == load_config().method("prompt_ft_lora")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks:\n  trec: [prompt_ft_lora]\n")
+    with pytest.raises(ConfigError, match="tasks.trec must be a mapping"):
+        load_config(bad)
+
+
+def test_per_task_options_reach_the_cell_and_stale_cells_warn(tiny_model, table, config, tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    spec = yaml.safe_load(config.read_text())
+    spec["tasks"] = {"hidden": {"prompt_ft": {"max_steps": 3}}}
+    per_task = tmp_path / "per_task.yaml"
+    per_task.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results"
+    run(tiny_model, table, per_task, results, methods=["prompt_ft"], seeds=[1])
+    steps = {
+        t: json.loads(cell_path(results, "tiny-llama", t, "prompt_ft", 1).read_text())
+        for t in ("sent", "hidden")
+    }
+    assert steps["hidden"]["config"]["max_steps"] == 3 and steps["sent"]["config"]["max_steps"] == 2
+
+    quiet = StringIO()  # same config: nothing to warn about
+    run(tiny_model, table, per_task, results, methods=["prompt_ft"], seeds=[1], console=Console(file=quiet))
+    assert "other options" not in quiet.getvalue()
+    loud = StringIO()  # the per-task change dropped: the hidden cell is now stale, and kept
+    out = run(
+        tiny_model,
+        table,
+        config,
+        results,
+        methods=["prompt_ft"],
+        seeds=[1],
+        console=Console(file=loud, width=300),
+    )
+    assert not out.written and "1 finished cell(s) were trained with other options" in loud.getvalue()
+    assert (
+        json.loads(cell_path(results, "tiny-llama", "hidden", "prompt_ft", 1).read_text())["config"][
+            "max_steps"
+        ]
+        == 3
+    )
+
+    run(tiny_model, table, config, results, methods=["prompt_ft"], seeds=[2])
+    text = build_report(results, table).markdown_path.read_text()
+    assert "§" in text.split("| prompt_ft |")[1].split("\n")[0]  # hidden mixes 3 and 2 steps across seeds
+    assert "prompt_ft on Hidden: max_steps=3" in text
+
+    spec["tasks"] = {"nope": {"prompt_ft": {"max_steps": 3}}}
+    per_task.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="unknown task"):
+        run(tiny_model, table, per_task, results, methods=["prompt_ft"], seeds=[1])

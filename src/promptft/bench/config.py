@@ -21,14 +21,26 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 class BenchConfig:
     eval_batch_size: int = 32
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per-task changes: {task: {method: {option: value}}}, merged onto that method's options for that task
+    tasks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     source: str = "default"
+    # the tasks the --config file itself names (checked against the task table; the packaged defaults
+    # name LM-BFF tasks that a user's own table need not have)
+    tasks_named_by_file: frozenset[str] = frozenset()
 
-    def method(self, name: str) -> dict[str, Any]:
-        """A method's options (a copy; {} for a method the config does not mention)."""
-        return copy.deepcopy(self.methods.get(name) or {})
+    def method(self, name: str, task: str | None = None) -> dict[str, Any]:
+        """A method's options for `task` (a copy; {} for a method the config does not mention)."""
+        options = copy.deepcopy(self.methods.get(name) or {})
+        if task is not None:
+            _merge_options(options, (self.tasks.get(task) or {}).get(name) or {})
+        return options
 
     def to_dict(self) -> dict[str, Any]:
-        return {"eval_batch_size": self.eval_batch_size, "methods": copy.deepcopy(self.methods)}
+        return {
+            "eval_batch_size": self.eval_batch_size,
+            "methods": copy.deepcopy(self.methods),
+            "tasks": copy.deepcopy(self.tasks),
+        }
 
 
 def default_config_path() -> Path:
@@ -39,29 +51,32 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
     """The packaged defaults, with `path` (if given) merged onto them method by method."""
     data = _read(default_config_path())
     source = "default"
+    named: frozenset[str] = frozenset()
     if path is not None:
         override = _read(Path(path))
-        unknown = sorted(set(override) - {"eval_batch_size", "methods"})
+        unknown = sorted(set(override) - {"eval_batch_size", "methods", "tasks"})
         if unknown:
             raise ConfigError(
-                f"{path}: unknown top-level key(s) {unknown}; a bench config has `eval_batch_size` and "
-                "`methods: {<method>: {<option>: value}}`"
+                f"{path}: unknown top-level key(s) {unknown}; a bench config has `eval_batch_size`, "
+                "`methods: {<method>: {<option>: value}}` and `tasks: {<task>: {<method>: {<option>: value}}}`"
             )
         if "eval_batch_size" in override:
             data["eval_batch_size"] = override["eval_batch_size"]
+        methods = data.setdefault("methods", {})
         for name, options in (override.get("methods") or {}).items():
-            if options is None:
-                options = {}
-            if not isinstance(options, dict):
-                raise ConfigError(f"{path}: methods.{name} must be a mapping of options, got {options!r}")
-            merged = data.setdefault("methods", {}).setdefault(name, {}) or {}
-            for key, value in options.items():
-                if key == "lora" and isinstance(value, dict) and isinstance(merged.get("lora"), dict):
-                    merged["lora"] = {**merged["lora"], **value}
-                else:
-                    merged[key] = value
-            data["methods"][name] = merged
+            methods[name] = _merge_options(
+                methods.get(name) or {}, _mapping(options, f"{path}: methods.{name}")
+            )
+        tasks = data.setdefault("tasks", {}) or {}
+        for task, per_method in (override.get("tasks") or {}).items():
+            merged_task = tasks.setdefault(task, {}) or {}
+            for name, options in _mapping(per_method, f"{path}: tasks.{task}").items():
+                where = f"{path}: tasks.{task}.{name}"
+                merged_task[name] = _merge_options(merged_task.get(name) or {}, _mapping(options, where))
+            tasks[task] = merged_task
+        data["tasks"] = tasks
         source = str(path)
+        named = frozenset(str(task) for task in override.get("tasks") or {})
     try:
         eval_batch_size = int(data.get("eval_batch_size", 32))
     except (TypeError, ValueError):
@@ -69,13 +84,46 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
             f"eval_batch_size must be an integer, got {data.get('eval_batch_size')!r}"
         ) from None
     methods = {str(k): _coerce(v or {}) for k, v in (data.get("methods") or {}).items()}
-    for name, options in methods.items():
+    tasks = {
+        str(task): {
+            str(name): _coerce(options or {}) for name, options in _mapping(spec, f"tasks.{task}").items()
+        }
+        for task, spec in (data.get("tasks") or {}).items()
+    }
+    for where, options in [
+        *((f"methods.{name}", options) for name, options in methods.items()),
+        *((f"tasks.{task}.{name}", o) for task, spec in tasks.items() for name, o in spec.items()),
+    ]:
         grid = options.get("grid")
         if grid is not None and not isinstance(grid, dict):
             raise ConfigError(
-                f"methods.{name}.grid must map options to lists of values, e.g. grid: {{learning_rate: [1e-5, 2e-5]}}"
+                f"{where}.grid must map options to lists of values, e.g. grid: {{learning_rate: [1e-5, 2e-5]}}"
             )
-    return BenchConfig(eval_batch_size=eval_batch_size, methods=methods, source=source)
+    return BenchConfig(
+        eval_batch_size=eval_batch_size,
+        methods=methods,
+        tasks=tasks,
+        source=source,
+        tasks_named_by_file=named,
+    )
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping of options, got {value!r}")
+    return value
+
+
+def _merge_options(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """`changes` onto `base` key by key (in place); `lora` merges one level down, a `grid` replaces."""
+    for key, value in changes.items():
+        if key == "lora" and isinstance(value, dict) and isinstance(base.get("lora"), dict):
+            base["lora"] = {**base["lora"], **value}
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
 
 
 def _read(path: Path) -> dict[str, Any]:

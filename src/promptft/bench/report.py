@@ -25,6 +25,7 @@ PLOT_FILE = "fewshot.png"
 DEV_MARK = "†"
 SUBSET_MARK = "‡"
 PARTIAL_MARK = "*"
+MIXED_MARK = "§"
 
 
 @dataclass
@@ -130,6 +131,54 @@ def _method_order(present: set[str]) -> list[str]:
     return order + sorted(present - set(order))
 
 
+def _plan(cell: dict[str, Any]) -> str:
+    """What a cell was configured to train: every grid point tried (or its one config), canonically."""
+    tried = [g["config"] for g in cell["grid"]] if cell.get("grid") else [cell.get("config") or {}]
+    return json.dumps(sorted(json.dumps(c, sort_keys=True) for c in tried))
+
+
+def _flat(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _per_task_options(
+    table: TaskTable, tasks: list[str], grouped: dict[str, Any], methods: list[str]
+) -> list[str]:
+    """Where a method ran with other options on some tasks (per-task budgets), say which and how."""
+    notes = []
+    for method in methods:
+        plans = {key: Counter(_plan(c) for c in grouped[key].get(method, [])) for key in tasks}
+        plans = {key: counts.most_common(1)[0][0] for key, counts in plans.items() if counts}
+        if len(set(plans.values())) < 2:
+            continue
+        usual = Counter(plans.values()).most_common(1)[0][0]
+        base = _flat(json.loads(json.loads(usual)[0]))
+        for key, plan in plans.items():
+            if plan == usual:
+                continue
+            tried = _flat(json.loads(json.loads(plan)[0]))
+            changed = ", ".join(
+                f"{k}={tried.get(k, '(unset)')}"
+                for k in sorted(set(base) | set(tried))
+                if base.get(k) != tried.get(k)
+            )
+            name = table.tasks[key].name if key in table.tasks else key
+            notes.append(f"{method} on {name}: {changed or 'another grid'}")
+    if not notes:
+        return []
+    return [
+        "Options that differ by task (`tasks:` in the bench config; the rest as in `methods:`): "
+        + "; ".join(notes)
+        + "."
+    ]
+
+
 def _fmt(mean: float, std: float | None) -> str:
     return f"{mean:.1f}" if std is None else f"{mean:.1f} ({std:.1f})"
 
@@ -160,7 +209,8 @@ def render_markdown(
         f"Marks: {DEV_MARK} = the test set is hidden, so the task is scored on the seed's own dev split, which "
         f"also selected the model (optimistic); {SUBSET_MARK} = scored on a `--max-test` subset of the test "
         f"file (smoke run, not a benchmark number); [n=k] = only k of {n_seeds_full} seeds; "
-        f"{PARTIAL_MARK} = average over the tasks this method has.",
+        f"{PARTIAL_MARK} = average over the tasks this method has; {MIXED_MARK} = its seeds were trained with "
+        "different hyperparameters (cells from runs with different configs).",
     ]
     for model in sorted(grouped):
         tasks = _task_order(table, set(grouped[model]))
@@ -192,6 +242,8 @@ def render_markdown(
                 text = _fmt(stats["mean"], stats["std"])
                 if stats["n_seeds"] < n_seeds_full:
                     text += f" [n={stats['n_seeds']}]"
+                if len({_plan(c) for c in grouped[model][key][method]}) > 1:
+                    text += MIXED_MARK
                 row.append(text)
             avg = f"{sum(means) / len(means):.1f}" if means else "–"
             if means and len(means) < len(tasks):
@@ -217,6 +269,7 @@ def render_markdown(
             "Train s/cell includes every grid point tried and the dev evaluations during training; "
             "Test s/cell is test-set inference."
         )
+        lines += _per_task_options(table, tasks, grouped[model], methods)
         lines += _targets_table(table, tasks, grouped[model], summary[model])
         lines += _paper_table(table, tasks)
     commands = sorted({c.get("command", "") for c in cells if c.get("command")})
@@ -289,6 +342,8 @@ def _targets_table(table: TaskTable, tasks: list[str], grouped: dict, summary: d
         "|" + "---|" * (len(columns) + 2),
     ]
     for target in table.targets:
+        if not any(key in target["tasks"] for key in columns):
+            continue  # a target about tasks this model has no cells for
         for method in target["methods"]:
             row = [_describe_target(target), method]
             for key in columns:

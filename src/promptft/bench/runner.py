@@ -199,6 +199,12 @@ def run_benchmark(
     unknown = [m for m in method_names if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}: choose from {', '.join(METHODS)}")
+    unknown_tasks = sorted(cfg.tasks_named_by_file - set(table.tasks))
+    if unknown_tasks:
+        raise ConfigError(
+            f"the bench config ({cfg.source}) has per-task options for unknown task(s) {unknown_tasks}: "
+            f"use the task keys of the task table ({', '.join(table.tasks)})"
+        )
     seed_list = [int(s) for s in (seeds or table.seeds)]
     if max_test is not None and max_test < 1:
         raise ConfigError(f"--max-test must be a positive number of test examples, got {max_test}")
@@ -221,6 +227,7 @@ def run_benchmark(
     plan = [(t, s, m) for t in chosen_tasks for s in seed_list for m in method_names]
     pending = []
     differs = []  # finished cells scored on another test set than this run asks for
+    stale = []  # finished cells trained with other options than the config now gives
     for task, seed, name in plan:
         path = cell_path(results_dir, label, task.key, name, seed)
         done = None if force else read_cell(path)
@@ -230,6 +237,8 @@ def run_benchmark(
         result.skipped.append(path)
         if done.get("test") != test_sets[task.key].label or done.get("max_test") != max_test:
             differs.append(path)
+        if "config" in done and done["config"] not in cell_configs(cfg, name, task.key):
+            stale.append(path)
 
     from rich.console import Console
 
@@ -239,6 +248,12 @@ def run_benchmark(
             f"[yellow]warning:[/yellow] {len(differs)} finished cell(s) were scored on another test set or "
             f"--max-test than this run asks for (e.g. {differs[0]}); they are kept as they are: "
             "add --force to redo them, or use another --results-dir"
+        )
+    if stale:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(stale)} finished cell(s) were trained with other options than "
+            f"the config ({cfg.source}) now gives (e.g. {stale[0]}); they are kept as they are: add --force "
+            "to redo them with the current options, or use another --results-dir"
         )
     console.print(
         f"[bold]bench[/bold] {label} ({ref.kind}): {len(plan)} cells, {len(result.skipped)} already done, "
@@ -349,9 +364,7 @@ def _run_cell(
 ) -> dict[str, Any]:
     fn = METHODS[name]
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    grid = expand_grid(cfg.method(name))
-    for combo in grid:
-        combo.setdefault("eval_batch_size", cfg.eval_batch_size)
+    grid = cell_configs(cfg, name, task.key)
     best: Fitted | None = None
     best_config: dict[str, Any] | None = None
     tried: list[dict[str, Any]] = []
@@ -451,6 +464,14 @@ def _run_cell(
             "source": cell_name,
         }
     return record
+
+
+def cell_configs(cfg: BenchConfig, method: str, task: str) -> list[dict[str, Any]]:
+    """The configurations a (task, method) cell trains, one per grid point, as recorded in its JSON."""
+    grid = expand_grid(cfg.method(method, task))
+    for combo in grid:
+        combo.setdefault("eval_batch_size", cfg.eval_batch_size)
+    return grid
 
 
 def _find_reusable(directory: Path | None, key: str, cell_name: str) -> dict[str, Any] | None:
