@@ -67,14 +67,12 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
             methods[name] = _merge_options(
                 methods.get(name) or {}, _mapping(options, f"{path}: methods.{name}")
             )
-        tasks = data.setdefault("tasks", {}) or {}
-        for task, per_method in (override.get("tasks") or {}).items():
-            merged_task = tasks.setdefault(task, {}) or {}
+        tasks = data["tasks"] = _mapping(data.get("tasks"), "tasks")
+        for task, per_method in _mapping(override.get("tasks"), f"{path}: tasks").items():
+            merged_task = tasks[task] = _mapping(tasks.get(task), f"tasks.{task}")
             for name, options in _mapping(per_method, f"{path}: tasks.{task}").items():
                 where = f"{path}: tasks.{task}.{name}"
                 merged_task[name] = _merge_options(merged_task.get(name) or {}, _mapping(options, where))
-            tasks[task] = merged_task
-        data["tasks"] = tasks
         source = str(path)
         named = frozenset(str(task) for task in override.get("tasks") or {})
     try:

@@ -131,10 +131,10 @@ def _method_order(present: set[str]) -> list[str]:
     return order + sorted(present - set(order))
 
 
-def _plan(cell: dict[str, Any]) -> str:
-    """What a cell was configured to train: every grid point tried (or its one config), canonically."""
+def _plan(cell: dict[str, Any]) -> tuple[str, ...]:
+    """What a cell was configured to train: every grid point tried (or its one config), as sorted JSON."""
     tried = [g["config"] for g in cell["grid"]] if cell.get("grid") else [cell.get("config") or {}]
-    return json.dumps(sorted(json.dumps(c, sort_keys=True) for c in tried))
+    return tuple(sorted(json.dumps(c, sort_keys=True) for c in tried))
 
 
 def _flat(options: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -158,11 +158,11 @@ def _per_task_options(
         if len(set(plans.values())) < 2:
             continue
         usual = Counter(plans.values()).most_common(1)[0][0]
-        base = _flat(json.loads(json.loads(usual)[0]))
+        base = _flat(json.loads(usual[0]))
         for key, plan in plans.items():
             if plan == usual:
                 continue
-            tried = _flat(json.loads(json.loads(plan)[0]))
+            tried = _flat(json.loads(plan[0]))
             changed = ", ".join(
                 f"{k}={tried.get(k, '(unset)')}"
                 for k in sorted(set(base) | set(tried))
