@@ -76,8 +76,11 @@ class BaseClassifier:
         raise NotImplementedError
 
     def label_logits(self, encoded: Sequence[Any]) -> torch.Tensor:
-        """`[batch, n_labels]` scores (log-space); gradients flow when the module is in training."""
-        raise NotImplementedError
+        """`[batch, n_labels]` scores (log-space); gradients flow when the module is in training.
+
+        Always `self.module(encoded)`: the trainer calls the (possibly DDP-wrapped) module itself, so
+        whatever a classifier computes must live in its module's forward."""
+        return self.module(encoded)
 
     @staticmethod
     def length_of(encoded: Any) -> int:
@@ -210,6 +213,31 @@ def _save_weights(directory: Path, finetune: str, model, tokenizer, peft_model) 
         tokenizer.save_pretrained(directory / "model")
 
 
+class PromptScorer(nn.Module):
+    """The trainable module of a PromptClassifier: encoded prompts -> label logits `[batch, n_labels]`.
+
+    Word scores come from the backbone's forward; a label with several words combines them by
+    log-sum-exp (any of its words) or mean."""
+
+    def __init__(self, backbone: Backbone, words, verbalizer: Verbalizer) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.words = words
+        self.token_reduction = verbalizer.token_reduction
+        self.word_reduction = verbalizer.word_reduction
+        self.n_labels = len(verbalizer.labels)
+
+    def forward(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
+        scores = self.backbone(encoded, self.words, self.token_reduction)
+        labels = torch.tensor(self.words.word_label, device=scores.device)
+        member = labels[None, :] == torch.arange(self.n_labels, device=scores.device)[:, None]  # [L, W]
+        if self.word_reduction == "mean":
+            weights = member.to(scores.dtype) / member.sum(1, keepdim=True)
+            return scores @ weights.T
+        masked = scores[:, None, :].masked_fill(~member[None], float("-inf"))
+        return torch.logsumexp(masked, dim=-1)
+
+
 class PromptClassifier(BaseClassifier):
     """Classify by asking the LM to fill a template's slot with one of the label words."""
 
@@ -223,7 +251,6 @@ class PromptClassifier(BaseClassifier):
         base_model: str | None = None,
     ) -> None:
         self.backbone = backbone
-        self.module = backbone
         self.template = template if isinstance(template, Template) else Template(template)
         self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
         self.labels = self.verbalizer.labels
@@ -234,6 +261,7 @@ class PromptClassifier(BaseClassifier):
         self.lora_settings: LoraSettings | None = None
         self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
         self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
+        self.module = PromptScorer(backbone, self.words, self.verbalizer)
 
     @classmethod
     def from_model(
@@ -277,16 +305,6 @@ class PromptClassifier(BaseClassifier):
     def encode(self, examples: Sequence[Example]) -> list[EncodedPrompt]:
         examples = as_examples(examples, self.fields)
         return [self.encoder.encode(ex.fields) for ex in examples]
-
-    def label_logits(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
-        scores = self.backbone.score(encoded, self.words, self.verbalizer.token_reduction)
-        labels = torch.tensor(self.words.word_label, device=scores.device)
-        member = labels[None, :] == torch.arange(len(self.labels), device=scores.device)[:, None]  # [L, W]
-        if self.verbalizer.word_reduction == "mean":
-            weights = member.to(scores.dtype) / member.sum(1, keepdim=True)
-            return scores @ weights.T
-        masked = scores[:, None, :].masked_fill(~member[None], float("-inf"))
-        return torch.logsumexp(masked, dim=-1)
 
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -338,6 +356,31 @@ class EncodedInput:
     token_type_ids: tuple[int, ...] | None = None
 
 
+class HeadScorer(nn.Module):
+    """The trainable module of the head baseline: encoded inputs -> log-probabilities `[batch, n_labels]`."""
+
+    def __init__(self, model: nn.Module, pad_id: int) -> None:
+        super().__init__()
+        self.model = model
+        self.pad_id = pad_id
+
+    def forward(self, encoded: Sequence[EncodedInput]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        width = max(len(e.input_ids) for e in encoded)
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        types = torch.zeros_like(ids) if encoded[0].token_type_ids is not None else None
+        for i, e in enumerate(encoded):
+            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[i, : len(e.input_ids)] = 1
+            if types is not None:
+                types[i, : len(e.input_ids)] = torch.tensor(e.token_type_ids)
+        kwargs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        if types is not None:
+            kwargs["token_type_ids"] = types.to(device)
+        return torch.log_softmax(self.model(**kwargs).logits.float(), dim=-1)
+
+
 class HeadClassifier(BaseClassifier):
     """Standard fine-tuning: the same backbone with a new classification head (the baseline)."""
 
@@ -352,7 +395,6 @@ class HeadClassifier(BaseClassifier):
         base_model: str = "",
     ) -> None:
         self.model = model
-        self.module = model
         self.tokenizer = tokenizer
         self.labels = [str(x) for x in labels]
         self.fields = tuple(fields)
@@ -365,6 +407,7 @@ class HeadClassifier(BaseClassifier):
         self.pad_id = pad_token_id(tokenizer, model.config)
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.pad_id  # causal LMs need it to find each row's last token
+        self.module = HeadScorer(model, self.pad_id)
 
     @classmethod
     def from_model(
@@ -432,21 +475,6 @@ class HeadClassifier(BaseClassifier):
             types = enc.get("token_type_ids")
             out.append(EncodedInput(tuple(enc["input_ids"]), tuple(types) if types is not None else None))
         return out
-
-    def label_logits(self, encoded: Sequence[EncodedInput]) -> torch.Tensor:
-        width = max(len(e.input_ids) for e in encoded)
-        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        types = torch.zeros_like(ids) if encoded[0].token_type_ids is not None else None
-        for i, e in enumerate(encoded):
-            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
-            mask[i, : len(e.input_ids)] = 1
-            if types is not None:
-                types[i, : len(e.input_ids)] = torch.tensor(e.token_type_ids)
-        kwargs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
-        if types is not None:
-            kwargs["token_type_ids"] = types.to(self.device)
-        return torch.log_softmax(self.model(**kwargs).logits.float(), dim=-1)
 
     def save_pretrained(self, directory: str | Path) -> None:
         directory = Path(directory)

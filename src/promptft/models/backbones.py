@@ -61,10 +61,15 @@ class Backbone(nn.Module):
     def disable_prefix_cache(self) -> None:
         pass
 
-    def score(
+    def forward(
         self, prompts: Sequence[EncodedPrompt], words: TokenizedWords, token_reduction: str = "sum"
     ) -> torch.Tensor:
         """Log-probability of every label word for every prompt: `[len(prompts), n_words]`."""
+        return self.score(prompts, words, token_reduction)
+
+    def score(
+        self, prompts: Sequence[EncodedPrompt], words: TokenizedWords, token_reduction: str = "sum"
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     # Shared by all kinds: gather per-token log-probs and reduce them per word.
