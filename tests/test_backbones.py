@@ -49,17 +49,23 @@ def test_causal_mean_reduction_divides_by_length():
     torch.testing.assert_close(mean, total / lengths)
 
 
-def test_causal_never_builds_full_logits(monkeypatch):
-    """Runs the model body only: the full forward (which builds [batch, seq, vocab]) must not be called."""
-    model, tok, backbone, words, prompts = _setup(tiny_llama, "causal")
-    monkeypatch.setattr(type(model), "forward", lambda *a, **k: pytest.fail("full forward called"))
-    head = model.get_output_embeddings()
-    shapes = []
-    handle = head.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
+@pytest.mark.parametrize(
+    ("factory", "kind"), [(tiny_llama, "causal"), (tiny_gemma, "causal"), (tiny_roberta, "masked")]
+)
+def test_one_forward_through_the_model_with_the_head_at_scoring_positions_only(factory, kind):
+    """The model's own forward runs (so peft, DDP and ONNX see it), but the head never sees the sequence axis."""
+    model, tok, backbone, words, prompts = _setup(factory, kind)
+    calls, shapes = [], []
+    top = model.register_forward_hook(lambda m, i, o: calls.append(tuple(o.logits.shape)))
+    head = backbone.head if kind == "masked" else model.get_output_embeddings()
+    inner = head.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape)))
     with torch.no_grad():
         backbone.score(prompts, words)
-    handle.remove()
+    top.remove()
+    inner.remove()
+    assert len(calls) == 1, "the model's forward must run exactly once"
     assert len(shapes) == 1 and len(shapes[0]) == 2  # [n_positions, vocab], no sequence axis
+    assert shapes[0][0] < len(prompts) * max(len(p.input_ids) for p in prompts)
 
 
 def test_causal_padding_does_not_change_scores():

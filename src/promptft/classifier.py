@@ -7,8 +7,11 @@ Training itself lives in `promptft.training`; `fit` is a convenience that delega
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,18 +20,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from promptft.adapters import AdapterSettings, LoraSettings, adapter_settings, apply_lora
 from promptft.data import Example
 from promptft.errors import DataError, ModelError, PromptFTError
 from promptft.evaluation.metrics import classification_metrics
 from promptft.models.backbones import Backbone, pad_token_id
 from promptft.models.loading import default_device, default_dtype, load_backbone
-from promptft.models.peft_utils import LoraSettings, apply_lora, load_lora
 from promptft.prompts.encoding import EncodedPrompt
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
 
 CONFIG_FILE = "promptft_config.json"
-FORMAT_VERSION = 1
+# 2: the adapter is named ("adapter": "lora") and its settings live only in peft's adapter_config.json.
+FORMAT_VERSION = 2
+
+log = logging.getLogger(__name__)
 
 Inputs = Sequence[Example] | Sequence[str] | Sequence[Mapping[str, str]]
 
@@ -173,6 +179,16 @@ class BaseClassifier:
     def disable_training_cache(self) -> None:
         pass
 
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters, each shared tensor counted once."""
+        params = list(self.module.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def describe_trainable(self) -> str:
+        trainable, total = self.parameter_counts()
+        share = 100 * trainable / total if total else 0.0
+        return f"trainable parameters: {trainable:,} of {total:,} ({share:.3g}%)"
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The parameters that training changes (all for full FT, LoRA's for LoRA)."""
         return {n: p.detach().clone() for n, p in self.module.named_parameters() if p.requires_grad}
@@ -199,18 +215,59 @@ def _read_config(directory: str | Path, expected_type: str) -> dict:
             f"{directory} holds a {config.get('type')!r} classifier, not {expected_type!r}: "
             f"load it with {'HeadClassifier' if config.get('type') == 'head' else 'PromptClassifier'}.from_pretrained"
         )
+    if "adapter" not in config:  # format 1 named it "finetune" and kept LoRA settings twice
+        config["adapter"] = config.get("finetune", "full")
     return config
 
 
-def _save_weights(directory: Path, finetune: str, model, tokenizer, peft_model) -> None:
-    """LoRA: the adapter only; full fine-tuning: the whole model. Written to a temp dir, then swapped in."""
-    for sub in ("adapter", "model"):
-        shutil.rmtree(directory / sub, ignore_errors=True)
-    if finetune == "lora":
+def _write_weights(directory: Path, adapter: AdapterSettings, model, tokenizer, peft_model) -> None:
+    """peft adapters in peft's own format (adapter/); full fine-tuning the whole model (model/); frozen
+    nothing but the config (the base model is named there)."""
+    if adapter.uses_peft:
         peft_model.save_pretrained(directory / "adapter")
-    elif finetune == "full":
+    elif adapter.name == "full":
         model.save_pretrained(directory / "model")
         tokenizer.save_pretrained(directory / "model")
+
+
+def save_folder(directory: str | Path, overwrite: bool, write: Callable[[Path], None]) -> None:
+    """Write a classifier folder atomically: into a temporary sibling, then renamed into place.
+
+    An existing classifier is replaced only with `overwrite=True`, and only once the new one is complete,
+    so a crash mid-save never loses the previous one."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).exists() and not overwrite:
+        raise ModelError(
+            f"{directory} already holds a saved classifier: pass overwrite=True to replace it, "
+            "or save to another folder"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise ModelError(f"{directory} is a file: give a folder to save the classifier in")
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).exists():
+        raise ModelError(
+            f"{directory} is not empty and holds no saved classifier: choose an empty or new folder"
+        )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        write(tmp)
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_peft_adapter(model: nn.Module, adapter_dir: Path):
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise ModelError(f"{adapter_dir} holds no adapter_config.json: the saved classifier is incomplete")
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
 
 
 class PromptScorer(nn.Module):
@@ -257,8 +314,7 @@ class PromptClassifier(BaseClassifier):
         self.fields = self.template.fields
         self.max_length = max_length
         self.base_model = base_model or backbone.name
-        self.finetune = "none"
-        self.lora_settings: LoraSettings | None = None
+        self.adapter: AdapterSettings = adapter_settings("full")  # the model as loaded trains in full
         self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
         self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
         self.module = PromptScorer(backbone, self.words, self.verbalizer)
@@ -271,13 +327,15 @@ class PromptClassifier(BaseClassifier):
         label_words: Verbalizer | Mapping[str, str | Sequence[str]] | None = None,
         *,
         kind: str | None = None,
-        finetune: str = "full",
+        finetune: str | AdapterSettings = "full",
         lora: LoraSettings | None = None,
         max_length: int = 256,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
     ) -> PromptClassifier:
-        """Load a model by alias, folder or hub id. finetune: "full", "lora" or "none" (zero-shot)."""
+        """Load a model by alias, folder or hub id. `finetune`: an adapter name ("full", "lora", "none"
+        for zero-shot, "ia3", "prompt_tuning", "p_tuning", "prefix_tuning", "label_embeddings") or
+        its settings (e.g. `LoraSettings(r=8)`); see `promptft.adapters`."""
         if label_words is None:
             raise PromptFTError('label_words is required, e.g. {"negative": "terrible", "positive": "great"}')
         backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
@@ -285,16 +343,36 @@ class PromptClassifier(BaseClassifier):
         clf.set_finetune(finetune, lora)
         return clf
 
-    def set_finetune(self, finetune: str, lora: LoraSettings | None = None) -> None:
-        if finetune not in ("full", "lora", "none"):
-            raise PromptFTError(f"finetune must be 'full', 'lora' or 'none', got {finetune!r}")
-        self.finetune = finetune
-        if finetune == "lora":
-            self.lora_settings = lora or LoraSettings()
-            self.peft_model = apply_lora(self.backbone.model, self.lora_settings)
-        elif finetune == "none":
-            for p in self.backbone.parameters():
-                p.requires_grad_(False)
+    @property
+    def finetune(self) -> str:
+        """The adapter's name ("full", "lora", "none", ...)."""
+        return self.adapter.name
+
+    @property
+    def lora_settings(self) -> LoraSettings | None:
+        return self.adapter if isinstance(self.adapter, LoraSettings) else None
+
+    def set_finetune(self, finetune: str | AdapterSettings, lora: LoraSettings | None = None) -> None:
+        """Choose what trains: an adapter name or settings (`lora` is the LoRA settings for "lora")."""
+        if lora is not None and finetune == "lora":
+            finetune = lora
+        self.set_adapter(adapter_settings(finetune))
+
+    def set_adapter(self, adapter: AdapterSettings) -> None:
+        if self.backbone.peft_model is not None:
+            raise PromptFTError(
+                f"this classifier already has a {self.adapter.name} adapter: build a new classifier "
+                "(from_model) to train another one"
+            )
+        label_tokens = [t for word in self.words.word_ids for t in word]
+        peft_model = adapter.apply(self.backbone.model, self.backbone.kind, label_tokens)
+        if peft_model is not None:
+            if hasattr(adapter, "init_from_text"):
+                adapter.init_from_text(peft_model, self.backbone.tokenizer)
+            self.backbone.attach(peft_model)
+            self.peft_model = peft_model
+        self.adapter = adapter
+        log.info("%s: %s", adapter.name, self.describe_trainable())
 
     def enable_training_cache(self) -> bool:
         return self.backbone.enable_prefix_cache()
@@ -306,32 +384,39 @@ class PromptClassifier(BaseClassifier):
         examples = as_examples(examples, self.fields)
         return [self.encoder.encode(ex.fields) for ex in examples]
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        _save_weights(directory, self.finetune, self.backbone.model, self.backbone.tokenizer, self.peft_model)
-        _write_config(
-            directory,
-            {
-                "type": "prompt",
-                "format_version": FORMAT_VERSION,
-                "base_model": self.base_model,
-                "kind": self.backbone.kind,
-                "finetune": self.finetune,
-                "lora": self.lora_settings.to_dict() if self.lora_settings else None,
-                "template": self.template.text,
-                "verbalizer": self.verbalizer.to_dict(),
-                "labels": self.labels,
-                "max_length": self.max_length,
-            },
-        )
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
+        """Adapter (peft format) or full weights (safetensors) plus the prompt as JSON; refuses to replace
+        a saved classifier unless `overwrite=True`."""
+
+        def write(folder: Path) -> None:
+            _write_weights(
+                folder, self.adapter, self.backbone.model, self.backbone.tokenizer, self.peft_model
+            )
+            _write_config(
+                folder,
+                {
+                    "type": "prompt",
+                    "format_version": FORMAT_VERSION,
+                    "base_model": self.base_model,
+                    "kind": self.backbone.kind,
+                    "adapter": self.adapter.name,
+                    "template": self.template.text,
+                    "verbalizer": self.verbalizer.to_dict(),
+                    "labels": self.labels,
+                    "max_length": self.max_length,
+                },
+            )
+
+        save_folder(directory, overwrite, write)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
+        from promptft.adapters import adapter_class
+
         directory = Path(directory)
         config = _read_config(directory, "prompt")
-        finetune = config["finetune"]
-        source = str(directory / "model") if finetune == "full" else config["base_model"]
+        adapter_cls = adapter_class(config["adapter"])
+        source = str(directory / "model") if adapter_cls.name == "full" else config["base_model"]
         backbone = load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
         clf = cls(
             backbone,
@@ -340,10 +425,15 @@ class PromptClassifier(BaseClassifier):
             max_length=config["max_length"],
             base_model=config["base_model"],
         )
-        clf.finetune = finetune
-        if finetune == "lora":
-            clf.lora_settings = LoraSettings(**config["lora"])
-            clf.peft_model = load_lora(backbone.model, directory / "adapter")
+        # Settings that shape training only (e.g. LoRA's top_layers) are not needed to predict: peft's
+        # adapter_config.json holds everything the forward needs.
+        clf.adapter = (
+            adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
+        )
+        if adapter_cls.uses_peft:
+            clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
+            backbone.attach(clf.peft_model)
+        backbone.eval()
         return clf
 
     def describe(self) -> str:
@@ -402,8 +492,7 @@ class HeadClassifier(BaseClassifier):
             raise PromptFTError(f"the head baseline takes one or two text fields, got {list(self.fields)}")
         self.max_length = max_length
         self.base_model = base_model
-        self.finetune = "full"
-        self.lora_settings: LoraSettings | None = None
+        self.adapter: AdapterSettings = adapter_settings("full")
         self.pad_id = pad_token_id(tokenizer, model.config)
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.pad_id  # causal LMs need it to find each row's last token
@@ -448,18 +537,29 @@ class HeadClassifier(BaseClassifier):
         clf.set_finetune(finetune, lora)
         return clf
 
-    def set_finetune(self, finetune: str, lora: LoraSettings | None = None) -> None:
-        if finetune not in ("full", "lora"):
+    @property
+    def finetune(self) -> str:
+        return self.adapter.name
+
+    @property
+    def lora_settings(self) -> LoraSettings | None:
+        return self.adapter if isinstance(self.adapter, LoraSettings) else None
+
+    def set_finetune(self, finetune: str | AdapterSettings, lora: LoraSettings | None = None) -> None:
+        adapter = adapter_settings(lora if lora is not None and finetune == "lora" else finetune)
+        if adapter.name not in ("full", "lora"):
             raise PromptFTError(
-                f"the head baseline trains its head: finetune must be 'full' or 'lora', got {finetune!r}"
+                f"the head baseline trains its head: finetune must be 'full' or 'lora', got {adapter.name!r}"
             )
-        self.finetune = finetune
-        if finetune == "lora":
-            head = _head_module_names(self.model)
-            self.lora_settings = lora or LoraSettings(modules_to_save=head)
-            if not self.lora_settings.modules_to_save:
-                self.lora_settings.modules_to_save = head
-            self.peft_model = apply_lora(self.model, self.lora_settings)
+        if isinstance(adapter, LoraSettings):
+            from dataclasses import replace
+
+            # The new head is trained in full beside the adapters (a copy: the caller's settings stay).
+            adapter = replace(
+                adapter, modules_to_save=adapter.modules_to_save or _head_module_names(self.model)
+            )
+            self.peft_model = apply_lora(self.model, adapter)
+        self.adapter = adapter
 
     def encode(self, examples: Sequence[Example]) -> list[EncodedInput]:
         examples = as_examples(examples, self.fields)
@@ -476,23 +576,23 @@ class HeadClassifier(BaseClassifier):
             out.append(EncodedInput(tuple(enc["input_ids"]), tuple(types) if types is not None else None))
         return out
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        _save_weights(directory, self.finetune, self.model, self.tokenizer, self.peft_model)
-        _write_config(
-            directory,
-            {
-                "type": "head",
-                "format_version": FORMAT_VERSION,
-                "base_model": self.base_model,
-                "finetune": self.finetune,
-                "lora": self.lora_settings.to_dict() if self.lora_settings else None,
-                "labels": self.labels,
-                "fields": list(self.fields),
-                "max_length": self.max_length,
-            },
-        )
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
+        def write(folder: Path) -> None:
+            _write_weights(folder, self.adapter, self.model, self.tokenizer, self.peft_model)
+            _write_config(
+                folder,
+                {
+                    "type": "head",
+                    "format_version": FORMAT_VERSION,
+                    "base_model": self.base_model,
+                    "adapter": self.adapter.name,
+                    "labels": self.labels,
+                    "fields": list(self.fields),
+                    "max_length": self.max_length,
+                },
+            )
+
+        save_folder(directory, overwrite, write)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> HeadClassifier:
@@ -504,7 +604,7 @@ class HeadClassifier(BaseClassifier):
         config = _read_config(directory, "head")
         device = torch.device(device) if device is not None else default_device()
         dtype = dtype or default_dtype(device)
-        if config["finetune"] == "full":
+        if config["adapter"] == "full":
             path = directory / "model"
             model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -526,10 +626,9 @@ class HeadClassifier(BaseClassifier):
             max_length=config["max_length"],
             base_model=config["base_model"],
         )
-        clf.finetune = config["finetune"]
-        if clf.finetune == "lora":
-            clf.lora_settings = LoraSettings(**config["lora"])
-            clf.peft_model = load_lora(model, directory / "adapter")
+        if config["adapter"] == "lora":
+            clf.adapter = LoraSettings(**(config.get("lora") or {}))
+            clf.peft_model = load_peft_adapter(model, directory / "adapter")
         model.eval()
         return clf
 

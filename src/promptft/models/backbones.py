@@ -1,16 +1,20 @@
-"""Backbones: a Hugging Face model that returns only the label-word scores at the scoring position.
+"""Backbones: a Hugging Face model whose forward returns only the label-word scores at the scoring position.
 
-The full `[batch, seq, vocab]` logits are never built. The model body runs once; the output head is
-applied only to the hidden states at the scoring positions (`[n_positions, vocab]`, for the softmax
-normaliser), and the label words' log-probabilities are read from there. For a causal LM that is the
-last prompt position; for a masked LM the mask position(s), through the model's own MLM head transform;
-for seq2seq the decoder's first step(s), whose logits are the only ones computed anyway.
+One forward: `Backbone.forward` runs the model's own forward (the peft wrapper's when an adapter is
+attached), so soft prompts and prefixes, DDP/FSDP gradient sync and ONNX tracing all see it. The full
+`[batch, seq, vocab]` logits are still never built: a pre-hook on the output head hands it only the hidden
+states at the scoring positions (`[n_positions, hidden]`), so the head (with the model's own soft-capping
+and scaling after it) computes `[n_positions, vocab]`. For a causal LM that is the last prompt position; for
+a masked LM the mask position(s), through the model's own MLM head; for seq2seq the decoder's first
+step(s), whose logits are the only ones computed anyway. Soft prompts prepend virtual tokens, which shifts
+every position: the hook reads the shift off the hidden states' length.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -26,6 +30,20 @@ log = logging.getLogger(__name__)
 KINDS = ("causal", "masked", "seq2seq")
 
 
+@contextmanager
+def gathered_input(head: nn.Module, select: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """While active, `head` receives `select(hidden_states)` instead of all hidden states."""
+
+    def hook(module, args, kwargs):
+        return (select(args[0]), *args[1:]), kwargs
+
+    handle = head.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 class Backbone(nn.Module):
     """Base class: holds the model and tokenizer, and scores label words for encoded prompts."""
 
@@ -34,6 +52,7 @@ class Backbone(nn.Module):
     def __init__(self, model: nn.Module, tokenizer, name: str = "") -> None:
         super().__init__()
         self.model = model
+        self.peft_model: nn.Module | None = None  # the peft wrapper once an adapter is attached
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "_name_or_path", "")
         self.pad_id = pad_token_id(tokenizer, model.config)
@@ -41,6 +60,42 @@ class Backbone(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def net(self) -> nn.Module:
+        """What forward runs: the peft wrapper when there is one (soft prompts live in its forward)."""
+        return self.peft_model if self.peft_model is not None else self.model
+
+    def attach(self, peft_model: nn.Module | None) -> None:
+        """Route forward through `peft_model` (a wrapper of `self.model`). Registered as a child, so its
+        own parameters (soft prompts) train and save with the backbone; shared ones are counted once."""
+        self.peft_model = peft_model
+
+    @property
+    def prompt_learning(self) -> bool:
+        config = getattr(self.peft_model, "active_peft_config", None)
+        return bool(getattr(config, "is_prompt_learning", False))
+
+    def _scoring_logits(
+        self, head: nn.Module | None, rows: torch.Tensor, cols: torch.Tensor, seq_len: int, **inputs
+    ) -> torch.Tensor:
+        """Vocabulary logits `[n, vocab]` at (rows[i], cols[i]) of the input, from one forward of `net`.
+
+        `head` is the module mapping hidden states to vocabulary logits; None computes the full logits and
+        indexes them (a fallback for heads not recognised)."""
+        offset = 0
+
+        def select(hidden: torch.Tensor) -> torch.Tensor:
+            nonlocal offset
+            offset = hidden.shape[1] - seq_len  # virtual tokens of a soft prompt come first
+            return hidden[rows, cols + offset]
+
+        with gathered_input(head, select) if head is not None else nullcontext():
+            logits = self.net(**inputs).logits
+        if logits.dim() == 3:  # not gathered by the hook
+            offset = logits.shape[1] - seq_len
+            logits = logits[rows, cols + offset]
+        return logits
 
     @property
     def slot_text(self) -> str | None:
@@ -65,12 +120,13 @@ class Backbone(nn.Module):
         self, prompts: Sequence[EncodedPrompt], words: TokenizedWords, token_reduction: str = "sum"
     ) -> torch.Tensor:
         """Log-probability of every label word for every prompt: `[len(prompts), n_words]`."""
-        return self.score(prompts, words, token_reduction)
+        raise NotImplementedError
 
     def score(
         self, prompts: Sequence[EncodedPrompt], words: TokenizedWords, token_reduction: str = "sum"
     ) -> torch.Tensor:
-        raise NotImplementedError
+        """Same as calling the module (kept for readability at call sites that are not training)."""
+        return self(prompts, words, token_reduction)
 
     # Shared by all kinds: gather per-token log-probs and reduce them per word.
     @staticmethod
@@ -112,6 +168,8 @@ class CausalBackbone(Backbone):
 
     def enable_prefix_cache(self) -> bool:
         """Cache the frozen bottom layers' output (see prefix_cache.py); False when nothing is frozen."""
+        if self.prompt_learning:
+            return False  # virtual tokens pass through every layer, and they train
         split = frozen_prefix_length(self.model)
         if split < 1:
             return False
@@ -123,7 +181,7 @@ class CausalBackbone(Backbone):
     def disable_prefix_cache(self) -> None:
         self.prefix_cache = None
 
-    def score(self, prompts, words, token_reduction="sum"):
+    def forward(self, prompts, words, token_reduction="sum"):
         rows: list[tuple[int, ...]] = []
         row_pos: list[tuple[int, int]] = []  # scoring (row, position) pairs, deduplicated below
         target_pos: list[int] = []
@@ -153,28 +211,18 @@ class CausalBackbone(Backbone):
                     target_token.append(token)
                     target_example.append(e)
                     target_word.append(j)
-        if self.prefix_cache is not None:
-            hidden = self.prefix_cache.forward(list(rows), self._pad)
-        else:
-            ids, mask = self._pad(list(rows))
-            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-        r = torch.tensor([p[0] for p in row_pos], device=hidden.device)
-        c = torch.tensor([p[1] for p in row_pos], device=hidden.device)
-        logprobs = self._head_logprobs(hidden[r, c])
-        picked = logprobs[
-            torch.tensor(target_pos, device=hidden.device), torch.tensor(target_token, device=hidden.device)
-        ]
+        ids, mask = self._pad(list(rows))
+        r = torch.tensor([p[0] for p in row_pos], device=ids.device)
+        c = torch.tensor([p[1] for p in row_pos], device=ids.device)
+        cache = self.prefix_cache.injected(list(rows), self._pad) if self.prefix_cache else nullcontext()
+        with cache:
+            logits = self._scoring_logits(
+                self.model.get_output_embeddings(), r, c, ids.shape[1], input_ids=ids, attention_mask=mask
+            )
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        dev = logprobs.device
+        picked = logprobs[torch.tensor(target_pos, device=dev), torch.tensor(target_token, device=dev)]
         return self._reduce(picked, target_example, target_word, len(prompts), words, token_reduction)
-
-    def _head_logprobs(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.model.get_output_embeddings()(hidden)
-        cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        scale = getattr(self.model.config, "logit_scale", None)
-        if isinstance(scale, float):
-            logits = logits * scale
-        return torch.log_softmax(logits.float(), dim=-1)
 
 
 class MaskedBackbone(Backbone):
@@ -196,7 +244,7 @@ class MaskedBackbone(Backbone):
     def slot_text(self) -> str:
         return self.tokenizer.mask_token
 
-    def score(self, prompts, words, token_reduction="sum"):
+    def forward(self, prompts, words, token_reduction="sum"):
         mask_id = self.tokenizer.mask_token_id
         rows: list[list[int]] = []
         row_pos: list[tuple[int, int]] = []
@@ -223,11 +271,7 @@ class MaskedBackbone(Backbone):
         ids, mask = self._pad(rows)
         r = torch.tensor([p[0] for p in row_pos], device=ids.device)
         c = torch.tensor([p[1] for p in row_pos], device=ids.device)
-        if self.head is not None:
-            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-            logits = self.head(hidden[r, c])
-        else:
-            logits = self.model(input_ids=ids, attention_mask=mask).logits[r, c]
+        logits = self._scoring_logits(self.head, r, c, ids.shape[1], input_ids=ids, attention_mask=mask)
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         picked = logprobs[
             torch.tensor(target_pos, device=ids.device), torch.tensor(target_token, device=ids.device)
@@ -262,11 +306,8 @@ class Seq2SeqBackbone(Backbone):
             return _SlotFreeEncoder(self.tokenizer, template, max_length=max_length)
         return super().make_encoder(template, max_length, reserve=0)
 
-    def score(self, prompts, words, token_reduction="sum"):
+    def forward(self, prompts, words, token_reduction="sum"):
         enc_ids, enc_mask = self._pad([p.input_ids for p in prompts])
-        encoder_hidden = self.model.get_encoder()(
-            input_ids=enc_ids, attention_mask=enc_mask
-        ).last_hidden_state
         prefix = self.decoder_prefix
         rows: list[list[int]] = []
         row_example: list[int] = []
@@ -293,10 +334,10 @@ class Seq2SeqBackbone(Backbone):
                     target_word.append(j)
         dec_ids, dec_mask = self._pad(rows)
         index = torch.tensor(row_example, device=enc_ids.device)
-        from transformers.modeling_outputs import BaseModelOutput
-
-        out = self.model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden.index_select(0, index)),
+        # A multi-token word needs its own decoder row, and so its own copy of the encoder input: the whole
+        # model runs as one forward (soft prompts are added to the encoder input inside peft's forward).
+        out = self.net(
+            input_ids=enc_ids.index_select(0, index),
             attention_mask=enc_mask.index_select(0, index),
             decoder_input_ids=dec_ids,
             decoder_attention_mask=dec_mask,

@@ -125,16 +125,16 @@ class PrefixCache:
             for i, row in enumerate(chunk):
                 self.store[row] = hidden[i, : len(row)].detach().clone()
 
-    def forward(self, rows: Sequence[tuple[int, ...]], pad) -> torch.Tensor:
-        """Last hidden state of the model body for `rows`, running only layers >= split."""
+    @contextmanager
+    def injected(self, rows: Sequence[tuple[int, ...]], pad) -> Iterator[None]:
+        """While active, a forward of the model over `rows` (padded by `pad`) runs only layers >= split:
+        the layers below are skipped and layer split-1 returns the cached states. The forward itself is the
+        caller's (the model's or peft's own), so the head, adapters and wrappers above stay on its path."""
         self._fill(rows, pad)
-        ids, mask = pad(rows)
+        ids, _ = pad(rows)
+        first = self.store[rows[0]]
         cached = torch.zeros(
-            ids.shape[0],
-            ids.shape[1],
-            self.store[rows[0]].shape[-1],
-            dtype=self.store[rows[0]].dtype,
-            device=ids.device,
+            ids.shape[0], ids.shape[1], first.shape[-1], dtype=first.dtype, device=ids.device
         )
         for i, row in enumerate(rows):
             cached[i, : len(row)] = self.store[row]
@@ -142,4 +142,4 @@ class PrefixCache:
         replacements: dict[int, nn.Module] = {i: _Skip() for i in range(self.split - 1)}
         replacements[self.split - 1] = _Inject(cached)
         with _swapped(layers, replacements):
-            return self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            yield
