@@ -141,3 +141,24 @@ def tiny_t5(seed: int = 0):
         decoder_start_token_id=tok.pad_token_id,
     )
     return T5ForConditionalGeneration(cfg).eval(), tok
+
+
+def tiny_gemma3(seed: int = 0):
+    """Gemma 3 (text): sliding-window and global layers, a hybrid cache; its own trap for prefix tuning."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = bpe_tokenizer()
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=256,
+        sliding_window=4,
+        pad_token_id=tok.pad_token_id,
+    )
+    return Gemma3ForCausalLM(cfg).eval(), tok
