@@ -107,7 +107,7 @@ def test_prefix_tuning_on_a_masked_lm_is_a_clear_error():
 
 def test_prefix_tuning_refuses_gradient_checkpointing():
     model, tok = tiny_llama()
-    model.gradient_checkpointing_enable()
+    model.activation_checkpointing_enable()
     clf = PromptClassifier(backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS)
     with pytest.raises(ConfigError, match="gradient checkpointing"):
         clf.set_finetune("prefix_tuning")

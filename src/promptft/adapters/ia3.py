@@ -12,9 +12,7 @@ from promptft.errors import ConfigError
 @dataclass
 class IA3Settings(AdapterSettings):
     name: ClassVar[str] = "ia3"
-    default_learning_rate: ClassVar[float] = (
-        3e-3  # the paper's rate: scaling vectors start at 1 and move slowly
-    )
+    default_learning_rate: ClassVar[float] = 1e-2  # scaling vectors start at 1: short runs need big steps
 
     # None: peft's defaults for the model type (e.g. llama: k_proj, v_proj, down_proj).
     target_modules: list[str] | None = None

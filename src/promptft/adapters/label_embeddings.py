@@ -19,7 +19,7 @@ from promptft.errors import ConfigError
 @dataclass
 class LabelEmbeddingSettings(AdapterSettings):
     name: ClassVar[str] = "label_embeddings"
-    default_learning_rate: ClassVar[float] = 1e-3
+    default_learning_rate: ClassVar[float] = 3e-3
 
     def peft_config(self, model: nn.Module, kind, label_token_ids=()):
         from peft import TrainableTokensConfig

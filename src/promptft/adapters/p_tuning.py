@@ -12,7 +12,7 @@ from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, r
 class PTuningSettings(AdapterSettings):
     name: ClassVar[str] = "p_tuning"
     prompt_learning: ClassVar[bool] = True
-    default_learning_rate: ClassVar[float] = 1e-3
+    default_learning_rate: ClassVar[float] = 3e-3
 
     num_virtual_tokens: int = 20
     encoder: Literal["MLP", "LSTM"] = "MLP"

@@ -7,11 +7,17 @@ encoder-only masked LMs take no cache, so peft cannot prefix-tune them.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
 from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, raise_problems
 from promptft.errors import ConfigError
+
+
+# peft hands the prefix to the model as `past_key_values`, which transformers 5.2x renames; the warning is
+# peft's to fix and says nothing the user can act on.
+warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
 
 
 @dataclass
@@ -30,7 +36,10 @@ class PrefixTuningSettings(AdapterSettings):
         raise_problems(positive(self, "num_virtual_tokens", "encoder_hidden_size"))
 
     def apply(self, model, kind, label_token_ids=None):
-        if getattr(model, "is_gradient_checkpointing", False):
+        checkpointing = getattr(model, "is_activation_checkpointing", None)  # transformers >= 5.2x name
+        if checkpointing is None:
+            checkpointing = getattr(model, "is_gradient_checkpointing", False)
+        if checkpointing:
             raise ConfigError(
                 "prefix_tuning cannot be combined with gradient checkpointing: turn checkpointing off, "
                 "or use prompt_tuning / lora"

@@ -18,7 +18,7 @@ from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, r
 class PromptTuningSettings(AdapterSettings):
     name: ClassVar[str] = "prompt_tuning"
     prompt_learning: ClassVar[bool] = True
-    default_learning_rate: ClassVar[float] = 3e-2  # soft prompts need large steps (Lester et al. use 0.3)
+    default_learning_rate: ClassVar[float] = 1e-2  # soft prompts need large steps (Lester et al.: 0.3)
 
     num_virtual_tokens: int = 20
     # Start from the embeddings of this text (repeated to fill the tokens); None: embeddings of tokens

@@ -125,14 +125,15 @@ def train_config(config: dict[str, Any], seed: int, allowed: set[str] = frozense
 
 
 def lora_settings(config: dict[str, Any]):
-    from promptft.models.peft_utils import LoraSettings
 
-    options = dict(config.get("lora") or {})
-    known = {f.name for f in fields(LoraSettings)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"unknown LoRA option(s) {unknown}; known: {sorted(known)}")
-    return LoraSettings(**options)
+    return adapter_options(config, "lora", "lora")
+
+
+def adapter_options(config: dict[str, Any], adapter: str, key: str = "adapter"):
+    """The adapter's typed settings from the method's `adapter:` (or, for LoRA, `lora:`) block."""
+    from promptft.adapters import adapter_settings
+
+    return adapter_settings(adapter, **dict(config.get(key) or {}))
 
 
 class _PreparedPredictor:
@@ -168,12 +169,14 @@ def _prompt_method(
         )
         clf.set_finetune("none")
         return Fitted(_PreparedPredictor(clf, spec.prepare), info=info)
-    cfg = train_config(config, seed, {"max_length", "lora"})
+    cfg = train_config(config, seed, {"max_length", "lora", "adapter"})
     set_seed(seed)
     clf = PromptClassifier(
         model.load_backbone(), spec.template, spec.label_words, max_length=max_length, base_model=model.name
     )
-    clf.set_finetune(finetune, lora_settings(config) if finetune == "lora" else None)
+    clf.set_finetune(adapter_options(config, finetune, "lora" if finetune == "lora" else "adapter"))
+    trainable, total = clf.parameter_counts()
+    info.update(adapter=clf.adapter.to_dict(), trainable_parameters=trainable, total_parameters=total)
     result = Trainer(clf, cfg).train(spec.prepare(data.train), spec.prepare(data.dev))
     info.update(stopped_early=result.stopped_early, history=result.history)
     return Fitted(
@@ -239,6 +242,27 @@ def prompt_ft_lora(
 ) -> Fitted:
     """Prompt-based fine-tuning of LoRA adapters only."""
     return _prompt_method(task, data, model, seed, config, "lora")
+
+
+def _adapter_method(name: str, adapter: str, summary: str) -> None:
+    """Register prompt-based fine-tuning through one more adapter (options in the method's `adapter:` block)."""
+
+    def run(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
+        return _prompt_method(task, data, model, seed, config, adapter)
+
+    run.__doc__ = summary
+    method(name)(run)
+
+
+_adapter_method("prompt_ft_ia3", "ia3", "Prompt-based fine-tuning of (IA)3 scaling vectors only.")
+_adapter_method(
+    "prompt_tuning", "prompt_tuning", "Soft prompt tuning: virtual-token embeddings before the prompt."
+)
+_adapter_method("p_tuning", "p_tuning", "P-tuning: virtual tokens from a small trainable encoder.")
+_adapter_method("prefix_tuning", "prefix_tuning", "Prefix tuning: trainable keys and values in every layer.")
+_adapter_method(
+    "prompt_ft_label_embeddings", "label_embeddings", "Only the label words' output-embedding rows train."
+)
 
 
 class SetFitPredictor:
