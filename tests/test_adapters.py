@@ -89,7 +89,7 @@ def test_adapter_trains_only_its_weights_and_round_trips(adapter, kind, tmp_path
 
 def _load(directory, kind):
     """from_pretrained needs the base model by name; the tiny ones are rebuilt with the same seed."""
-    import promptft.classifier as classifier_module
+    import promptft.classifiers.prompt as classifier_module
 
     model, tok = FACTORIES[kind]()
     original = classifier_module.load_backbone

@@ -13,16 +13,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Example": "promptft.data",
-    "HeadClassifier": "promptft.classifier",
-    "LoraSettings": "promptft.models.peft_utils",
-    "PromptClassifier": "promptft.classifier",
+    "HeadClassifier": "promptft.classifiers",
+    "LoraSettings": "promptft.adapters",
+    "PromptClassifier": "promptft.classifiers",
     "PromptFTError": "promptft.errors",
     "Template": "promptft.prompts",
     "TrainConfig": "promptft.training",
     "Trainer": "promptft.training",
     "Verbalizer": "promptft.prompts",
     "load_backbone": "promptft.models",
-    "load_classifier": "promptft.classifier",
+    "load_classifier": "promptft.classifiers",
     "read_examples": "promptft.data",
     "sample_k_shot": "promptft.data",
 }
@@ -59,10 +59,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from promptft.classifier import HeadClassifier, PromptClassifier, load_classifier
+    from promptft.classifiers import HeadClassifier, PromptClassifier, load_classifier
     from promptft.data import Example, read_examples, sample_k_shot
     from promptft.errors import PromptFTError
     from promptft.models import load_backbone
-    from promptft.models.peft_utils import LoraSettings
+    from promptft.adapters import LoraSettings
     from promptft.prompts import Template, Verbalizer
     from promptft.training import TrainConfig, Trainer

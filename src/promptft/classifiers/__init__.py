@@ -1,0 +1,36 @@
+"""Classifiers: a backbone + prompt (PromptClassifier) or + a new head (HeadClassifier), with one API:
+fit, predict, predict_proba, evaluate, save_pretrained, from_pretrained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from promptft.classifiers.base import BaseClassifier
+from promptft.classifiers.head import HeadClassifier
+from promptft.classifiers.prompt import PromptClassifier, PromptScorer
+from promptft.classifiers.saving import CONFIG_FILE
+from promptft.data.inputs import as_examples
+from promptft.errors import ModelError
+
+__all__ = [
+    "CONFIG_FILE",
+    "BaseClassifier",
+    "HeadClassifier",
+    "PromptClassifier",
+    "PromptScorer",
+    "as_examples",
+    "load_classifier",
+]
+
+
+def load_classifier(directory: str | Path, **kwargs) -> BaseClassifier:
+    """Load whichever classifier type a folder holds."""
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{directory} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
+    kind = json.loads(path.read_text()).get("type")
+    cls = {"prompt": PromptClassifier, "head": HeadClassifier}.get(kind)
+    if cls is None:
+        raise ModelError(f"{path} has unknown classifier type {kind!r}")
+    return cls.from_pretrained(directory, **kwargs)

@@ -1,0 +1,151 @@
+"""What every classifier shares: predict, predict_proba, evaluate, fit, and the trainable state.
+
+A classifier's `module` is the torch module whose forward maps encoded inputs to label logits; the trainer
+calls that module (possibly wrapped by Accelerate/DDP), never a method that bypasses its forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from promptft.data import Example
+from promptft.data.inputs import Inputs, as_examples
+from promptft.errors import DataError
+from promptft.evaluation.metrics import classification_metrics
+
+
+class BaseClassifier:
+    """What the trainer and the benchmark need from any classifier."""
+
+    labels: list[str]
+    fields: tuple[str, ...]
+    module: nn.Module  # the trainable torch module
+    peft_model: Any = None  # the peft wrapper when LoRA is applied
+
+    # ----- to implement -----
+    def encode(self, examples: Sequence[Example]) -> list[Any]:
+        raise NotImplementedError
+
+    def label_logits(self, encoded: Sequence[Any]) -> torch.Tensor:
+        """`[batch, n_labels]` scores (log-space); gradients flow when the module is in training.
+
+        Always `self.module(encoded)`: the trainer calls the (possibly DDP-wrapped) module itself, so
+        whatever a classifier computes must live in its module's forward."""
+        return self.module(encoded)
+
+    @staticmethod
+    def length_of(encoded: Any) -> int:
+        return len(encoded.input_ids)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        raise NotImplementedError
+
+    # ----- shared -----
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def label_index(self, examples: Sequence[Example]) -> list[int]:
+        index = {label: i for i, label in enumerate(self.labels)}
+        out = []
+        for ex in examples:
+            if ex.label is None:
+                raise DataError("an example has no label: training and evaluation need labelled data")
+            if ex.label not in index:
+                raise DataError(
+                    f"unknown label {ex.label!r}: this classifier knows {self.labels}; "
+                    "fix the label map or add label words for it"
+                )
+            out.append(index[ex.label])
+        return out
+
+    def predict_proba(self, inputs: Inputs, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Probabilities `[n, n_labels]` in `self.labels` order, in input order."""
+        examples = as_examples(inputs, self.fields)
+        if not examples:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return self.predict_proba_encoded(self.encode(examples), batch_size, progress)
+
+    def predict_proba_encoded(
+        self, encoded: Sequence[Any], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        # Sorting by length cuts padding; results are put back in input order.
+        order = sorted(range(len(encoded)), key=lambda i: self.length_of(encoded[i]))
+        probs = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+        was_training = self.module.training
+        self.module.eval()
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        iterator = batches
+        if progress:
+            from rich.progress import track
+
+            iterator = track(batches, description="predicting", transient=True)
+        try:
+            with torch.inference_mode():
+                for batch in iterator:
+                    logits = self.label_logits([encoded[i] for i in batch])
+                    probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        finally:
+            self.module.train(was_training)
+        return probs
+
+    def predict(self, inputs: Inputs, batch_size: int = 32) -> list[str]:
+        probs = self.predict_proba(inputs, batch_size)
+        return [self.labels[i] for i in probs.argmax(axis=1)]
+
+    def evaluate(
+        self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False
+    ) -> dict[str, float]:
+        examples = as_examples(examples, self.fields)
+        if not examples:
+            raise DataError("cannot evaluate on an empty split: check the file and its label column")
+        self.label_index(examples)  # fail early on unknown labels
+        probs = self.predict_proba(examples, batch_size, progress)
+        predicted = [self.labels[i] for i in probs.argmax(axis=1)]
+        return classification_metrics([ex.label for ex in examples], predicted, self.labels)
+
+    def fit(
+        self,
+        train: Sequence[Example],
+        dev: Sequence[Example] | None = None,
+        config=None,
+        run_dir: str | Path | None = None,
+    ):
+        """Train through `promptft.training.Trainer` (imported here: training sits above this layer)."""
+        from promptft.training import TrainConfig, Trainer
+
+        trainer = Trainer(self, config or TrainConfig(), run_dir=run_dir)
+        return trainer.train(train, dev)
+
+    def enable_training_cache(self) -> bool:
+        """Let the trainer cache what frozen layers compute (no-op unless the model supports it)."""
+        return False
+
+    def disable_training_cache(self) -> None:
+        pass
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(trainable, total) parameters, each shared tensor counted once."""
+        params = list(self.module.parameters())
+        return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+    def describe_trainable(self) -> str:
+        trainable, total = self.parameter_counts()
+        share = 100 * trainable / total if total else 0.0
+        return f"trainable parameters: {trainable:,} of {total:,} ({share:.3g}%)"
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The parameters that training changes (all for full FT, LoRA's for LoRA)."""
+        return {n: p.detach().clone() for n, p in self.module.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        params = dict(self.module.named_parameters())
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value)

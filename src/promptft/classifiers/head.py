@@ -1,0 +1,228 @@
+"""Standard fine-tuning, the baseline: the same backbone with a new classification head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from promptft.adapters import AdapterSettings, LoraSettings, adapter_settings, apply_lora
+from promptft.classifiers.base import BaseClassifier
+from promptft.classifiers.saving import (
+    FORMAT_VERSION,
+    load_peft_adapter,
+    read_config,
+    save_folder,
+    write_config,
+    write_weights,
+)
+from promptft.data import Example
+from promptft.data.inputs import as_examples
+from promptft.errors import DataError, ModelError, PromptFTError
+from promptft.models.backbones import pad_token_id
+from promptft.models.loading import default_device, default_dtype
+
+
+@dataclass(frozen=True)
+class EncodedInput:
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None = None
+
+
+class HeadScorer(nn.Module):
+    """The trainable module of the head baseline: encoded inputs -> log-probabilities `[batch, n_labels]`."""
+
+    def __init__(self, model: nn.Module, pad_id: int) -> None:
+        super().__init__()
+        self.model = model
+        self.pad_id = pad_id
+
+    def forward(self, encoded: Sequence[EncodedInput]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        width = max(len(e.input_ids) for e in encoded)
+        ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        types = torch.zeros_like(ids) if encoded[0].token_type_ids is not None else None
+        for i, e in enumerate(encoded):
+            ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids)
+            mask[i, : len(e.input_ids)] = 1
+            if types is not None:
+                types[i, : len(e.input_ids)] = torch.tensor(e.token_type_ids)
+        kwargs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+        if types is not None:
+            kwargs["token_type_ids"] = types.to(device)
+        return torch.log_softmax(self.model(**kwargs).logits.float(), dim=-1)
+
+
+class HeadClassifier(BaseClassifier):
+    """Standard fine-tuning: the same backbone with a new classification head (the baseline)."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        labels: Sequence[str],
+        fields: Sequence[str] = ("text",),
+        *,
+        max_length: int = 256,
+        base_model: str = "",
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.labels = [str(x) for x in labels]
+        self.fields = tuple(fields)
+        if not 1 <= len(self.fields) <= 2:
+            raise PromptFTError(f"the head baseline takes one or two text fields, got {list(self.fields)}")
+        self.max_length = max_length
+        self.base_model = base_model
+        self.adapter: AdapterSettings = adapter_settings("full")
+        self.pad_id = pad_token_id(tokenizer, model.config)
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = self.pad_id  # causal LMs need it to find each row's last token
+        self.module = HeadScorer(model, self.pad_id)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: str,
+        labels: Sequence[str],
+        fields: Sequence[str] = ("text",),
+        *,
+        finetune: str = "full",
+        lora: LoraSettings | None = None,
+        max_length: int = 256,
+        device=None,
+        dtype=None,
+        seed: int | None = None,
+    ) -> HeadClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from promptft.models.registry import resolve_model
+
+        path = resolve_model(model)
+        if seed is not None:
+            torch.manual_seed(seed)  # the new head's initialisation
+        device = torch.device(device) if device is not None else default_device()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            hf = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=len(labels),
+                dtype=dtype or default_dtype(device),
+                pad_token_id=pad_token_id(tokenizer),
+            )
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"could not load {model!r} with a classification head: {str(exc).splitlines()[0]}"
+            ) from exc
+        hf.to(device)
+        clf = cls(hf, tokenizer, labels, fields, max_length=max_length, base_model=model)
+        clf.set_finetune(finetune, lora)
+        return clf
+
+    @property
+    def finetune(self) -> str:
+        return self.adapter.name
+
+    @property
+    def lora_settings(self) -> LoraSettings | None:
+        return self.adapter if isinstance(self.adapter, LoraSettings) else None
+
+    def set_finetune(self, finetune: str | AdapterSettings, lora: LoraSettings | None = None) -> None:
+        adapter = adapter_settings(lora if lora is not None and finetune == "lora" else finetune)
+        if adapter.name not in ("full", "lora"):
+            raise PromptFTError(
+                f"the head baseline trains its head: finetune must be 'full' or 'lora', got {adapter.name!r}"
+            )
+        if isinstance(adapter, LoraSettings):
+            from dataclasses import replace
+
+            # The new head is trained in full beside the adapters (a copy: the caller's settings stay).
+            adapter = replace(
+                adapter, modules_to_save=adapter.modules_to_save or _head_module_names(self.model)
+            )
+            self.peft_model = apply_lora(self.model, adapter)
+        self.adapter = adapter
+
+    def encode(self, examples: Sequence[Example]) -> list[EncodedInput]:
+        examples = as_examples(examples, self.fields)
+        out = []
+        for ex in examples:
+            missing = [f for f in self.fields if f not in ex.fields]
+            if missing:
+                raise DataError(
+                    f"example lacks field(s) {missing} (it has {sorted(ex.fields)}): map those columns"
+                )
+            texts = [ex.fields[f] for f in self.fields]
+            enc = self.tokenizer(*texts, truncation=True, max_length=self.max_length)
+            types = enc.get("token_type_ids")
+            out.append(EncodedInput(tuple(enc["input_ids"]), tuple(types) if types is not None else None))
+        return out
+
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
+        def write(folder: Path) -> None:
+            write_weights(folder, self.adapter, self.model, self.tokenizer, self.peft_model)
+            write_config(
+                folder,
+                {
+                    "type": "head",
+                    "format_version": FORMAT_VERSION,
+                    "base_model": self.base_model,
+                    "adapter": self.adapter.name,
+                    "labels": self.labels,
+                    "fields": list(self.fields),
+                    "max_length": self.max_length,
+                },
+            )
+
+        save_folder(directory, overwrite, write)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> HeadClassifier:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from promptft.models.registry import resolve_model
+
+        directory = Path(directory)
+        config = read_config(directory, "head")
+        device = torch.device(device) if device is not None else default_device()
+        dtype = dtype or default_dtype(device)
+        if config["adapter"] == "full":
+            path = directory / "model"
+            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        else:
+            path = resolve_model(config["base_model"])
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path,
+                num_labels=len(config["labels"]),
+                dtype=dtype,
+                pad_token_id=pad_token_id(tokenizer),
+            )
+        model.to(device)
+        clf = cls(
+            model,
+            tokenizer,
+            config["labels"],
+            config["fields"],
+            max_length=config["max_length"],
+            base_model=config["base_model"],
+        )
+        if config["adapter"] == "lora":
+            clf.adapter = LoraSettings(**(config.get("lora") or {}))
+            clf.peft_model = load_peft_adapter(model, directory / "adapter")
+        model.eval()
+        return clf
+
+    def describe(self) -> str:
+        return f"classification head on {self.base_model}"
+
+
+def _head_module_names(model: nn.Module) -> list[str]:
+    """Names of the freshly initialised head modules (`score`, `classifier`, ...), trained in full under LoRA."""
+    names = [n for n, _ in model.named_children() if n in ("score", "classifier", "pre_classifier", "pooler")]
+    return names or ["score", "classifier"]

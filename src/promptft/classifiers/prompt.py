@@ -1,0 +1,199 @@
+"""PromptClassifier: classify by asking the LM to fill a template's slot with one of the label words."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from promptft.adapters import AdapterSettings, LoraSettings, adapter_settings
+from promptft.classifiers.base import BaseClassifier
+from promptft.classifiers.saving import (
+    FORMAT_VERSION,
+    load_peft_adapter,
+    read_config,
+    save_folder,
+    write_config,
+    write_weights,
+)
+from promptft.data import Example
+from promptft.data.inputs import as_examples
+from promptft.errors import PromptFTError
+from promptft.models.backbones import Backbone
+from promptft.models.loading import load_backbone
+from promptft.prompts.encoding import EncodedPrompt
+from promptft.prompts.template import Template
+from promptft.prompts.verbalizer import Verbalizer
+
+log = logging.getLogger(__name__)
+
+
+class PromptScorer(nn.Module):
+    """The trainable module of a PromptClassifier: encoded prompts -> label logits `[batch, n_labels]`.
+
+    Word scores come from the backbone's forward; a label with several words combines them by
+    log-sum-exp (any of its words) or mean."""
+
+    def __init__(self, backbone: Backbone, words, verbalizer: Verbalizer) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.words = words
+        self.token_reduction = verbalizer.token_reduction
+        self.word_reduction = verbalizer.word_reduction
+        self.n_labels = len(verbalizer.labels)
+
+    def forward(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
+        scores = self.backbone(encoded, self.words, self.token_reduction)
+        labels = torch.tensor(self.words.word_label, device=scores.device)
+        member = labels[None, :] == torch.arange(self.n_labels, device=scores.device)[:, None]  # [L, W]
+        if self.word_reduction == "mean":
+            weights = member.to(scores.dtype) / member.sum(1, keepdim=True)
+            return scores @ weights.T
+        masked = scores[:, None, :].masked_fill(~member[None], float("-inf"))
+        return torch.logsumexp(masked, dim=-1)
+
+
+class PromptClassifier(BaseClassifier):
+    """Classify by asking the LM to fill a template's slot with one of the label words."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        template: Template | str,
+        verbalizer: Verbalizer | Mapping[str, str | Sequence[str]],
+        *,
+        max_length: int = 256,
+        base_model: str | None = None,
+    ) -> None:
+        self.backbone = backbone
+        self.template = template if isinstance(template, Template) else Template(template)
+        self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
+        self.labels = self.verbalizer.labels
+        self.fields = self.template.fields
+        self.max_length = max_length
+        self.base_model = base_model or backbone.name
+        self.adapter: AdapterSettings = adapter_settings("full")  # the model as loaded trains in full
+        self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
+        self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
+        self.module = PromptScorer(backbone, self.words, self.verbalizer)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: str = "smollm2-135m",
+        template: Template | str = "{text} It was {mask}.",
+        label_words: Verbalizer | Mapping[str, str | Sequence[str]] | None = None,
+        *,
+        kind: str | None = None,
+        finetune: str | AdapterSettings = "full",
+        lora: LoraSettings | None = None,
+        max_length: int = 256,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> PromptClassifier:
+        """Load a model by alias, folder or hub id. `finetune`: an adapter name ("full", "lora", "none"
+        for zero-shot, "ia3", "prompt_tuning", "p_tuning", "prefix_tuning", "label_embeddings") or
+        its settings (e.g. `LoraSettings(r=8)`); see `promptft.adapters`."""
+        if label_words is None:
+            raise PromptFTError('label_words is required, e.g. {"negative": "terrible", "positive": "great"}')
+        backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
+        clf = cls(backbone, template, label_words, max_length=max_length, base_model=model)
+        clf.set_finetune(finetune, lora)
+        return clf
+
+    @property
+    def finetune(self) -> str:
+        """The adapter's name ("full", "lora", "none", ...)."""
+        return self.adapter.name
+
+    @property
+    def lora_settings(self) -> LoraSettings | None:
+        return self.adapter if isinstance(self.adapter, LoraSettings) else None
+
+    def set_finetune(self, finetune: str | AdapterSettings, lora: LoraSettings | None = None) -> None:
+        """Choose what trains: an adapter name or settings (`lora` is the LoRA settings for "lora")."""
+        if lora is not None and finetune == "lora":
+            finetune = lora
+        self.set_adapter(adapter_settings(finetune))
+
+    def set_adapter(self, adapter: AdapterSettings) -> None:
+        if self.backbone.peft_model is not None:
+            raise PromptFTError(
+                f"this classifier already has a {self.adapter.name} adapter: build a new classifier "
+                "(from_model) to train another one"
+            )
+        label_tokens = [t for word in self.words.word_ids for t in word]
+        peft_model = adapter.apply(self.backbone.model, self.backbone.kind, label_tokens)
+        if peft_model is not None:
+            if hasattr(adapter, "init_from_text"):
+                adapter.init_from_text(peft_model, self.backbone.tokenizer)
+            self.backbone.attach(peft_model)
+            self.peft_model = peft_model
+        self.adapter = adapter
+        log.info("%s: %s", adapter.name, self.describe_trainable())
+
+    def enable_training_cache(self) -> bool:
+        return self.backbone.enable_prefix_cache()
+
+    def disable_training_cache(self) -> None:
+        self.backbone.disable_prefix_cache()
+
+    def encode(self, examples: Sequence[Example]) -> list[EncodedPrompt]:
+        examples = as_examples(examples, self.fields)
+        return [self.encoder.encode(ex.fields) for ex in examples]
+
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
+        """Adapter (peft format) or full weights (safetensors) plus the prompt as JSON; refuses to replace
+        a saved classifier unless `overwrite=True`."""
+
+        def write(folder: Path) -> None:
+            write_weights(folder, self.adapter, self.backbone.model, self.backbone.tokenizer, self.peft_model)
+            write_config(
+                folder,
+                {
+                    "type": "prompt",
+                    "format_version": FORMAT_VERSION,
+                    "base_model": self.base_model,
+                    "kind": self.backbone.kind,
+                    "adapter": self.adapter.name,
+                    "template": self.template.text,
+                    "verbalizer": self.verbalizer.to_dict(),
+                    "labels": self.labels,
+                    "max_length": self.max_length,
+                },
+            )
+
+        save_folder(directory, overwrite, write)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
+        from promptft.adapters import adapter_class
+
+        directory = Path(directory)
+        config = read_config(directory, "prompt")
+        adapter_cls = adapter_class(config["adapter"])
+        source = str(directory / "model") if adapter_cls.name == "full" else config["base_model"]
+        backbone = load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
+        clf = cls(
+            backbone,
+            config["template"],
+            Verbalizer.from_dict(config["verbalizer"]),
+            max_length=config["max_length"],
+            base_model=config["base_model"],
+        )
+        # Settings that shape training only (e.g. LoRA's top_layers) are not needed to predict: peft's
+        # adapter_config.json holds everything the forward needs.
+        clf.adapter = (
+            adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
+        )
+        if adapter_cls.uses_peft:
+            clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
+            backbone.attach(clf.peft_model)
+        backbone.eval()
+        return clf
+
+    def describe(self) -> str:
+        return f"prompt {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"

@@ -1,0 +1,93 @@
+"""The on-disk format of a saved classifier: a folder with promptft_config.json plus the weights.
+
+peft adapters are saved in peft's own format (`adapter/`), full fine-tuning as a whole model (`model/`),
+a frozen model as nothing but the config. Folders are written to a temporary sibling and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from promptft.adapters import AdapterSettings
+from promptft.errors import ModelError
+
+CONFIG_FILE = "promptft_config.json"
+# 2: the adapter is named ("adapter": "lora") and its settings live only in peft's adapter_config.json.
+FORMAT_VERSION = 2
+
+
+def write_config(directory: Path, config: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+
+def read_config(directory: str | Path, expected_type: str) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{directory} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
+    config = json.loads(path.read_text())
+    if config.get("type") != expected_type:
+        raise ModelError(
+            f"{directory} holds a {config.get('type')!r} classifier, not {expected_type!r}: "
+            f"load it with {'HeadClassifier' if config.get('type') == 'head' else 'PromptClassifier'}.from_pretrained"
+        )
+    if "adapter" not in config:  # format 1 named it "finetune" and kept LoRA settings twice
+        config["adapter"] = config.get("finetune", "full")
+    return config
+
+
+def write_weights(directory: Path, adapter: AdapterSettings, model, tokenizer, peft_model) -> None:
+    """peft adapters in peft's own format (adapter/); full fine-tuning the whole model (model/); frozen
+    nothing but the config (the base model is named there)."""
+    if adapter.uses_peft:
+        peft_model.save_pretrained(directory / "adapter")
+    elif adapter.name == "full":
+        model.save_pretrained(directory / "model")
+        tokenizer.save_pretrained(directory / "model")
+
+
+def save_folder(directory: str | Path, overwrite: bool, write: Callable[[Path], None]) -> None:
+    """Write a classifier folder atomically: into a temporary sibling, then renamed into place.
+
+    An existing classifier is replaced only with `overwrite=True`, and only once the new one is complete,
+    so a crash mid-save never loses the previous one."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).exists() and not overwrite:
+        raise ModelError(
+            f"{directory} already holds a saved classifier: pass overwrite=True to replace it, "
+            "or save to another folder"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise ModelError(f"{directory} is a file: give a folder to save the classifier in")
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).exists():
+        raise ModelError(
+            f"{directory} is not empty and holds no saved classifier: choose an empty or new folder"
+        )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        write(tmp)
+        old = None
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_peft_adapter(model: nn.Module, adapter_dir: Path):
+    from peft import PeftModel
+
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise ModelError(f"{adapter_dir} holds no adapter_config.json: the saved classifier is incomplete")
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
