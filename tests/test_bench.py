@@ -680,3 +680,34 @@ def test_per_task_options_reach_the_cell_and_stale_cells_warn(tiny_model, table,
     per_task.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match="unknown task"):
         run(tiny_model, table, per_task, results, methods=["prompt_ft"], seeds=[1])
+
+
+def test_adapter_methods_record_and_report_trainable_parameters(tiny_model, table, tmp_path):
+    """Issue #9's adapter rows: each runs through the bench and its row shows what trained."""
+    train = {"max_steps": 1, "batch_size": 4, "eval_every": 1, "max_length": 64}
+    small = {"adapter": {"num_virtual_tokens": 2}}
+    spec = {
+        "methods": {
+            "prompt_ft_ia3": train,
+            "prompt_tuning": {**train, **small},
+            "p_tuning": {**train, "adapter": {"num_virtual_tokens": 2, "encoder_hidden_size": 8}},
+            "prefix_tuning": {**train, **small},
+            "prompt_ft_label_embeddings": train,
+        }
+    }
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results"
+    methods = list(spec["methods"])
+    run(tiny_model, table, config, results, methods=methods, seeds=[1], tasks=["sent"])
+    counts = {}
+    for name in methods:
+        cell = json.loads(cell_path(results, "tiny-llama", "sent", name, 1).read_text())
+        counts[name] = cell["info"]["trainable_parameters"]
+        assert 0 < counts[name] < cell["info"]["total_parameters"]
+    assert counts["prompt_tuning"] == 2 * 32  # 2 virtual tokens x hidden size 32
+    assert counts["prompt_ft_label_embeddings"] == 2 * 32  # "terrible" and "great": one token each here
+    text = build_report(results, table).markdown_path.read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "Trainable params" in rows["Method"]
+    assert "| 64 |" in rows["prompt_tuning"]

@@ -227,7 +227,7 @@ def render_markdown(
             if any(c.get("test_subset") for c in cells_t):
                 mark += SUBSET_MARK
             header.append(name + mark)
-        header += ["Average", "Train s/cell", "Test s/cell"]
+        header += ["Average", "Trainable params", "Train s/cell", "Test s/cell"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for method in methods:
@@ -251,7 +251,7 @@ def render_markdown(
             mcells = [c for key in tasks for c in grouped[model][key].get(method, [])]
             train = sum(c.get("train_time_s") or 0 for c in mcells) / max(len(mcells), 1)
             test = sum(c.get("eval_time_s") or 0 for c in mcells) / max(len(mcells), 1)
-            row += [avg, f"{train:.0f}", f"{test:.0f}"]
+            row += [avg, _trainable(mcells), f"{train:.0f}", f"{test:.0f}"]
             lines.append("| " + " | ".join(row) + " |")
         lines += [
             "",
@@ -284,6 +284,21 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+def _trainable(cells: list[dict[str, Any]]) -> str:
+    """Trainable parameters as cells recorded them (cells from before that was recorded: –)."""
+    counts = {(c.get("info") or {}).get("trainable_parameters") for c in cells} - {None}
+    if not counts:
+        return "–"
+    return " / ".join(_short_count(n) for n in sorted(counts))
+
+
+def _short_count(n: int) -> str:
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
 
 
 def _scored_on(methods: dict[str, list[dict[str, Any]]], key: str, table: TaskTable) -> str:
