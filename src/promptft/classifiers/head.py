@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from promptft.data.inputs import as_examples
 from promptft.errors import DataError, ModelError, PromptFTError
 from promptft.models.backbones import pad_token_id
 from promptft.models.loading import default_device, default_dtype
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class HeadClassifier(BaseClassifier):
             )
             self.peft_model = apply_lora(self.model, adapter)
         self.adapter = adapter
+        log.info("%s: %s", adapter.name, self.describe_trainable())
 
     def encode(self, examples: Sequence[Example]) -> list[EncodedInput]:
         examples = as_examples(examples, self.fields)

@@ -192,6 +192,8 @@ class PromptClassifier(BaseClassifier):
         if adapter_cls.uses_peft:
             clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
             backbone.attach(clf.peft_model)
+        else:
+            clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
         backbone.eval()
         return clf
 
