@@ -184,7 +184,7 @@ def test_checkpoint_round_trips_every_rng(tmp_path):
     )
     save_checkpoint(tmp_path, state)
     expected = (random.random(), np.random.rand(), torch.rand(3))
-    loaded = load_checkpoint(tmp_path, set(clf.trainable_state()))
+    loaded = load_checkpoint(tmp_path, {k: tuple(v.shape) for k, v in clf.trainable_state().items()})
     from promptft.training.checkpoint import restore_rng
 
     restore_rng(loaded.rng[0])
@@ -192,7 +192,7 @@ def test_checkpoint_round_trips_every_rng(tmp_path):
     assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
 
 
-@pytest.mark.parametrize("damage", ["empty_files", "truncated", "no_state"])
+@pytest.mark.parametrize("damage", ["empty_files", "truncated", "no_state", "other_model"])
 def test_corrupt_checkpoint_says_how_to_restart(tmp_path, damage):
     run = tmp_path / "run"
     clf = make()
@@ -206,8 +206,16 @@ def test_corrupt_checkpoint_says_how_to_restart(tmp_path, damage):
     elif damage == "truncated":
         data = (ckpt / "optimizer.safetensors").read_bytes()
         (ckpt / "optimizer.safetensors").write_bytes(data[: len(data) // 2])
-    else:
+    elif damage == "no_state":
         (ckpt / "state.json").unlink()
+    else:  # a checkpoint whose weights have other shapes (another model wrote it)
+        from safetensors.torch import load_file, save_file
+
+        saved = load_file(ckpt / "trainable.safetensors")
+        save_file({k: v[..., :1].contiguous() for k, v in saved.items()}, ckpt / "trainable.safetensors")
+        with pytest.raises(RunDirError, match="belongs to another model"):
+            Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV)
+        return
     with pytest.raises(RunDirError, match="cannot be read") as err:
         Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV)
     assert "delete the folder" in str(err.value) and "another output folder" in str(err.value)
@@ -336,7 +344,8 @@ def test_progress_lines_when_not_a_terminal(caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="promptft.training")
-    make().fit(TRAIN, DEV, cfg(max_steps=40, eval_every=20))  # pytest's stdout is not a terminal
+    # pytest's stdout is not a terminal: lines, even with progress on (a bar would show only at the end)
+    make().fit(TRAIN, DEV, cfg(max_steps=40, eval_every=20, progress=True))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     # at every evaluation and every 10% of the steps
     assert [int(line.split()[1].split("/")[0]) for line in lines] == list(range(0, 41, 4))

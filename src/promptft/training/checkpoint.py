@@ -176,8 +176,9 @@ def save_checkpoint(run_dir: Path, state: TrainingState) -> None:
     write_dir_atomically(run_dir / CHECKPOINT, build)
 
 
-def load_checkpoint(run_dir: Path, trainable_names: set[str]) -> TrainingState:
-    """Read a checkpoint, or raise RunDirError saying how to restart when it is missing parts or corrupt."""
+def load_checkpoint(run_dir: Path, trainable: Mapping[str, tuple[int, ...]]) -> TrainingState:
+    """Read a checkpoint for a model whose trainable parameters have these names and shapes, or raise
+    RunDirError saying how to restart when it is missing parts, corrupt, or from another model."""
     directory = checkpoint_dir(run_dir) or run_dir / CHECKPOINT
     try:
         meta = json.loads((directory / STATE_FILE).read_text())
@@ -218,8 +219,11 @@ def load_checkpoint(run_dir: Path, trainable_names: set[str]) -> TrainingState:
             f"the checkpoint in {directory} cannot be read ({reason}). To restart this run from step 0, "
             f"delete the folder {directory}; or choose another output folder"
         ) from None
-    if set(state.trainable) != trainable_names:
-        differ = sorted(trainable_names ^ set(state.trainable))[:3]
+    saved = {name: tuple(value.shape) for name, value in state.trainable.items()}
+    if saved != dict(trainable):
+        differ = sorted(
+            name for name in set(saved) | set(trainable) if saved.get(name) != trainable.get(name)
+        )[:3]
         raise RunDirError(
             f"the checkpoint in {directory} belongs to another model (its weights do not match, e.g. "
             f"{differ}): resume with the model that started the run, or delete {directory} to restart"

@@ -11,10 +11,15 @@ log = logging.getLogger("promptft.training")
 
 
 class Progress:
-    """Shown by the main process only. With `bar` (the config's `progress`), a rich bar; otherwise, when
-    stdout is not a terminal, a line at every evaluation and at least every 10% of the steps."""
+    """Shown by the main process only. With `bar` (the config's `progress`) on a terminal or in a notebook,
+    a rich bar; otherwise, when stdout is not a terminal, a line at every evaluation and at least every
+    10% of the steps (a bar in a log file would only appear at the end)."""
 
     def __init__(self, bar: bool, total: int, metric: str, enabled: bool = True) -> None:
+        import rich
+
+        console = rich.get_console()  # the CLI points it at stderr
+        bar = bar and (console.is_terminal or console.is_jupyter)
         self.total = total
         self.metric = metric
         self.bar = None

@@ -203,9 +203,10 @@ class Trainer:
         accelerator.wait_for_everyone()
         resume_state = None
         if resuming:
-            log.warning("resuming the run in %s", self.run_dir)
-            names = {n for n, p in clf.module.named_parameters() if p.requires_grad}
-            resume_state = load_checkpoint(self.run_dir, names)  # type: ignore[arg-type]
+            if main:
+                log.warning("resuming the run in %s", self.run_dir)
+            shapes = {n: tuple(p.shape) for n, p in clf.module.named_parameters() if p.requires_grad}
+            resume_state = load_checkpoint(self.run_dir, shapes)  # type: ignore[arg-type]
         set_seed(cfg.seed)
 
         enc_train = clf.encode(train)
@@ -225,7 +226,11 @@ class Trainer:
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
         )
-        model, optimizer, scheduler = accelerator.prepare(clf.module, optimizer, scheduler)
+        # One process: the model stays where the user put it (e.g. cuda:1); several: one device each.
+        placement = None if world > 1 else [False] * 3
+        model, optimizer, scheduler = accelerator.prepare(
+            clf.module, optimizer, scheduler, device_placement=placement
+        )
         module = accelerator.unwrap_model(model)  # == clf.module: evaluation and the best state read it
 
         step, best_step, bad_evals = 0, 0, 0
@@ -267,8 +272,8 @@ class Trainer:
             nonlocal best_step, best_metric, best_state, best_dev, bad_evals
             record: dict[str, Any] = {"step": at_step, "train_loss": train_loss, "elapsed_s": elapsed()}
             if enc_dev:
-                # Every process evaluates; the main one's numbers decide, so all stop at the same step.
-                metrics = broadcast(self._dev_metrics(module, enc_dev, dev), world)
+                # The main process evaluates and tells the others, so all keep the same best and stop together.
+                metrics = broadcast(self._dev_metrics(module, enc_dev, dev) if main else None, world)
                 record.update({f"dev_{k}": v for k, v in metrics.items() if k != "n"})
                 if objective.is_better(metric, metrics[metric], best_metric):
                     best_metric, best_step, best_dev, bad_evals = metrics[metric], at_step, metrics, 0
