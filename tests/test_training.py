@@ -132,16 +132,20 @@ def weights(clf):
     return {k: v.clone() for k, v in clf.module.state_dict().items()}
 
 
-def test_interrupted_run_resumes_bit_for_bit_with_dropout(tmp_path):
-    """Dropout on: the resumed run matches only if every RNG state is saved and restored."""
-    config = cfg(max_steps=12, eval_every=4)
+@pytest.mark.parametrize("checkpoint_every", [None, 2])
+def test_interrupted_run_resumes_bit_for_bit_with_dropout(tmp_path, checkpoint_every):
+    """Dropout on: the resumed run matches only if every RNG state is saved and restored. With a
+    checkpoint between evaluations, the loss logged at the next evaluation still covers all its steps."""
+    config = cfg(max_steps=12, eval_every=4, checkpoint_every=checkpoint_every)
     reference = with_dropout(make())
     ref_result = Trainer(reference, config).train(TRAIN, DEV)
 
     clf = with_dropout(make())
-    interrupt_at(clf, 7)  # after the checkpoint at step 4
+    interrupt_at(clf, 7)  # after the checkpoint at step 4 (or 6)
     with pytest.raises(Interrupt):
         Trainer(clf, config, run_dir=tmp_path / "run").train(TRAIN, DEV)
+    saved_step = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["step"]
+    assert saved_step == (checkpoint_every and 6 or 4)
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoint").iterdir())
     assert names == [
         "best.safetensors",

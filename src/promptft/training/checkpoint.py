@@ -45,6 +45,7 @@ class TrainingState:
     bad_evals: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
+    running_loss: tuple[float, float] = (0.0, 0.0)  # loss sum and examples since the last evaluation
     scaler: dict[str, Any] | None = None
     num_processes: int = 1
 
@@ -164,6 +165,7 @@ def save_checkpoint(run_dir: Path, state: TrainingState) -> None:
             "bad_evals": state.bad_evals,
             "history": state.history,
             "elapsed_s": state.elapsed_s,
+            "running_loss": list(state.running_loss),
             "optimizer": optimizer,
             "scheduler": state.scheduler,
             "scaler": state.scaler,
@@ -208,6 +210,7 @@ def load_checkpoint(run_dir: Path, trainable: Mapping[str, tuple[int, ...]]) -> 
             bad_evals=meta["bad_evals"],
             history=meta["history"],
             elapsed_s=meta["elapsed_s"],
+            running_loss=tuple(meta["running_loss"]),
             scaler=meta["scaler"],
             num_processes=meta["num_processes"],
         )

@@ -239,6 +239,7 @@ class Trainer:
         best_dev: dict[str, float] | None = None
         history: list[dict[str, Any]] = []
         elapsed_before = 0.0
+        running, count = 0.0, 0.0  # loss sum and examples since the last evaluation (this process)
         if resume_state is not None:
             clf.load_trainable_state(resume_state.trainable)
             optimizer.load_state_dict(resume_state.optimizer)
@@ -259,6 +260,8 @@ class Trainer:
                     resume_state.num_processes,
                     world,
                 )
+            if main:  # the loss since the last evaluation, summed over processes, counted once
+                running, count = resume_state.running_loss
             restore_rng(resume_state.rng[rank] if rank < len(resume_state.rng) else resume_state.rng[0])
 
         start = time.perf_counter()
@@ -293,7 +296,6 @@ class Trainer:
             if step == 0 and cfg.eval_at_start and enc_dev:
                 stopped_early, record = evaluate(0, None)
                 progress.update(0, None, record, (best_metric, best_step), elapsed())
-            running, count = 0.0, 0.0
             while step < cfg.max_steps and not stopped_early:
                 optimizer.zero_grad(set_to_none=True)
                 micros = micro_batches(schedule[step], cfg.batch_size)
@@ -330,9 +332,9 @@ class Trainer:
                     and step < cfg.max_steps
                     and not stopped_early
                 ):
-                    rng = all_gather(
-                        capture_rng(), world
-                    )  # every process's generators, saved by the main one
+                    # Collectives first (every process): the generators of each, the loss so far of all.
+                    rng = all_gather(capture_rng(), world)
+                    running_all = all_sum([running, count], world, accelerator.device)
                     if main:
                         self._save_checkpoint(
                             TrainingState(
@@ -348,6 +350,7 @@ class Trainer:
                                 bad_evals=bad_evals,
                                 history=history,
                                 elapsed_s=elapsed(),
+                                running_loss=(running_all[0], running_all[1]),
                                 scaler=accelerator.scaler.state_dict() if accelerator.scaler else None,
                                 num_processes=world,
                             )
