@@ -196,7 +196,7 @@ def test_checkpoint_round_trips_every_rng(tmp_path):
     assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
 
 
-@pytest.mark.parametrize("damage", ["empty_files", "truncated", "no_state", "other_model"])
+@pytest.mark.parametrize("damage", ["empty_files", "truncated", "no_state", "other_model", "pickle"])
 def test_corrupt_checkpoint_says_how_to_restart(tmp_path, damage):
     run = tmp_path / "run"
     clf = make()
@@ -212,6 +212,13 @@ def test_corrupt_checkpoint_says_how_to_restart(tmp_path, damage):
         (ckpt / "optimizer.safetensors").write_bytes(data[: len(data) // 2])
     elif damage == "no_state":
         (ckpt / "state.json").unlink()
+    elif damage == "pickle":  # the first edition's format is refused, never unpickled
+        shutil.rmtree(ckpt)
+        ckpt.mkdir()
+        (ckpt / "state.pt").write_bytes(b"not loaded")
+        with pytest.raises(RunDirError, match="older promptft.*delete the folder"):
+            Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV)
+        return
     else:  # a checkpoint whose weights have other shapes (another model wrote it)
         from safetensors.torch import load_file, save_file
 

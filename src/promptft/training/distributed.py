@@ -2,6 +2,13 @@
 
 The batch size is global: every process takes its share of each batch of the fixed schedule, so N
 processes train on the same examples per step as one process would, and reach the same weights.
+
+    accelerate launch --multi_gpu --num_processes 4 -m promptft train --config job.yaml   # 4 GPUs
+    torchrun --standalone --nproc_per_node 2 -m promptft train --config job.yaml --device cpu  # 2 CPU (gloo)
+
+(`accelerate launch --cpu --num_processes 2` starts one process unless given an MPI host file;
+`accelerate launch --multi_gpu ... --device cpu` starts two CPU processes.) The precision comes from the
+job's `train.mixed_precision`, not from the launcher's flag: the run folder records what was used.
 """
 
 from __future__ import annotations

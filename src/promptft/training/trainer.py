@@ -23,6 +23,7 @@ from promptft.errors import DataError, RunDirError
 from promptft.objectives import Objective, SingleLabel
 from promptft.training.checkpoint import (
     CHECKPOINT,
+    STATE_FILE,
     TrainingState,
     capture_rng,
     checkpoint_dir,
@@ -99,7 +100,13 @@ class Trainer:
                 f"{self.run_dir} already holds a finished run ({FINAL}); choose another output folder "
                 "or delete that one first: promptft never overwrites a finished run"
             )
-        if checkpoint_dir(self.run_dir) is not None:
+        ckpt = checkpoint_dir(self.run_dir)
+        if ckpt is not None:
+            if (ckpt / "state.pt").exists() and not (ckpt / STATE_FILE).exists():
+                raise RunDirError(
+                    f"{ckpt} was written by an older promptft (a pickled state.pt, which is never loaded): "
+                    f"delete the folder {ckpt} to restart this run from step 0, or choose another output folder"
+                )
             if not self.resume:
                 raise RunDirError(
                     f"{self.run_dir} holds an unfinished run: resume it, or choose another folder"
