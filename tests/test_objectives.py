@@ -142,3 +142,15 @@ def test_trainer_runs_another_objective_unchanged(monkeypatch):
     hamming = [h["dev_hamming_loss"] for h in result.history]
     assert result.best_dev["hamming_loss"] == min(hamming)  # lower is better for this metric
     assert result.best_step == result.history[hamming.index(min(hamming))]["step"]  # ties keep the first
+
+
+def test_objectives_and_train_config_load_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from promptft.training import TrainConfig; import promptft.objectives;"
+        "TrainConfig(metric='macro_f1'); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # reading a config (CLI --help, bench) stays fast

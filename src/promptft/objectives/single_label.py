@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 class SingleLabel(Objective):
     """Targets are class indices in `labels` order; metrics are those of
-    `promptft.evaluation.metrics.classification_metrics` (accuracy, macro-F1 over all labels)."""
+    `classification_metrics` below (accuracy, macro-F1 over all labels)."""
 
     name: ClassVar[str] = "single_label"
     metrics: ClassVar[dict[str, bool]] = {"accuracy": True, "macro_f1": True}
@@ -52,6 +52,20 @@ class SingleLabel(Objective):
         return logits.float().softmax(-1)
 
     def evaluate(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:
-        from promptft.evaluation.metrics import classification_metrics
-
         return classification_metrics([ex.label for ex in examples], list(predictions), self.labels)
+
+
+def classification_metrics(
+    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
+) -> dict[str, float]:
+    """Accuracy and macro-F1 over all `labels` (a label never predicted nor seen counts as F1 0), computed
+    by scikit-learn so they match what users compute elsewhere. Re-exported by `promptft.evaluation`."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
+    return {
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": float(f1_score(gold, predicted, labels=list(labels), average="macro", zero_division=0)),
+        "n": len(gold),
+    }
