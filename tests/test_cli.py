@@ -251,7 +251,7 @@ def test_interrupted_run_resumes(env, tmp_path, monkeypatch):
     stopped = invoke(*args)
     assert stopped.exit_code == 130
     assert "run the same command again to resume" in " ".join(stopped.stderr.split())
-    assert (run / "checkpoint" / "state.pt").exists() and (run / "job.yaml").exists()
+    assert (run / "checkpoint" / "state.json").exists() and (run / "job.yaml").exists()
     assert not (run / "final_metrics.json").exists()
     monkeypatch.undo()
 

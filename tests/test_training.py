@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -104,37 +105,133 @@ def test_foreign_non_empty_dir_is_refused(tmp_path):
     assert (tmp_path / "results.csv").read_text() == "precious"
 
 
-def test_interrupted_run_resumes_to_the_same_result(tmp_path):
-    reference = make()
-    ref_result = reference.fit(TRAIN, DEV, cfg())
+class Interrupt(Exception):
+    pass
 
-    class Interrupt(Exception):
-        pass
 
-    clf = make()
-    original = clf.label_logits
+def interrupt_at(clf, call):
+    """Raise Interrupt at the `call`-th training forward pass (through the module, as the trainer calls it)."""
     calls = {"n": 0}
 
-    def flaky(batch):
-        if clf.module.training:
+    def hook(module, args):
+        if module.training:
             calls["n"] += 1
-            if calls["n"] == 7:  # after the checkpoint at step 4
+            if calls["n"] == call:
                 raise Interrupt
-        return original(batch)
 
-    clf.label_logits = flaky
+    return clf.module.register_forward_pre_hook(hook)
+
+
+def with_dropout(clf, p=0.1):
+    for layer in clf.backbone.model.model.layers:
+        layer.self_attn.attention_dropout = p
+    return clf
+
+
+def weights(clf):
+    return {k: v.clone() for k, v in clf.module.state_dict().items()}
+
+
+@pytest.mark.parametrize("checkpoint_every", [None, 2])
+def test_interrupted_run_resumes_bit_for_bit_with_dropout(tmp_path, checkpoint_every):
+    """Dropout on: the resumed run matches only if every RNG state is saved and restored. With a
+    checkpoint between evaluations, the loss logged at the next evaluation still covers all its steps."""
+    config = cfg(max_steps=12, eval_every=4, checkpoint_every=checkpoint_every)
+    reference = with_dropout(make())
+    ref_result = Trainer(reference, config).train(TRAIN, DEV)
+
+    clf = with_dropout(make())
+    interrupt_at(clf, 7)  # after the checkpoint at step 4 (or 6)
     with pytest.raises(Interrupt):
-        Trainer(clf, cfg(), run_dir=tmp_path / "run").train(TRAIN, DEV)
-    assert (tmp_path / "run" / "checkpoint" / "state.pt").exists()
+        Trainer(clf, config, run_dir=tmp_path / "run").train(TRAIN, DEV)
+    saved_step = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())["step"]
+    assert saved_step == (checkpoint_every and 6 or 4)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoint").iterdir())
+    assert names == [
+        "best.safetensors",
+        "optimizer.safetensors",
+        "rng.safetensors",
+        "state.json",
+        "trainable.safetensors",
+    ]  # no pickle anywhere
 
-    resumed = make()
-    result = Trainer(resumed, cfg(), run_dir=tmp_path / "run").train(TRAIN, DEV)
-    assert [h["train_loss"] for h in result.history] == pytest.approx(
-        [h["train_loss"] for h in ref_result.history]
+    resumed = with_dropout(make())
+    result = Trainer(resumed, config, run_dir=tmp_path / "run").train(TRAIN, DEV)
+
+    def no_time(history):
+        return [{k: v for k, v in h.items() if k != "elapsed_s"} for h in history]
+
+    assert no_time(result.history) == no_time(ref_result.history)  # losses and dev metrics, exactly
+    ref_w, res_w = weights(reference), weights(resumed)
+    assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
+    # dropout really is on: without it, training gives other weights
+    plain = make()
+    Trainer(plain, config).train(TRAIN, DEV)
+    assert not all(torch.equal(ref_w[k], v) for k, v in weights(plain).items())
+
+
+def test_checkpoint_round_trips_every_rng(tmp_path):
+    import random
+
+    import numpy as np
+
+    from promptft.training.checkpoint import TrainingState, capture_rng, load_checkpoint, save_checkpoint
+
+    clf = make()
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    state = TrainingState(
+        step=1,
+        trainable=clf.trainable_state(),
+        optimizer={"state": {}, "param_groups": []},
+        scheduler={"last_epoch": 1},
+        rng=[capture_rng()],
     )
-    torch.testing.assert_close(
-        torch.tensor(resumed.predict_proba(TRAIN)), torch.tensor(reference.predict_proba(TRAIN))
-    )
+    save_checkpoint(tmp_path, state)
+    expected = (random.random(), np.random.rand(), torch.rand(3))
+    loaded = load_checkpoint(tmp_path, {k: tuple(v.shape) for k, v in clf.trainable_state().items()})
+    from promptft.training.checkpoint import restore_rng
+
+    restore_rng(loaded.rng[0])
+    got = (random.random(), np.random.rand(), torch.rand(3))
+    assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
+
+
+@pytest.mark.parametrize("damage", ["empty_files", "truncated", "no_state", "other_model", "pickle"])
+def test_corrupt_checkpoint_says_how_to_restart(tmp_path, damage):
+    run = tmp_path / "run"
+    clf = make()
+    interrupt_at(clf, 7)
+    with pytest.raises(Interrupt):
+        Trainer(clf, cfg(), run_dir=run).train(TRAIN, DEV)
+    ckpt = run / "checkpoint"
+    if damage == "empty_files":
+        for f in ckpt.iterdir():
+            f.write_bytes(b"")
+    elif damage == "truncated":
+        data = (ckpt / "optimizer.safetensors").read_bytes()
+        (ckpt / "optimizer.safetensors").write_bytes(data[: len(data) // 2])
+    elif damage == "no_state":
+        (ckpt / "state.json").unlink()
+    elif damage == "pickle":  # the first edition's format is refused, never unpickled
+        shutil.rmtree(ckpt)
+        ckpt.mkdir()
+        (ckpt / "state.pt").write_bytes(b"not loaded")
+        with pytest.raises(RunDirError, match="older promptft.*delete the folder"):
+            Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV)
+        return
+    else:  # a checkpoint whose weights have other shapes (another model wrote it)
+        from safetensors.torch import load_file, save_file
+
+        saved = load_file(ckpt / "trainable.safetensors")
+        save_file({k: v[..., :1].contiguous() for k, v in saved.items()}, ckpt / "trainable.safetensors")
+        with pytest.raises(RunDirError, match="belongs to another model"):
+            Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV)
+        return
+    with pytest.raises(RunDirError, match="cannot be read") as err:
+        Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV)
+    assert "delete the folder" in str(err.value) and "another output folder" in str(err.value)
+    shutil.rmtree(ckpt)  # what the message says to do: the run restarts and finishes
+    assert Trainer(make(), cfg(), run_dir=run).train(TRAIN, DEV).steps == 12
 
 
 def test_resume_with_other_config_is_refused(tmp_path):
@@ -142,7 +239,7 @@ def test_resume_with_other_config_is_refused(tmp_path):
     clf.fit(TRAIN, DEV, cfg(max_steps=4, eval_every=2, checkpoint_every=2), run_dir=tmp_path / "run")
     (tmp_path / "run" / "final_metrics.json").unlink()
     (tmp_path / "run" / "checkpoint").mkdir()
-    torch.save({}, tmp_path / "run" / "checkpoint" / "state.pt")
+    (tmp_path / "run" / "checkpoint" / "state.json").write_text("{}")
     with pytest.raises(RunDirError, match="different training config"):
         make().fit(TRAIN, DEV, cfg(max_steps=8), run_dir=tmp_path / "run")
 
@@ -207,3 +304,88 @@ def test_on_run_dir_hook_sees_the_prepared_folder(tmp_path):
         TRAIN, DEV
     )
     assert seen == [["metrics.jsonl", "train_config.json"]]
+
+
+def test_gradient_accumulation_2x2_is_one_batch_of_4():
+    """Same update whether a step's 4 examples run as 2 micro-batches of 2 or 1 batch of 4. With 7
+    examples every other step has 3 (micro-batches of 2 and 1): averaging the two micro-batch means
+    would weigh them wrongly, so this catches a loss that is not the mean over the whole step."""
+    seven = TRAIN[:7]
+    accumulated, whole = make(), make()
+    ra = Trainer(accumulated, cfg(batch_size=2, grad_accum=2, max_steps=6, eval_every=3)).train(seven, None)
+    rb = Trainer(whole, cfg(batch_size=4, grad_accum=1, max_steps=6, eval_every=3)).train(seven, None)
+    a, b = weights(accumulated), weights(whole)
+    for name in a:
+        # Float noise, amplified where Adam divides tiny gradients by their own size, stays ~2e-5;
+        # the mean-of-micro-batch-means bug moves weights by ~1e-2.
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-4)
+    assert [h["train_loss"] for h in ra.history] == pytest.approx([h["train_loss"] for h in rb.history])
+    untrained = weights(make())
+    assert any(not torch.equal(a[name], untrained[name]) for name in a)
+
+
+@pytest.mark.parametrize("patience", [0, -1])
+def test_patience_below_one_is_refused(patience):
+    # -1 used to train 0 steps and mark the run finished
+    with pytest.raises(ConfigError, match="early_stopping_patience must be >= 1"):
+        TrainConfig(early_stopping_patience=patience)
+    assert TrainConfig(early_stopping_patience=None).early_stopping_patience is None
+
+
+def test_mixed_precision_switch():
+    assert TrainConfig().mixed_precision == "no"  # fp32 on CPU unless asked
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        TrainConfig.from_dict({"mixed_precision": "fp8"})
+    with pytest.raises(ConfigError, match="fp16.*needs a GPU"):
+        make().fit(TRAIN, None, cfg(mixed_precision="fp16", max_steps=1))
+    clf = make()
+    before = weights(clf)
+    result = clf.fit(TRAIN, None, cfg(mixed_precision="bf16", max_steps=2, eval_every=2))
+    assert result.steps == 2 and all(h["train_loss"] is None or h["train_loss"] > 0 for h in result.history)
+    after = weights(clf)
+    assert all(v.dtype == torch.float32 for v in after.values())  # autocast, not a cast of the weights
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert "_original_forward" not in vars(clf.module)  # accelerate's autocast wrapper is gone afterwards
+    # and a later fp32 run in the same process is plain fp32 again
+    again = make()
+    again.fit(TRAIN, None, cfg(max_steps=1))
+
+
+def test_progress_lines_when_not_a_terminal(caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="promptft.training")
+    # pytest's stdout is not a terminal: lines, even with progress on (a bar would show only at the end)
+    make().fit(TRAIN, DEV, cfg(max_steps=40, eval_every=20, progress=True))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    # at every evaluation and every 10% of the steps
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == list(range(0, 41, 4))
+    assert lines[5].startswith("step 20/40 (50%) loss ") and "dev accuracy" in lines[5]
+    assert all(line.endswith(" s") for line in lines)  # elapsed time
+
+
+def test_best_model_replaced_atomically(tmp_path):
+    from promptft.training.checkpoint import write_dir_atomically
+
+    target = tmp_path / "best"
+    target.mkdir()
+    (target / "weights").write_text("old")
+
+    def crash(tmp):
+        (tmp / "weights").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_dir_atomically(target, crash)
+    assert (target / "weights").read_text() == "old"  # the previous best survives a crash mid-write
+    write_dir_atomically(target, lambda tmp: (tmp / "weights").write_text("new"))
+    assert (target / "weights").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_finished_run_leaves_no_temporary_folders(tmp_path):
+    run = tmp_path / "run"
+    (run / "best.tmp").mkdir(parents=True)  # a crash during an earlier attempt's first best/ write
+    make().fit(TRAIN, DEV, cfg(), run_dir=run)
+    names = sorted(p.name for p in run.iterdir())
+    assert names == ["best", "final_metrics.json", "metrics.jsonl", "train_config.json"]

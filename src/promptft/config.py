@@ -35,8 +35,10 @@ from promptft.models.peft_utils import LoraSettings
 from promptft.models.registry import DEFAULT_MODEL
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
+from promptft.training.checkpoint import has_checkpoint
 from promptft.training.config import TrainConfig
-from promptft.training.trainer import CHECKPOINT, FINAL, Trainer, TrainResult
+from promptft.training.distributed import is_main_process
+from promptft.training.trainer import FINAL, Trainer, TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -506,7 +508,7 @@ def run_dir_state(run_dir: str | Path) -> str:
             f"{run_dir} already holds a finished run ({FINAL}); promptft never overwrites one: choose "
             f"another --output. To score it on a test file: promptft eval {run_dir / BEST_DIR} --data TEST"
         )
-    if (run_dir / CHECKPOINT / "state.pt").exists():
+    if has_checkpoint(run_dir):
         return "resume"
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"--output {run_dir} is a file: give a folder for the run")
@@ -588,9 +590,10 @@ def run_job(job: JobConfig) -> JobResult:
     if zero_shot:
         start = time.perf_counter()
         best_dev = clf.evaluate(splits["dev"], cfg.eval_batch_size, cfg.progress) if splits["dev"] else None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_job(job)
-        clf.save_pretrained(run_dir / BEST_DIR)
+        if is_main_process():  # under `accelerate launch`, one process writes
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _write_job(job)
+            clf.save_pretrained(run_dir / BEST_DIR)
         result = TrainResult(
             best_step=0,
             best_dev=best_dev,
@@ -599,7 +602,8 @@ def run_job(job: JobConfig) -> JobResult:
             stopped_early=False,
             run_dir=str(run_dir),
         )
-        _write_json(run_dir / FINAL, {**result.to_dict(), "zero_shot": True})
+        if is_main_process():
+            _write_json(run_dir / FINAL, {**result.to_dict(), "zero_shot": True})
     else:
         # job.yaml goes in once the Trainer has set up (or resumed) the folder: a fresh run must start empty.
         trainer = Trainer(clf, cfg, run_dir=job.output, on_run_dir=lambda _: _write_job(job))
@@ -608,7 +612,8 @@ def run_job(job: JobConfig) -> JobResult:
     test = None
     if splits["test"]:
         test = clf.evaluate(splits["test"], cfg.eval_batch_size, cfg.progress)
-        _write_json(run_dir / TEST_FILE, test)
+        if is_main_process():
+            _write_json(run_dir / TEST_FILE, test)
     return JobResult(
         run_dir=str(run_dir),
         steps=result.steps,

@@ -1,19 +1,8 @@
-"""Classification metrics, computed by scikit-learn so they match what users compute elsewhere."""
+"""Classification metrics. The single-label objective owns them (objectives sit below evaluation in the
+layering); they are re-exported here for the classifiers, the CLI and the benchmark."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from promptft.objectives.single_label import classification_metrics
 
-
-def classification_metrics(
-    gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
-) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
-    return {
-        "accuracy": float(accuracy_score(gold, predicted)),
-        "macro_f1": float(f1_score(gold, predicted, labels=list(labels), average="macro", zero_division=0)),
-        "n": len(gold),
-    }
+__all__ = ["classification_metrics"]

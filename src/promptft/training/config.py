@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from promptft.errors import ConfigError
+from promptft.objectives import known_metrics
 
 
 @dataclass
@@ -24,11 +25,13 @@ class TrainConfig:
     eval_batch_size: int = 32
     eval_at_start: bool = True  # the untrained model competes too: never end worse than zero-shot on dev
     early_stopping_patience: int | None = 4  # evaluations without improvement; None = never stop early
-    metric: str = "accuracy"  # or "macro_f1"
+    metric: str = "accuracy"  # a metric of the classifier's objective; single-label: accuracy, macro_f1
     seed: int = 42
     group_by_length: bool = True  # batches of similar length: less padding, same examples per epoch
     checkpoint_every: int | None = None  # steps; None = at every evaluation
-    progress: bool = True
+    progress: bool = True  # the rich bar on a terminal; elsewhere a progress line at each evaluation
+    # Autocast for GPU users; "fp16" also scales the loss. fp32 ("no") stays the CPU default.
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
 
     def __post_init__(self) -> None:
         problems = []
@@ -39,8 +42,16 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
             problems.append("warmup_ratio must be in [0, 1)")
-        if self.metric not in ("accuracy", "macro_f1"):
-            problems.append("metric must be 'accuracy' or 'macro_f1'")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            # 0 or less used to stop before the first step and mark the run finished
+            problems.append("early_stopping_patience must be >= 1, or None to never stop early")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            problems.append("checkpoint_every must be >= 1, or None to checkpoint at every evaluation")
+        metrics = known_metrics()
+        if self.metric not in metrics:
+            problems.append(f"metric must be one of {', '.join(map(repr, metrics))}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            problems.append("mixed_precision must be 'no', 'bf16' or 'fp16'")
         if problems:
             raise ConfigError("invalid training config: " + "; ".join(problems))
 

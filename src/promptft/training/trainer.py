@@ -1,31 +1,51 @@
 """The training loop: AdamW + warm-up/linear decay, dev evaluation keeping the best, early stopping,
 a run directory (config, metrics per evaluation, final metrics, best model) and resume after interruption.
+
+Accelerate runs inside, so `accelerate launch -m promptft train ...` (or torchrun) trains data-parallel
+with no code change; the loss, decoding and dev metric come from the classifier's objective.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from promptft.errors import DataError, RunDirError
-from promptft.evaluation.metrics import classification_metrics
+from promptft.objectives import Objective, SingleLabel
+from promptft.training.checkpoint import (
+    CHECKPOINT,
+    STATE_FILE,
+    TrainingState,
+    capture_rng,
+    checkpoint_dir,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    write_dir_atomically,
+)
 from promptft.training.config import TrainConfig
+from promptft.training.distributed import all_gather, all_sum, broadcast, local_share, make_accelerator
+from promptft.training.progress import Progress
+from promptft.training.schedule import batch_schedule, micro_batches, set_seed
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint"
+__all__ = ["FINAL", "TrainResult", "Trainer", "batch_schedule", "set_seed"]
+
 FINAL = "final_metrics.json"
+BEST = "best"
+# What a run folder may hold before its first checkpoint, and the temporary names of atomic writes.
+_RUN_FILES = {"train_config.json", "metrics.jsonl", "run.json"}
+_TEMPORARY = {f"{name}.{suffix}" for name in (CHECKPOINT, BEST) for suffix in ("tmp", "old")}
 
 
 @dataclass
@@ -42,36 +62,10 @@ class TrainResult:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
-def set_seed(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def batch_schedule(
-    lengths: list[int], batch_size: int, steps: int, seed: int, group_by_length: bool
-) -> list[list[int]]:
-    """Every step's batch, fixed by the seed up front, so a resumed run sees the same batches.
-
-    Each epoch is a fresh permutation. With group_by_length, each window of 4 batches is sorted by
-    length before being cut, which removes most padding but keeps batches random across epochs.
-    """
-    rng = np.random.default_rng(seed)
-    n = len(lengths)
-    out: list[list[int]] = []
-    while len(out) < steps:
-        perm = rng.permutation(n).tolist()
-        batches: list[list[int]] = []
-        window = batch_size * 4 if group_by_length else n
-        for start in range(0, n, window):
-            chunk = perm[start : start + window]
-            if group_by_length:
-                chunk.sort(key=lambda i: lengths[i])
-            batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-        if group_by_length:
-            rng.shuffle(batches)
-        out.extend(batches)
-    return out[:steps]
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 class Trainer:
@@ -84,32 +78,46 @@ class Trainer:
         run_dir: str | Path | None = None,
         resume: bool = True,
         on_run_dir: Callable[[Path], None] | None = None,
+        objective: Objective | None = None,
     ):
         """`on_run_dir(run_dir)` is called once the run folder is ready (fresh or resumed), before training:
-        the place to write the caller's own metadata next to the Trainer's files."""
+        the place to write the caller's own metadata next to the Trainer's files. `objective` defaults to
+        the classifier's own (`classifier.objective`), else single-label classification."""
         self.clf = classifier
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else None
         self.resume = resume
         self.on_run_dir = on_run_dir
+        self.objective = objective or getattr(classifier, "objective", None) or SingleLabel(classifier.labels)
 
     # ----- run directory -----
-    def _prepare_run_dir(self) -> dict[str, Any] | None:
-        """Create the run dir, or return the checkpoint state to resume from."""
+    def _inspect_run_dir(self) -> bool:
+        """Read-only (every process runs it): True when the folder holds a checkpoint to resume."""
         if self.run_dir is None:
-            return None
+            return False
         if (self.run_dir / FINAL).exists():
             raise RunDirError(
                 f"{self.run_dir} already holds a finished run ({FINAL}); choose another output folder "
                 "or delete that one first: promptft never overwrites a finished run"
             )
-        ckpt = self.run_dir / CHECKPOINT / "state.pt"
-        if ckpt.exists():
+        ckpt = checkpoint_dir(self.run_dir)
+        if ckpt is not None:
+            if (ckpt / "state.pt").exists() and not (ckpt / STATE_FILE).exists():
+                raise RunDirError(
+                    f"{ckpt} was written by an older promptft (a pickled state.pt, which is never loaded): "
+                    f"delete the folder {ckpt} to restart this run from step 0, or choose another output folder"
+                )
             if not self.resume:
                 raise RunDirError(
                     f"{self.run_dir} holds an unfinished run: resume it, or choose another folder"
                 )
-            saved = json.loads((self.run_dir / "train_config.json").read_text())
+            try:
+                saved = json.loads((self.run_dir / "train_config.json").read_text())
+            except (OSError, ValueError):
+                raise RunDirError(
+                    f"{self.run_dir} holds a checkpoint but no readable train_config.json: delete the folder "
+                    f"{self.run_dir / CHECKPOINT} to restart the run, or choose another output folder"
+                ) from None
             current = self.config.to_dict()
             for display_only in ("progress",):  # showing a bar or not does not change the run
                 saved.pop(display_only, None)
@@ -119,39 +127,53 @@ class Trainer:
                     f"{self.run_dir} holds an unfinished run with a different training config; resume it with "
                     "the same settings, or choose another output folder"
                 )
-            log.warning("resuming the run in %s", self.run_dir)
-            return torch.load(ckpt, weights_only=False)
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            leftovers = {p.name for p in self.run_dir.iterdir()} - {
-                "train_config.json",
-                "metrics.jsonl",
-                "run.json",
-            }
+            return True
+        if self.run_dir.exists():
+            leftovers = {p.name for p in self.run_dir.iterdir()} - _RUN_FILES - _TEMPORARY
             if leftovers:
                 raise RunDirError(
                     f"{self.run_dir} is not empty and holds no promptft run to resume ({sorted(leftovers)[:3]}...): "
                     "choose an empty or new folder"
                 )
+        return False
+
+    def _start_run_dir(self) -> None:
+        """Main process only: a fresh run's folder and files."""
+        assert self.run_dir is not None
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in _TEMPORARY:  # from a crash during an earlier attempt's first atomic write
+            shutil.rmtree(self.run_dir / name, ignore_errors=True)
         (self.run_dir / "train_config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
         (self.run_dir / "metrics.jsonl").write_text("")
-        return None
 
-    def _save_checkpoint(self, state: dict[str, Any]) -> None:
-        if self.run_dir is None:
-            return
-        tmp = self.run_dir / (CHECKPOINT + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        torch.save(state, tmp / "state.pt")
-        final = self.run_dir / CHECKPOINT
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+    def _save_checkpoint(self, state: TrainingState) -> None:
+        if self.run_dir is not None:
+            save_checkpoint(self.run_dir, state)
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         if self.run_dir is not None:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+
+    # ----- evaluation -----
+    def _dev_metrics(self, module, encoded: Sequence[Any], dev: Sequence[Any]) -> dict[str, float]:
+        """The objective's metrics of the current weights on dev (the plain module, no DDP: no collectives)."""
+        order = sorted(range(len(encoded)), key=lambda i: self.clf.length_of(encoded[i]))
+        size = self.config.eval_batch_size
+        rows: list[torch.Tensor | None] = [None] * len(encoded)
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), size):
+                    batch = order[start : start + size]
+                    logits = module([encoded[i] for i in batch]).float().cpu()
+                    for i, row in zip(batch, logits, strict=True):
+                        rows[i] = row
+        finally:
+            module.train(was_training)
+        predictions = self.objective.decode(torch.stack(rows))  # type: ignore[arg-type]
+        return self.objective.evaluate(dev, predictions)
 
     # ----- training -----
     def train(self, train, dev=None) -> TrainResult:
@@ -159,32 +181,49 @@ class Trainer:
 
         from promptft.classifier import as_examples
 
-        cfg = self.config
-        clf = self.clf
+        cfg, clf, objective = self.config, self.clf, self.objective
+        metric = objective.check_metric(cfg.metric)
         train = as_examples(train, clf.fields)
         dev = as_examples(dev, clf.fields) if dev else []
         if not train:
             raise DataError("the training split is empty: check the file path and its label column")
-        y_train = torch.tensor(clf.label_index(train))
+        targets = objective.targets(train)
         if dev:
-            clf.label_index(dev)
-        resume_state = self._prepare_run_dir()
-        if self.run_dir is not None and self.on_run_dir is not None:
-            self.on_run_dir(self.run_dir)
-        set_seed(cfg.seed)
-
-        enc_train = clf.encode(train)
-        enc_dev = clf.encode(dev) if dev else []
-        lengths = [clf.length_of(e) for e in enc_train]
-        schedule = batch_schedule(
-            lengths, cfg.batch_size, cfg.max_steps * cfg.grad_accum, cfg.seed, cfg.group_by_length
-        )
-
+            objective.targets(dev)  # fail early on unknown labels
         params = [p for p in clf.module.parameters() if p.requires_grad]
         if not params:
             raise RunDirError(
                 "nothing to train: the classifier is frozen (finetune='none'); use 'full' or 'lora'"
             )
+
+        accelerator = make_accelerator(clf.device, cfg.mixed_precision)
+        rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+        if world > 1 and main:
+            log.info("training data-parallel on %d processes (%s)", world, accelerator.device)
+        resuming = self._inspect_run_dir()
+        accelerator.wait_for_everyone()  # every process has looked before the main one writes anything
+        if main and self.run_dir is not None:
+            if not resuming:
+                self._start_run_dir()
+            if self.on_run_dir is not None:
+                self.on_run_dir(self.run_dir)
+        accelerator.wait_for_everyone()
+        resume_state = None
+        if resuming:
+            if main:
+                log.warning("resuming the run in %s", self.run_dir)
+            shapes = {n: tuple(p.shape) for n, p in clf.module.named_parameters() if p.requires_grad}
+            resume_state = load_checkpoint(self.run_dir, shapes)  # type: ignore[arg-type]
+        set_seed(cfg.seed)
+
+        enc_train = clf.encode(train)
+        enc_dev = clf.encode(dev) if dev else []
+        lengths = [clf.length_of(e) for e in enc_train]
+        # One entry per optimizer step: a global batch of batch_size * grad_accum examples.
+        schedule = batch_schedule(
+            lengths, cfg.batch_size * cfg.grad_accum, cfg.max_steps, cfg.seed, cfg.group_by_length
+        )
+
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
         optimizer = torch.optim.AdamW(
@@ -194,117 +233,140 @@ class Trainer:
         scheduler = get_linear_schedule_with_warmup(
             optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
         )
+        # One process: the model stays where the user put it (e.g. cuda:1); several: one device each.
+        placement = None if world > 1 else [False] * 3
+        model, optimizer, scheduler = accelerator.prepare(
+            clf.module, optimizer, scheduler, device_placement=placement
+        )
+        module = accelerator.unwrap_model(model)  # == clf.module: evaluation and the best state read it
 
-        step, best_step, best_metric, bad_evals = 0, 0, -1.0, 0
-        best_state = None
+        step, best_step, bad_evals = 0, 0, 0
+        best_metric: float | None = None
+        best_state: dict[str, torch.Tensor] | None = None
         best_dev: dict[str, float] | None = None
         history: list[dict[str, Any]] = []
         elapsed_before = 0.0
+        running, count = 0.0, 0.0  # loss sum and examples since the last evaluation (this process)
         if resume_state is not None:
-            clf.load_trainable_state(resume_state["trainable"])
-            optimizer.load_state_dict(resume_state["optimizer"])
-            scheduler.load_state_dict(resume_state["scheduler"])
-            torch.set_rng_state(resume_state["torch_rng"])
-            step, best_step, best_metric = (
-                resume_state["step"],
-                resume_state["best_step"],
-                resume_state["best_metric"],
-            )
+            clf.load_trainable_state(resume_state.trainable)
+            optimizer.load_state_dict(resume_state.optimizer)
+            scheduler.load_state_dict(resume_state.scheduler)
+            if resume_state.scaler is not None and accelerator.scaler is not None:
+                accelerator.scaler.load_state_dict(resume_state.scaler)
+            step, best_step, best_metric = resume_state.step, resume_state.best_step, resume_state.best_metric
             bad_evals, best_state, best_dev = (
-                resume_state["bad_evals"],
-                resume_state["best_state"],
-                resume_state["best_dev"],
+                resume_state.bad_evals,
+                resume_state.best_state,
+                resume_state.best_dev,
             )
-            history, elapsed_before = resume_state["history"], resume_state["elapsed_s"]
-
-        def evaluate(at_step: int, train_loss: float | None) -> bool:
-            """Evaluate on dev, keep the best; returns True when early stopping triggers."""
-            nonlocal best_step, best_metric, best_state, best_dev, bad_evals
-            record: dict[str, Any] = {
-                "step": at_step,
-                "train_loss": train_loss,
-                "elapsed_s": round(elapsed_before + time.perf_counter() - start, 3),
-            }
-            if enc_dev:
-                probs = clf.predict_proba_encoded(enc_dev, cfg.eval_batch_size)
-                metrics = classification_metrics(
-                    [e.label for e in dev], [clf.labels[i] for i in probs.argmax(1)], clf.labels
+            history, elapsed_before = resume_state.history, resume_state.elapsed_s
+            if resume_state.num_processes != world:
+                log.warning(
+                    "the run was checkpointed with %d process(es) and resumes with %d: the batches are the "
+                    "same, but dropout draws differ from an uninterrupted run",
+                    resume_state.num_processes,
+                    world,
                 )
+            if main:  # the loss since the last evaluation, summed over processes, counted once
+                running, count = resume_state.running_loss
+            restore_rng(resume_state.rng[rank] if rank < len(resume_state.rng) else resume_state.rng[0])
+
+        start = time.perf_counter()
+        progress = Progress(cfg.progress, cfg.max_steps, metric, enabled=main)
+
+        def elapsed() -> float:
+            return round(elapsed_before + time.perf_counter() - start, 3)
+
+        def evaluate(at_step: int, train_loss: float | None) -> tuple[bool, dict[str, Any]]:
+            """Evaluate on dev, keep the best; returns (early stop?, the record)."""
+            nonlocal best_step, best_metric, best_state, best_dev, bad_evals
+            record: dict[str, Any] = {"step": at_step, "train_loss": train_loss, "elapsed_s": elapsed()}
+            if enc_dev:
+                # The main process evaluates and tells the others, so all keep the same best and stop together.
+                metrics = broadcast(self._dev_metrics(module, enc_dev, dev) if main else None, world)
                 record.update({f"dev_{k}": v for k, v in metrics.items() if k != "n"})
-                if metrics[cfg.metric] > best_metric:
-                    best_metric, best_step, best_dev, bad_evals = metrics[cfg.metric], at_step, metrics, 0
+                if objective.is_better(metric, metrics[metric], best_metric):
+                    best_metric, best_step, best_dev, bad_evals = metrics[metric], at_step, metrics, 0
                     best_state = clf.trainable_state()
                 else:
                     bad_evals += 1
             history.append(record)
-            self._log_metrics(record)
-            progress_note(record)
-            return cfg.early_stopping_patience is not None and bad_evals >= cfg.early_stopping_patience
+            if main:
+                self._log_metrics(record)
+            stop = cfg.early_stopping_patience is not None and bad_evals >= cfg.early_stopping_patience
+            return stop, record
 
-        progress, task = _progress(cfg.progress, cfg.max_steps)
-
-        def progress_note(record: dict[str, Any]) -> None:
-            if progress is not None:
-                note = f"loss {record['train_loss']:.3f}" if record["train_loss"] is not None else ""
-                if "dev_accuracy" in record:
-                    note += f" dev acc {record['dev_accuracy']:.3f} (best {best_metric:.3f}@{best_step})"
-                progress.update(task, completed=record["step"], note=note)
-
-        start = time.perf_counter()
         stopped_early = False
-        clf.module.train()
+        model.train()
         clf.enable_training_cache()
         try:
             if step == 0 and cfg.eval_at_start and enc_dev:
-                stopped_early = evaluate(0, None)
-            running, count = 0.0, 0
+                stopped_early, record = evaluate(0, None)
+                progress.update(0, None, record, (best_metric, best_step), elapsed())
             while step < cfg.max_steps and not stopped_early:
                 optimizer.zero_grad(set_to_none=True)
-                for micro in range(cfg.grad_accum):
-                    batch = schedule[step * cfg.grad_accum + micro]
-                    logits = clf.label_logits([enc_train[i] for i in batch])
-                    loss = torch.nn.functional.cross_entropy(logits.float(), y_train[batch].to(logits.device))
-                    (loss / cfg.grad_accum).backward()
-                    running += loss.item()
-                    count += 1
+                micros = micro_batches(schedule[step], cfg.batch_size)
+                n_step = sum(len(m) for m in micros)
+                for j, micro in enumerate(micros):
+                    share, weight = local_share(micro, rank, world)
+                    # Gradients are averaged across processes once, after the step's last micro-batch.
+                    sync = j == len(micros) - 1
+                    with nullcontext() if sync else accelerator.no_sync(model):
+                        logits = model([enc_train[i] for i in share])
+                        per_example = objective.loss(logits, targets[share])
+                        # Sum over this share / all examples of the step, x world (DDP divides by it):
+                        # the step's gradient is the mean over its whole global batch, whatever the split.
+                        accelerator.backward(per_example.sum() * (weight * world / n_step))
+                    running += per_example.detach().sum().item() * weight
+                    count += len(share) * weight
                 if cfg.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                if progress is not None:
-                    progress.update(task, completed=step)
+                record = None
                 if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                    stopped_early = evaluate(step, running / max(count, 1))
-                    running, count = 0.0, 0
-                    clf.module.train()
+                    total, n = all_sum([running, count], world, accelerator.device)
+                    stopped_early, record = evaluate(step, total / max(n, 1))
+                    running, count = 0.0, 0.0
+                    model.train()
+                loss_now = record["train_loss"] if record else running / count if count else None
+                progress.update(step, loss_now, record, (best_metric, best_step), elapsed())
                 every = cfg.checkpoint_every or cfg.eval_every
                 if (
                     self.run_dir is not None
-                    and (step % every == 0)
+                    and step % every == 0
                     and step < cfg.max_steps
                     and not stopped_early
                 ):
-                    self._save_checkpoint(
-                        {
-                            "trainable": clf.trainable_state(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "torch_rng": torch.get_rng_state(),
-                            "step": step,
-                            "best_step": best_step,
-                            "best_metric": best_metric,
-                            "bad_evals": bad_evals,
-                            "best_state": best_state,
-                            "best_dev": best_dev,
-                            "history": history,
-                            "elapsed_s": elapsed_before + time.perf_counter() - start,
-                        }
-                    )
+                    # Collectives first (every process): the generators of each, the loss so far of all.
+                    rng = all_gather(capture_rng(), world)
+                    running_all = all_sum([running, count], world, accelerator.device)
+                    if main:
+                        self._save_checkpoint(
+                            TrainingState(
+                                step=step,
+                                trainable=clf.trainable_state(),
+                                optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict(),
+                                rng=rng,
+                                best_step=best_step,
+                                best_metric=best_metric,
+                                best_state=best_state,
+                                best_dev=best_dev,
+                                bad_evals=bad_evals,
+                                history=history,
+                                elapsed_s=elapsed(),
+                                running_loss=(running_all[0], running_all[1]),
+                                scaler=accelerator.scaler.state_dict() if accelerator.scaler else None,
+                                num_processes=world,
+                            )
+                        )
         finally:
-            if progress is not None:
-                progress.stop()
+            progress.stop()
             clf.disable_training_cache()
+            # The module outlives this run: drop accelerate's autocast wrapper from its forward.
+            accelerator.unwrap_model(model, keep_fp32_wrapper=False)
             clf.module.eval()
 
         if best_state is not None:
@@ -313,31 +375,15 @@ class Trainer:
             best_step=best_step if enc_dev else step,
             best_dev=best_dev,
             steps=step,
-            train_time_s=round(elapsed_before + time.perf_counter() - start, 3),
+            train_time_s=elapsed(),
             stopped_early=stopped_early,
             history=history,
             run_dir=str(self.run_dir) if self.run_dir else None,
         )
-        if self.run_dir is not None:
-            clf.save_pretrained(self.run_dir / "best")
-            (self.run_dir / FINAL).write_text(json.dumps(result.to_dict(), indent=2))
-            shutil.rmtree(self.run_dir / CHECKPOINT, ignore_errors=True)
+        if self.run_dir is not None and main:
+            write_dir_atomically(self.run_dir / BEST, clf.save_pretrained)
+            _write_json(self.run_dir / FINAL, result.to_dict())
+            for name in (CHECKPOINT, *_TEMPORARY):
+                shutil.rmtree(self.run_dir / name, ignore_errors=True)
+        accelerator.wait_for_everyone()  # no process returns before the run folder is complete
         return result
-
-
-def _progress(enabled: bool, total: int):
-    if not enabled:
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[note]}"),
-        transient=False,
-    )
-    task = progress.add_task("train", total=total, note="")
-    progress.start()
-    return progress, task
