@@ -240,7 +240,7 @@ def list_models(paths: Sequence[str | Path] = (), *, include_cache: bool = True)
             n_params, size = gguf_parameters(gguf), gguf.stat().st_size
             params_from = "gguf header" if n_params else None
         full, lora = estimate_training_memory(n_params)
-        status = "converts on first use" if pkg is not None else f"not installed: {entry.install_hint}"
+        status = "converts on first use" if pkg is not None else f"not installed: {entry.make_target}"
         out.append(
             ModelInfo(
                 alias, "registry", None, entry.kind, n_params, params_from, size, full, lora, False, status
