@@ -112,11 +112,13 @@ def read_rows(
     header: bool | None = None,
     fmt: str | None = None,
     limit: int | None = None,
+    labels: bool = True,
 ) -> list[Row]:
     """`read_examples`, keeping each record's columns and location: `Row(example, cells, where)`.
 
     `cells` holds every column of the record under its header name (headerless files: the field or
     `label` a column is read as, else `column_<i>`), for outputs that keep the input's columns.
+    `labels=False` reads no label at all, not even from a `label` column (inputs to classify).
     """
     _check_spec(fields, label, limit)
     if limit == 0:
@@ -132,14 +134,14 @@ def read_rows(
                 if header is not None:
                     raise DataError(f"header= only applies to csv/tsv files, but {path} is {fmt}: drop it")
                 records = _open_json(path, fmt)
-            return _rows(records, fields, label, label_map, limit)
+            return _rows(records, fields, label, label_map, limit, labels)
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path} is not valid UTF-8 text ({err.reason} at byte {err.start}): re-save it as UTF-8"
             ) from None
     if fmt is not None or header is not None:
         raise DataError("fmt= and header= only apply to files, not to a datasets.Dataset: drop them")
-    return _rows(_open_dataset(source, limit), fields, label, label_map, limit)
+    return _rows(_open_dataset(source, limit), fields, label, label_map, limit, labels)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -421,8 +423,11 @@ def _rows(
     label: Column | None,
     label_map: dict[str, str] | None,
     limit: int | None,
+    labels: bool = True,
 ) -> list[Row]:
     field_keys, label_key = _resolve(records, fields, label)
+    if not labels:
+        label_key = None  # the layout guess may have found one; an unlabelled read ignores it
     class_names = (records.class_names or {}).get(label_key) if isinstance(label_key, str) else None
     if records.kind == "table" and records.columns is not None:
         # A data row shorter than its header is broken even if the columns we read happen to exist.
