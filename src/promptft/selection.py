@@ -348,7 +348,11 @@ def rank_candidates(candidates: Sequence[Candidate]) -> tuple[list[Candidate], C
     pick = next((c for c in ranked if c.ok and c.accuracy is not None), None)
     if pick is not None:
         acc = f"{100 * pick.accuracy:.1f}%" if pick.accuracy is not None else "?"
-        which = "after the short fine-tune" if pick.tuned_accuracy is not None else "zero-shot"
+        which = (
+            "after the short fine-tune"
+            if pick.tuned_accuracy is not None
+            else "zero-shot; fine-tuning was skipped, 0 steps: raise --budget-s to tune"
+        )
         reason = (
             f"{pick.model}: best dev accuracy ({acc}, {which}) among the candidates that meet the constraints"
         )
