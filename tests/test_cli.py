@@ -661,13 +661,20 @@ def test_template_escapes_are_a_newline_and_a_tab_and_the_first_prompt_is_shown(
     assert JobConfig.from_yaml(tmp_path / "s.yaml").prompt.template == "{text}\nTopic: {mask}"
 
 
-def test_transformers_chatter_is_off(trained, env):
+def test_transformers_chatter_is_off(env, tmp_path):
     import warnings
 
-    run, _ = trained
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = invoke("eval", run, "--data", env / "test.tsv", "--device", "cpu", "--progress")
+    from transformers.utils import logging as hf_logging
+
+    run = tmp_path / "lora"
+    ok(invoke(*train_args(env, run, "--finetune", "lora", "--device", "cpu")))  # peft warns on LoRA loads
+    hf_logging.enable_progress_bar()  # as in a fresh process
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = invoke("eval", run, "--data", env / "test.tsv", "--device", "cpu", "--progress")
+    finally:
+        hf_logging.disable_progress_bar()
     ok(result)
     assert "Loading weights" not in result.output
     assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
