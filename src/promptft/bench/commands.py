@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from promptft.errors import ConfigError
+from promptft.errors import ConfigError, DataError
 
 DEFAULT_RESULTS = Path("benchmarks/results")
 
@@ -218,6 +218,9 @@ def select_command(
     label_map: str | None = typer.Option(
         None, "--label-map", help="Raw label -> label name, e.g. '0=negative,1=positive' (as in train)."
     ),
+    data_format: str | None = typer.Option(
+        None, "--format", help="Data file format: csv, tsv, jsonl or json (default: from the suffix)."
+    ),
     max_steps: int = typer.Option(100, "--max-steps", help="Upper bound on LoRA steps per candidate."),
     seed: int = typer.Option(42, "--seed"),
     device: str | None = typer.Option(None, "--device"),
@@ -230,7 +233,7 @@ def select_command(
     """
     from rich.console import Console
 
-    from promptft.config import parse_pairs
+    from promptft.config import cli_wording, parse_pairs
     from promptft.data import read_examples
     from promptft.prompts.template import unescape_template
     from promptft.selection import parse_label_words, select_models
@@ -247,11 +250,12 @@ def select_command(
             fields[name.strip()] = int(column) if column.strip().isdigit() else column.strip()
     label = (int(label_column) if label_column.isdigit() else label_column) if label_column else None
     mapping = parse_pairs([label_map], "label map", "'0=negative,1=positive'") if label_map else None
-    read = functools.partial(read_examples, fields=fields, label=label, label_map=mapping)
-    if not (fields or label is not None):
-        read = functools.partial(read_examples, label_map=mapping)
-    train_examples = read(data)
-    dev_examples = read(dev) if dev else None
+    read = functools.partial(read_examples, fields=fields, label=label, label_map=mapping, fmt=data_format)
+    try:
+        train_examples = read(data)
+        dev_examples = read(dev) if dev else None
+    except DataError as err:
+        raise DataError(cli_wording(str(err))) from None
     console = Console(stderr=True)
     with console.status("selecting") as status:
         selection = select_models(
