@@ -119,8 +119,8 @@ def resolve_model(name: str) -> str:
             f"or use an offline alias: {', '.join(REGISTRY)}"
         )
     raise ModelError(
-        f"unknown model {name!r}: not an offline alias ({', '.join(REGISTRY)}) and no folder of that name "
-        f"here ({path.resolve()}); give a local model folder or a Hugging Face hub id (org/name)"
+        f"unknown model {name!r} (and no folder {path.resolve()}): give a local model folder, a Hugging Face "
+        f"hub id (org/name), or one of the offline aliases: {', '.join(REGISTRY)}"
     )
 
 
