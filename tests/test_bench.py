@@ -711,3 +711,19 @@ def test_adapter_methods_record_and_report_trainable_parameters(tiny_model, tabl
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert "Trainable params" in rows["Method"]
     assert "| 64 |" in rows["prompt_tuning"]
+
+
+def test_user_method_options_win_over_packaged_per_task_options(tmp_path, caplog):
+    override = tmp_path / "o.yaml"
+    override.write_text("methods:\n  prompt_ft_lora: {max_steps: 2}\n")
+    with caplog.at_level("WARNING"):
+        merged = load_config(override)
+    trec = merged.method("prompt_ft_lora", "trec")
+    assert trec["max_steps"] == 2 and trec["eval_every"] == 20  # only what the user set is replaced
+    assert "tasks.trec.prompt_ft_lora.max_steps=200" in caplog.text  # the conflict is reported
+    assert merged.method("prompt_ft", "trec")["max_steps"] == 200  # other methods keep theirs
+    both = tmp_path / "b.yaml"
+    both.write_text(
+        "methods:\n  prompt_ft_lora: {max_steps: 2}\ntasks:\n  trec:\n    prompt_ft_lora: {max_steps: 5}\n"
+    )
+    assert load_config(both).method("prompt_ft_lora", "trec")["max_steps"] == 5  # the user's own task block

@@ -181,11 +181,13 @@ def test_predict_writes_fields_label_and_probabilities(trained, env, tmp_path, s
     else:
         with out.open(newline="") as f:
             rows = list(csv.DictReader(f, delimiter="\t" if suffix == "tsv" else ","))
-    assert list(rows[0]) == ["text", "label", "prob_negative", "prob_positive"]
-    assert [r["text"] for r in rows] == [s for s, _ in SENTENCES[4:]]
+    # the input's columns in order (its own `label` too), then the predictions, renamed around `label`
+    assert list(rows[0]) == ["sentence", "label", "pred_label", "prob_negative", "prob_positive"]
+    assert [r["sentence"] for r in rows] == [s for s, _ in SENTENCES[4:]]
+    assert [str(r["label"]) for r in rows] == [str(y) for _, y in SENTENCES[4:]]
     probs = np.array([[float(r["prob_negative"]), float(r["prob_positive"])] for r in rows])
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-4)
-    assert [r["label"] for r in rows] == [["negative", "positive"][i] for i in probs.argmax(1)]
+    assert [r["pred_label"] for r in rows] == [["negative", "positive"][i] for i in probs.argmax(1)]
 
 
 def test_predict_refuses_to_overwrite(trained, env, tmp_path):
@@ -195,7 +197,7 @@ def test_predict_refuses_to_overwrite(trained, env, tmp_path):
     user_error(invoke("predict", run, "-i", env / "test.tsv", "-o", out), "already exists", "--overwrite")
     assert out.read_text() == "keep me"
     ok(invoke("predict", run, "-i", env / "test.tsv", "-o", out, "--overwrite", "--device", "cpu"))
-    assert out.read_text().startswith("text,label,")
+    assert out.read_text().startswith("sentence,label,pred_label,")
 
 
 def test_zero_shot_two_fields_then_predict(env, tmp_path):
@@ -226,7 +228,14 @@ def test_zero_shot_two_fields_then_predict(env, tmp_path):
     out = tmp_path / "pred.jsonl"
     ok(invoke("predict", run / "best", "-i", env / "pairs.tsv", "-o", out, "--device", "cpu"))
     row = json.loads(out.read_text().splitlines()[0])
-    assert set(row) == {"premise", "hypothesis", "label", "prob_entailment", "prob_not_entailment"}
+    assert list(row) == [
+        "sentence1",
+        "sentence2",
+        "label",
+        "pred_label",
+        "prob_entailment",
+        "prob_not_entailment",
+    ]
 
 
 def test_head_baseline(env, tmp_path):
@@ -269,7 +278,7 @@ def test_interrupted_run_resumes(env, tmp_path, monkeypatch):
         (["--train", "missing.tsv"], [], ["data file not found", "missing.tsv"]),
         (["--template", "{text} It was."], [], ["no {mask} slot"]),
         (["-w", "negative=terrible"], [], ["['positive']", "no label word"]),
-        (["--label-map", "0=negative"], [], ["label '1'", "label_map does not cover"]),
+        (["--label-map", "0=negative"], [], ["label '1'", "label map (--label-map) does not cover"]),
         (["-w", "negative"], [], ["bad label words", "KEY=VALUE"]),
         (["--field", "text=review"], [], ["'review' is not a column", "'sentence'"]),
         (["--method", "head", "--finetune", "none"], [], ["zero-shot", "head"]),
@@ -377,3 +386,295 @@ def test_cli_import_does_not_load_torch():
     code = "import sys, promptft, promptft.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# hardening (issue 16): each case a user hit, as a user error with the fix in its message, or kept data
+
+
+def train_args(env: Path, run: Path, *extra) -> list:
+    args = ["train", "--train", env / "train.tsv", "--label-map", LABEL_MAP, "-w", WORDS, "-o", run]
+    return [*args, "--steps", 1, "--batch-size", 4, "--model", env / "tiny", "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "gpu"])
+def test_unavailable_device_names_the_devices_that_exist(env, tmp_path, monkeypatch, device):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only build
+    user_error(invoke(*train_args(env, tmp_path / "run"), "--device", device), repr(device), "cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_eval_on_unavailable_device_is_a_user_error(trained, env, monkeypatch):
+    import torch
+
+    run, _ = trained
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    user_error(invoke("eval", run, "--data", env / "test.tsv", "--device", "cuda"), "available here: cpu")
+
+
+def deny_write(monkeypatch, path: Path) -> None:
+    """`path` reads as read-only (tests run as root, which ignores permission bits)."""
+    import os
+
+    real = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: not (Path(p) == path and mode & os.W_OK) and real(p, mode)
+    )
+
+
+def test_run_folder_that_cannot_be_created_or_written(env, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    user_error(invoke(*train_args(env, blocker / "run")), "a-file is a file, not a folder")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    deny_write(monkeypatch, readonly)
+    user_error(invoke(*train_args(env, readonly / "run")), "read-only")
+    assert not (readonly / "run").exists()
+
+
+def test_predict_output_that_cannot_be_written_fails_before_predicting(trained, env, tmp_path, monkeypatch):
+    from promptft.classifier import BaseClassifier
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("predicted before checking the output")
+
+    monkeypatch.setattr(BaseClassifier, "predict_proba", no_prediction)
+    run, _ = trained
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    predict = ["predict", run, "-i", env / "test.tsv", "--device", "cpu"]
+    user_error(invoke(*predict, "-o", blocker / "p.csv"), "a-file is a file")
+    kept = tmp_path / "kept.csv"
+    kept.write_text("keep me")
+    deny_write(monkeypatch, kept)
+    user_error(invoke(*predict, "-o", kept, "--overwrite"), "read-only")
+    assert kept.read_text() == "keep me"
+
+
+def test_a_second_train_on_a_locked_run_folder_is_refused(env, tmp_path):
+    from promptft.config import lock_path, run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):  # as a first `promptft train` holds it
+        assert lock_path(run).read_text().strip() == str(__import__("os").getpid())
+        user_error(invoke(*train_args(env, run)), "in use by another `promptft train`", "pid")
+    assert not lock_path(run).exists()
+    lock_path(run).write_text("999999\n")  # left by a killed run: nobody holds the lock
+    ok(invoke(*train_args(env, run)))
+    assert (run / "final_metrics.json").exists() and not lock_path(run).exists()
+
+
+def test_label_words_for_a_label_the_label_map_lacks(env, tmp_path):
+    words = WORDS + ",neutral=okay"
+    args = train_args(env, tmp_path / "run")
+    args[args.index("-w") + 1] = words
+    user_error(invoke(*args), "['neutral']", "label map", "['negative', 'positive']")
+    no_map = train_args(env, tmp_path / "run")
+    i = no_map.index("--label-map")
+    del no_map[i : i + 2]
+    no_map[no_map.index("-w") + 1] = "0=terrible,1=great,2=okay"
+    user_error(invoke(*no_map), "['2']", "['0', '1']")
+
+
+@pytest.fixture
+def empty_input(tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text('id,sentence\n1,great fun\n2,""\n3,   \n4,awful\n')
+    return path
+
+
+def test_predict_keeps_empty_rows_and_warns(trained, empty_input, tmp_path, caplog):
+    run, _ = trained
+    out = tmp_path / "p.csv"
+    ok(invoke("predict", run, "-i", empty_input, "-o", out, "--device", "cpu"))
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"] and all(r["label"] for r in rows)
+    assert "2 row(s) have an empty text (line 3, line 4)" in " ".join(caplog.text.split())
+
+    skipped = tmp_path / "s.csv"
+    ok(invoke("predict", run, "-i", empty_input, "-o", skipped, "--empty", "skip", "--device", "cpu"))
+    with skipped.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"]
+    assert [bool(r["label"]) for r in rows] == [True, False, False, True]
+    user_error(
+        invoke("predict", run, "-i", empty_input, "-o", tmp_path / "e.csv", "--empty", "error"), "line 3"
+    )
+
+
+def test_eval_warns_about_empty_texts_and_can_skip_them(trained, tmp_path, caplog):
+    run, _ = trained
+    data = write_tsv(tmp_path / "d.tsv", ["sentence", "label"], [("great fun", 1), ("", 0), ("awful", 0)])
+    result = invoke("eval", run, "--data", data, "--json", "--device", "cpu")
+    ok(result)
+    assert json.loads(result.stdout)["n"] == 3 and "empty text (line 3)" in caplog.text
+    skipped = invoke("eval", run, "--data", data, "--json", "--device", "cpu", "--empty", "skip")
+    assert json.loads(skipped.stdout)["n"] == 2
+    blank = tmp_path / "b.csv"
+    blank.write_text("sentence,label\ngreat fun,1\n,\n")
+    result = invoke("eval", run, "--data", blank, "--device", "cpu")
+    user_error(result, "line 3", "neither text nor a label")
+    assert "label=None" not in result.stderr
+
+
+def test_predict_ignores_a_label_column_it_does_not_need(trained, tmp_path):
+    run, _ = trained
+    data = tmp_path / "in.csv"
+    data.write_text("sentence,label\ngreat fun,\nawful,\n")  # empty labels: fine for predict
+    out = tmp_path / "p.jsonl"
+    ok(invoke("predict", run, "-i", data, "-o", out, "--device", "cpu"))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["sentence"] for r in rows] == ["great fun", "awful"] and rows[0]["label"] == ""
+
+
+def test_predict_keeps_id_columns_in_order(trained, tmp_path):
+    run, _ = trained
+    data = tmp_path / "in.tsv"
+    data.write_text("id\tsentence\tsource\n17\tgreat fun\tweb\n3\tawful\tmail\n")
+    out = tmp_path / "p.csv"
+    ok(invoke("predict", run, "-i", data, "-o", out, "--device", "cpu"))
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["id", "sentence", "source", "label", "prob_negative", "prob_positive"]
+    assert [(r["id"], r["sentence"], r["source"]) for r in rows] == [
+        ("17", "great fun", "web"),
+        ("3", "awful", "mail"),
+    ]
+
+
+def test_unquoted_commas_in_predict_input_are_not_cut(trained, tmp_path):
+    run, _ = trained
+    data = tmp_path / "in.csv"
+    data.write_text("id,sentence\n1,a gorgeous, witty movie .\n")
+    out = tmp_path / "p.jsonl"
+    ok(invoke("predict", run, "-i", data, "-o", out, "--device", "cpu"))
+    assert json.loads(out.read_text())["sentence"] == "a gorgeous, witty movie ."
+
+
+@pytest.mark.parametrize(
+    "setup, args, fragments",
+    [
+        ("polarity", [], ["'sentence', 'polarity'", "--label-column polarity"]),
+        ("folder", [], ["is a folder"]),
+        ("tsv-as-csv", ["--format", "csv"], ["looks tab-separated", "--format tsv"]),
+        ("missing-model", ["--model", "models/nope/here"], ["no such folder"]),
+        ("long-word", ["-w", "negative=" + "x" * 1000 + ",positive=great"], ["label word", "shorten"]),
+        ("stray-brace", ["--template", "{text} It was {mask} {"], ["{{ for {"]),
+        ("header-as-data", ["--label-column", "1"], None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_misleading_errors_now_say_what_is_wrong(env, tmp_path, setup, args, fragments):
+    data = {
+        "polarity": lambda: write_tsv(tmp_path / "p.tsv", ["sentence", "polarity"], SENTENCES),
+        "folder": lambda: (tmp_path / "data").mkdir() or tmp_path / "data",
+        "tsv-as-csv": lambda: env / "train.tsv",
+    }.get(setup, lambda: env / "train.tsv")()
+    base = train_args(env, tmp_path / "run")
+    base[base.index("--train") + 1] = data
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        if flag in base:
+            base[base.index(flag) + 1] = value
+        else:
+            base += [flag, value]
+    result = invoke(*base, "--device", "cpu")
+    if fragments is None:  # the header row is a header, not an example with the label "label"
+        ok(result)
+        return
+    user_error(result, *fragments)
+    assert "fmt=" not in result.stderr and "label=None" not in result.stderr
+
+
+def test_headerless_text_label_csv_is_read_as_such(env, tmp_path):
+    data = tmp_path / "t.csv"
+    data.write_text("".join(f"{s},{y}\n" for s, y in SENTENCES))
+    args = train_args(env, tmp_path / "run", "--device", "cpu")
+    args[args.index("--train") + 1] = data
+    ok(invoke(*args))
+
+
+def test_eval_on_an_unfinished_run_says_to_resume(env, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    save = Trainer._save_checkpoint
+
+    def save_then_interrupt(self, state):
+        save(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_interrupt)
+    args = train_args(env, run, "--eval-every", 2, "--dev", env / "dev.tsv")
+    args[args.index("--steps") + 1] = 4
+    assert invoke(*args).exit_code == 130
+    monkeypatch.undo()
+    user_error(invoke("eval", run, "--data", env / "test.tsv"), "has not finished", "resume", "best")
+    user_error(
+        invoke("predict", run / "best", "-i", env / "test.tsv", "-o", tmp_path / "p.csv"), "has not finished"
+    )
+    user_error(invoke("eval", tmp_path / "nope", "--data", env / "test.tsv"), "no such folder")
+
+
+def test_eval_checks_the_data_before_loading_the_model(trained, tmp_path, monkeypatch):
+    import promptft.classifier
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("loaded the model before checking the data")
+
+    monkeypatch.setattr(promptft.classifier, "load_classifier", no_loading)
+    run, _ = trained
+    bad = write_tsv(tmp_path / "b.tsv", ["sentence", "polarity"], SENTENCES[:2])
+    user_error(invoke("eval", run, "--data", bad), "--label-column polarity")
+    user_error(invoke("predict", run, "-i", tmp_path / "nope.tsv", "-o", tmp_path / "p.csv"), "not found")
+    unknown = write_tsv(tmp_path / "u.tsv", ["sentence", "label"], [("fine", 7)])
+    user_error(invoke("eval", run, "--data", unknown), "label '7'", "does not cover")
+
+
+def test_learning_rate_follows_the_adapter_when_not_given(env, tmp_path):
+    from promptft.config import load_job
+
+    assert load_job(None, {"model.finetune": "lora"}).train.learning_rate == 3e-4
+    assert load_job(None, {"model.finetune": "full"}).train.learning_rate == 1e-5
+    assert load_job(None, {"model.finetune": "lora", "train.learning_rate": 1e-3}).train.learning_rate == 1e-3
+    (tmp_path / "j.yaml").write_text("model: {finetune: lora}\n")
+    assert JobConfig.from_yaml(tmp_path / "j.yaml").train.learning_rate == 3e-4
+    (tmp_path / "k.yaml").write_text("model: {finetune: lora}\ntrain: {learning_rate: 2e-5}\n")
+    assert load_job(tmp_path / "k.yaml", {}).train.learning_rate == 2e-5
+    assert "3e-4" in " ".join(invoke("train", "--help").stdout.split())
+
+
+def test_template_escapes_are_a_newline_and_a_tab_and_the_first_prompt_is_shown(env, tmp_path, caplog):
+    run = tmp_path / "run"
+    template = "Review: {text}\\nSentiment:\\t{mask}"
+    ok(invoke(*train_args(env, run, "--template", template, "--device", "cpu")))
+    saved = JobConfig.from_yaml(run / "job.yaml")
+    assert saved.prompt.template == "Review: {text}\nSentiment:\t{mask}"
+    assert "\\n" in (run / "job.yaml").read_text()  # one line in the file, read back as a newline
+    config = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert config["template"] == "Review: {text}\nSentiment:\t{mask}"
+    assert "Review: I loved it\nSentiment:\t{mask}" in caplog.text
+    (tmp_path / "j.yaml").write_text('prompt: {template: "{text}\\\\nTopic: {mask}"}\n')  # YAML's \\n is \n
+    assert JobConfig.from_yaml(tmp_path / "j.yaml").prompt.template == "{text}\nTopic: {mask}"
+    (tmp_path / "s.yaml").write_text("prompt: {template: '{text}\\nTopic: {mask}'}\n")  # single quotes: \n
+    assert JobConfig.from_yaml(tmp_path / "s.yaml").prompt.template == "{text}\nTopic: {mask}"
+
+
+def test_transformers_chatter_is_off(env, tmp_path):
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    run = tmp_path / "lora"
+    ok(invoke(*train_args(env, run, "--finetune", "lora", "--device", "cpu")))  # peft warns on LoRA loads
+    hf_logging.enable_progress_bar()  # as in a fresh process
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = invoke("eval", run, "--data", env / "test.tsv", "--device", "cpu", "--progress")
+    finally:
+        hf_logging.disable_progress_bar()
+    ok(result)
+    assert "Loading weights" not in result.output
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]

@@ -468,3 +468,68 @@ def test_real_k_shot_sampling_matches_lm_bff_shape():
     train, dev = sample_k_shot(read_examples(DATA / "SST-2/dev.tsv"), 16, 42)
     assert Counter(ex.label for ex in train) == {"0": 16, "1": 16}
     assert len(dev) == 32 and not set(train) & set(dev)
+
+
+# --------------------------------------------------------------------------------------------------------
+# hardening (issue 16)
+
+
+def test_unquoted_comma_in_the_last_text_column_is_joined_back_with_a_warning(tmp_path, caplog):
+    from promptft.data.readers import read_rows
+
+    path = write(tmp_path, "c.csv", "label,sentence\n1,a fine, funny film\n0,dull\n")
+    with caplog.at_level("WARNING"):
+        assert read_examples(path) == [
+            Example({"text": "a fine, funny film"}, "1"),
+            Example({"text": "dull"}, "0"),
+        ]
+    assert "line 2" in caplog.text and "quote" in caplog.text
+    rows = read_rows(path)
+    assert rows[0].cells == {"label": "1", "sentence": "a fine, funny film"}
+
+
+def test_extra_fields_not_in_a_last_text_column_are_an_error(tmp_path):
+    path = write(tmp_path, "c.csv", "sentence,label\na fine, funny film,1\n")
+    with pytest.raises(DataError, match=r"line 2 .* has 3 fields.*unquoted .,.*Quote"):
+        read_examples(path)
+
+
+def test_label_index_on_a_file_with_a_header_skips_the_header(tmp_path):
+    path = write(tmp_path, "h.csv", "sentence,label\ngreat,1\n")
+    assert read_examples(path, label=1) == [Example({"text": "great"}, "1")]
+
+
+def test_headerless_text_then_label_is_recognised(tmp_path):
+    path = write(tmp_path, "t.csv", "a fine film,1\nawful,0\n")
+    assert read_examples(path) == [Example({"text": "a fine film"}, "1"), Example({"text": "awful"}, "0")]
+
+
+def test_assumed_layout_is_said_in_label_errors(tmp_path):
+    path = write(tmp_path, "t.csv", "pos,great\nneg,bad\n")
+    with pytest.raises(DataError, match="column 0 was read as the label"):
+        read_examples(path, label_map={"0": "negative"})
+
+
+def test_folder_is_said_to_be_a_folder_whatever_its_name(tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(DataError, match="is a folder") as err:
+        read_examples(tmp_path / "data")
+    assert "fmt" not in str(err.value)
+
+
+def test_csv_that_is_tab_separated_says_so(tmp_path):
+    path = write(tmp_path, "t.txt", "sentence\tlabel\nhi\t1\n")
+    with pytest.raises(DataError, match="looks tab-separated"):
+        read_examples(path, fmt="csv")
+    comma = write(tmp_path, "c.tsv", "sentence,label\nhi,1\n")
+    with pytest.raises(DataError, match="looks comma-separated"):
+        read_examples(comma)
+
+
+def test_empty_row_is_not_reported_as_a_missing_label(tmp_path):
+    path = write(tmp_path, "e.csv", "sentence,label\ngood,1\n,\n")
+    with pytest.raises(DataError, match="line 3 .* has neither text nor a label") as err:
+        read_examples(path)
+    assert "label=None" not in str(err.value)
+    empty_text = read_examples(write(tmp_path, "t.csv", 'sentence,label\ngood,1\n"  ",0\n'))
+    assert empty_text[1] == Example({"text": ""}, "0")

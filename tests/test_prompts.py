@@ -127,3 +127,29 @@ def test_causal_prompt_drops_text_after_slot_and_trailing_space():
     out = enc.encode({"text": "I loved it"})
     assert tok.decode(list(out.input_ids)) == "I loved it It was"
     assert out.slot_index == len(out.input_ids)
+
+
+# issue 16
+
+
+def test_text_templates_read_backslash_n_and_t_and_round_trip():
+    from promptft.prompts.template import escape_template, unescape_template
+
+    assert unescape_template(r"{text}\nTopic:\t{mask}") == "{text}\nTopic:\t{mask}"
+    assert unescape_template(r"a\\n {text} {mask} \d") == "a\\n {text} {mask} \\d"  # \\ is a backslash
+    for text in ["{text}\nTopic: {mask}", "a\\n\\\\ {text}\t{mask}", "{text} \\d {mask}"]:
+        assert unescape_template(escape_template(text)) == text
+
+
+def test_stray_brace_hint_shows_doubled_braces():
+    for bad in ("{text} It was {mask} {", "{te xt} {mask}"):
+        with pytest.raises(TemplateError, match=r"\{\{ for \{, \}\} for \}"):
+            Template(bad)
+
+
+def test_overlong_label_word_is_blamed_not_the_template():
+    tok = bpe_tokenizer()
+    enc = PromptEncoder(tok, Template("{text} It was {mask}."), slot_text=None, max_length=16, reserve=40)
+    with pytest.raises(TemplateError, match="longest label word takes 41 tokens") as err:
+        enc.encode({"text": "a fine film"})
+    assert "template alone" not in str(err.value)

@@ -191,3 +191,22 @@ def test_cli_models_and_select(tiny_dirs, tmp_path):
     assert json.loads(out.stdout)["recommended"] == tiny_dirs[0]
     out = runner.invoke(app, [*args[:6], "0=terrible", *args[7:]])
     assert out.exit_code == 2 and "no label words" in out.output
+
+
+def test_cli_tables_fit_80_columns_and_say_when_tuning_was_skipped(tiny_dirs, tmp_path):
+    from promptft.cli import app
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["models", "--path", tiny_dirs[0]], terminal_width=80)
+    assert out.exit_code == 0, out.output
+    assert "smollm2-135m" in out.stdout and "…" not in out.stdout
+    assert max(len(line.rstrip()) for line in out.stdout.splitlines()) <= 80
+
+    data = tmp_path / "train.csv"  # raw labels 0/1, label words keyed by names through --label-map
+    data.write_text("".join(f"1,{t}\n" for t in POS) + "".join(f"0,{t}\n" for t in NEG))
+    args = ["select", "--data", str(data), "--template", "{text}\\nIt was {mask}", "--models", tiny_dirs[0]]
+    args += ["--label-map", "0=negative,1=positive", "--label-words", "negative=terrible,positive=great"]
+    out = runner.invoke(app, [*args, "--budget-s", "0.001", "--device", "cpu"], terminal_width=80)
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())
+    assert "skipped" in text and "fine-tuning was skipped" in text and "…" not in out.stdout

@@ -68,6 +68,7 @@ def _main(
     import rich
 
     rich.reconfigure(stderr=True)  # progress bars drawn on rich's default console go to stderr
+    _quiet_libraries()
     logger = logging.getLogger("promptft")
     if not any(getattr(h, "_promptft_cli", False) for h in logger.handlers):
         from rich.logging import RichHandler
@@ -76,6 +77,27 @@ def _main(
         handler._promptft_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter off every command's output: transformers' "Loading weights" bar (one per model
+    load) and a FutureWarning between peft and transformers that a CLI user cannot act on. Set through
+    environment variables, so that transformers is not imported for `--help`."""
+    import os
+    import sys
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:  # already imported (tests, a Python caller): the env came too late
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    # peft asks the model for `is_gradient_checkpointing`, which transformers 5 deprecates
+    warnings.filterwarnings(
+        "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -152,14 +174,6 @@ def _require_file(path: str | Path) -> None:
         raise DataError(f"data file not found: {path} (looked at {Path(path).resolve()}): check the path")
 
 
-def _quiet_hf(progress: bool) -> None:
-    """Without progress bars, also silence those of Hugging Face (model loading, saving)."""
-    if not progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-
-
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -187,7 +201,12 @@ def train(
     header: HeaderOpt = None,
     data_format: FormatOpt = None,
     template: Annotated[
-        str | None, typer.Option("--template", "-t", help="Template with fields and one {mask} slot.")
+        str | None,
+        typer.Option(
+            "--template",
+            "-t",
+            help="Template with fields and one {mask} slot; \\n is a newline, \\t a tab, {{ }} literal braces.",
+        ),
     ] = None,
     label_words: Annotated[
         list[str] | None,
@@ -230,7 +249,10 @@ def train(
         int | None, typer.Option("--lora-top-layers", help="Adapt only the top N layers (default: all).")
     ] = None,
     device: DeviceOpt = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Learning rate (default: 3e-4 with --finetune lora, 1e-5 for full)."),
+    ] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Training batch size.")] = None,
     grad_accum: Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation.")] = None,
@@ -262,7 +284,7 @@ def train(
 ) -> None:
     """Fine-tune a classifier through a prompt (or the head baseline) and score it.
 
-    The run folder gets job.yaml, train_config.json, metrics.jsonl, final_metrics.json, best/ (the model chosen on dev) and test_metrics.json when --test is given. Run the same command again to resume an interrupted run; a finished run is never overwritten.
+    The run folder gets job.yaml, train_config.json, metrics.jsonl, final_metrics.json, best/ (the model chosen on dev) and test_metrics.json when --test is given. Run the same command again to resume an interrupted run; a finished run is never overwritten. Relative paths are relative to the current directory. In --template and YAML templates, \\n is a newline and \\t a tab.
 
     Example (16-shot SST-2 with LoRA, settings from a file, two of them overridden):
 
@@ -272,7 +294,8 @@ def train(
 
         promptft train --finetune none --dev dev.tsv --label-map 0=negative,1=positive --label-words negative=terrible,positive=great --output runs/zs
     """
-    from promptft.config import JobConfig, apply_overrides, parse_column, parse_label_words, run_job
+    from promptft.config import load_job, parse_column, parse_label_words, run_job
+    from promptft.prompts.template import unescape_template
 
     given: dict[str, Any] = {
         "data.train": train_file,
@@ -283,7 +306,7 @@ def train(
         "data.label_map": _label_map(label_map),
         "data.header": header,
         "data.format": data_format,
-        "prompt.template": template,
+        "prompt.template": None if template is None else unescape_template(template),
         "prompt.label_words": parse_label_words(label_words) if label_words else None,
         "prompt.token_reduction": token_reduction,
         "prompt.word_reduction": word_reduction,
@@ -313,9 +336,7 @@ def train(
     overrides = {k: v for k, v in given.items() if v is not None}
     if patience is not None:
         overrides["train.early_stopping_patience"] = patience or None
-    job = JobConfig.from_yaml(config) if config is not None else JobConfig()
-    job = apply_overrides(job, overrides)
-    _quiet_hf(job.train.progress)
+    job = load_job(config, overrides)
     try:
         result = run_job(job)
     except KeyboardInterrupt:
@@ -350,18 +371,35 @@ def train(
 # eval / predict
 
 
-def _load(model_dir: Path, device: str | None):
+EmptyOpt = Annotated[
+    str,
+    typer.Option(
+        "--empty",
+        metavar="keep|skip|error",
+        help="Rows whose text is empty: keep them (with a warning), skip them (predict: their row stays, "
+        "with an empty prediction), or stop with an error.",
+    ),
+]
+
+
+def _prepare(model_dir: Path, device: str | None, **given: Any):
+    """Everything eval and predict can check without the model (~seconds to load): the folder, the
+    device, and the data spec (the job's columns, then the flags). Returns (classifier folder, saved
+    config, data spec)."""
+    from promptft.config import classifier_dir, data_config_for, saved_classifier
+    from promptft.models.loading import check_device
+
+    folder = classifier_dir(model_dir)
+    saved = saved_classifier(folder)
+    check_device(device)
+    data = data_config_for(folder, saved.get("fields", ()))
+    return folder, saved, dataclasses.replace(data, **{k: v for k, v in given.items() if v is not None})
+
+
+def _load(folder: Path, device: str | None):
     from promptft.classifier import load_classifier
-    from promptft.config import classifier_dir
 
-    return load_classifier(classifier_dir(model_dir), device=device)
-
-
-def _data_config(model_dir: Path, clf, **given: Any):
-    from promptft.config import classifier_dir, data_config_for
-
-    data = data_config_for(classifier_dir(model_dir), clf.fields)
-    return dataclasses.replace(data, **{k: v for k, v in given.items() if v is not None})
+    return load_classifier(folder, device=device)
 
 
 @app.command("eval")
@@ -374,6 +412,7 @@ def evaluate(
     label_map: LabelMapOpt = None,
     header: HeaderOpt = None,
     data_format: FormatOpt = None,
+    empty: EmptyOpt = "keep",
     batch_size: BatchOpt = 32,
     device: DeviceOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
@@ -381,28 +420,32 @@ def evaluate(
 ) -> None:
     """Score a saved classifier on a labelled file: accuracy and macro-F1.
 
-    Columns and the label map default to those of the job that trained the model (its job.yaml).
+    Columns and the label map default to those of the job that trained the model (its job.yaml). The file is checked before the model loads.
 
     Example:
 
         promptft eval runs/sst2/best --data ../shared/data/SST-2/test.tsv --json
     """
-    from promptft.config import evaluate_file, parse_column
+    from promptft.config import check_empty, check_known_labels, parse_column, read_split_rows
 
     _require_file(data)
-    show = _show_progress(progress)
-    _quiet_hf(show)
-    clf = _load(model_dir, device)
-    spec = _data_config(
+    folder, saved, spec = _prepare(
         model_dir,
-        clf,
+        device,
         fields=_fields(field, text_field),
         label=None if label_column is None else parse_column(label_column),
         label_map=_label_map(label_map),
         header=header,
         format=data_format,
     )
-    metrics = evaluate_file(clf, data, spec, batch_size, show)
+    rows = read_split_rows(data, spec)
+    check_known_labels(rows, saved["labels"], data)
+    skip = set(check_empty(rows, data, empty, "scored like the others" if empty == "keep" else "not scored"))
+    if empty == "skip":
+        rows = [row for i, row in enumerate(rows) if i not in skip]
+    show = _show_progress(progress)
+    clf = _load(folder, device)
+    metrics = clf.evaluate([row.example for row in rows], batch_size, show)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -423,29 +466,37 @@ def predict(
     text_field: TextFieldOpt = None,
     header: HeaderOpt = None,
     data_format: FormatOpt = None,
+    empty: EmptyOpt = "keep",
     batch_size: BatchOpt = 32,
     device: DeviceOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     progress: ProgressOpt = None,
 ) -> None:
-    """Classify a file: writes its fields, the predicted label and prob_<label> for every label.
+    """Classify a file: writes every input row with its columns (in order), the predicted label and prob_<label> for every label.
+
+    The prediction columns are `label` and `prob_<label>`; when the input already has a column of that name (e.g. its own `label`), they are named `pred_label`, `pred_prob_<label>`. One output row per input row, in order.
 
     Example:
 
         promptft predict runs/sst2/best --input reviews.csv --output predictions.jsonl
     """
-    from promptft.config import check_output, prediction_rows, read_split, write_predictions
+    from promptft.config import check_empty, check_output, prediction_rows, read_split_rows, write_predictions
 
     check_output(output, overwrite)  # before the model loads
     _require_file(input)
+    folder, _, spec = _prepare(
+        model_dir, device, fields=_fields(field, text_field), header=header, format=data_format
+    )
+    rows = read_split_rows(input, spec, labelled=False)
+    what = "predicted from the template alone" if empty == "keep" else "kept with an empty prediction"
+    skip = check_empty(rows, input, empty, what)
     show = _show_progress(progress)
-    _quiet_hf(show)
-    clf = _load(model_dir, device)
-    spec = _data_config(model_dir, clf, fields=_fields(field, text_field), header=header, format=data_format)
-    examples = read_split(input, spec, labelled=False)
-    rows = prediction_rows(clf, examples, batch_size, show)
-    write_predictions(rows, output, overwrite)
-    Console(stderr=True).print(f"wrote {len(rows)} predictions to {output}", markup=False, highlight=False)
+    clf = _load(folder, device)
+    predictions = prediction_rows(clf, rows, batch_size, show, skip=skip if empty == "skip" else ())
+    write_predictions(predictions, output, overwrite)
+    Console(stderr=True).print(
+        f"wrote {len(predictions)} predictions to {output}", markup=False, highlight=False
+    )
 
 
 # Benchmark, model listing and selection commands live with the benchmark.

@@ -18,22 +18,33 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 import time
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from promptft.data import Example, label_names, read_examples
-from promptft.errors import ConfigError, DataError, PromptFTError, RunDirError, TemplateError, VerbalizerError
+from promptft.data import Example, label_names
+from promptft.data.readers import Row, read_rows
+from promptft.errors import (
+    ConfigError,
+    DataError,
+    ModelError,
+    PromptFTError,
+    RunDirError,
+    TemplateError,
+    VerbalizerError,
+)
 from promptft.models.peft_utils import LoraSettings
 from promptft.models.registry import DEFAULT_MODEL
-from promptft.prompts.template import Template
+from promptft.prompts.template import Template, escape_template, unescape_template
 from promptft.prompts.verbalizer import Verbalizer
 from promptft.training.checkpoint import has_checkpoint
 from promptft.training.config import TrainConfig
@@ -47,6 +58,10 @@ TEST_FILE = "test_metrics.json"
 BEST_DIR = "best"
 SPLITS = ("train", "dev", "test")
 PREDICTION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
+# The learning rate when a job gives none: LoRA adapters start at zero and need far larger steps than
+# full fine-tuning (the benchmark's and the examples' values; 1e-5 leaves LoRA at chance in 60 steps).
+LEARNING_RATES = {"lora": 3e-4, "full": 1e-5, "none": 1e-5}
+EMPTY_POLICIES = ("keep", "skip", "error")
 _TSV_BREAKS = re.compile(r"[\t\r\n]+")
 
 
@@ -108,33 +123,85 @@ class JobConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> JobConfig:
-        """Build from a plain dict (e.g. parsed YAML); unknown keys and wrong types raise ConfigError."""
-        return _from_dict(cls, data, "")
+        """Build from a plain dict (e.g. parsed YAML); unknown keys and wrong types raise ConfigError.
+
+        Without `train.learning_rate` the rate follows `model.finetune` (`LEARNING_RATES`)."""
+        return _from_dict(cls, _with_default_lr(data), "")
 
     def to_yaml(self, path: str | Path) -> None:
+        data = self.to_dict()
+        data["prompt"]["template"] = escape_template(data["prompt"]["template"])  # read back by from_yaml
         text = "# promptft job: run it with `promptft train --config <this file>`\n"
-        text += yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        text += yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         Path(path).write_text(text, encoding="utf-8")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> JobConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(
-                f"config file not found: {path} (looked at {path.resolve()}); check the path, "
-                "e.g. examples/sst2_prompt_lora.yaml"
-            )
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            where = getattr(err, "problem_mark", None)
-            at = f" at line {where.line + 1} column {where.column + 1}" if where is not None else ""
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise ConfigError(f"{path} is not valid YAML{at}: {problem}; fix that line") from None
+        """Read a job file; its template's `\\n` and `\\t` are a newline and a tab (`unescape_template`)."""
+        data = read_job_file(path)
         try:
             return cls.from_dict(data)
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from None
+
+
+def read_job_file(path: str | Path) -> dict[str, Any]:
+    """A job YAML file as a plain dict, its template unescaped; ConfigError when missing or not YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file not found: {path} (looked at {path.resolve()}); check the path, "
+            "e.g. examples/sst2_prompt_lora.yaml"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        at = f" at line {where.line + 1} column {where.column + 1}" if where is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{at}: {problem}; fix that line") from None
+    prompt = data.get("prompt") if isinstance(data, dict) else None
+    if isinstance(prompt, dict) and isinstance(prompt.get("template"), str):
+        prompt["template"] = unescape_template(prompt["template"])
+    return data if data is not None else {}
+
+
+def load_job(path: str | Path | None, overrides: Mapping[str, Any]) -> JobConfig:
+    """The job of a YAML file (or the defaults) with dotted keys set from flags, as `promptft train` builds
+    it: a learning rate neither gives follows the fine-tuning mode (`LEARNING_RATES`)."""
+    data = read_job_file(path) if path is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of key: value, got {data!r}")
+    for key, value in overrides.items():
+        _set_dotted(data, key, value, create=True)
+    try:
+        return JobConfig.from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}" if path is not None else str(err)) from None
+
+
+def _with_default_lr(data: Any) -> Any:
+    """`data` with `train.learning_rate` set from `model.finetune` when it gives none."""
+    if not isinstance(data, Mapping):
+        return data
+    train, model = data.get("train") or {}, data.get("model") or {}
+    if not isinstance(train, Mapping) or not isinstance(model, Mapping) or "learning_rate" in train:
+        return data  # given, or malformed (from_dict names the problem)
+    rate = LEARNING_RATES.get(model.get("finetune", ModelConfig.finetune))
+    return data if rate is None else {**data, "train": {**train, "learning_rate": rate}}
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any, *, create: bool = False) -> None:
+    parts = key.split(".")
+    target = data
+    for depth, part in enumerate(parts[:-1]):
+        if create and target.get(part) is None:
+            target[part] = {}
+        if not isinstance(target.get(part), dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"unknown config key {key!r}: {where!r} is not a section")
+        target = target[part]
+    target[parts[-1]] = value
 
 
 def apply_overrides(job: JobConfig, overrides: Mapping[str, Any]) -> JobConfig:
@@ -145,14 +212,7 @@ def apply_overrides(job: JobConfig, overrides: Mapping[str, Any]) -> JobConfig:
     """
     data = job.to_dict()
     for key, value in overrides.items():
-        parts = key.split(".")
-        target = data
-        for depth, part in enumerate(parts[:-1]):
-            if not isinstance(target.get(part), dict):
-                where = ".".join(parts[: depth + 1])
-                raise ConfigError(f"unknown config key {key!r}: {where!r} is not a section")
-            target = target[part]
-        target[parts[-1]] = value
+        _set_dotted(data, key, value)
     return JobConfig.from_dict(data)
 
 
@@ -319,29 +379,96 @@ def parse_label_words(items: Sequence[str]) -> dict[str, str | list[str]]:
 
 
 def read_split(path: str | Path, data: DataConfig, *, labelled: bool = True) -> list[Example]:
-    """Read one file with the column spec of `data`.
+    """Read one file with the column spec of `data` (see `read_split_rows`)."""
+    return [row.example for row in read_split_rows(path, data, labelled=labelled)]
+
+
+def read_split_rows(path: str | Path, data: DataConfig, *, labelled: bool = True) -> list[Row]:
+    """Read one file with the column spec of `data`, as rows that keep every column.
 
     Labelled reads default the label column to `label` when `fields` names columns; an unlabelled read
-    (prediction inputs) ignores the label spec.
+    (prediction inputs) reads no label at all. Errors are worded for the command line (`--format`, not
+    `fmt=`), since these are the reads the CLI does.
     """
     label = data.label
     named = data.fields is not None and all(isinstance(c, str) for c in data.fields.values())
     if labelled and label is None and named:
         label = "label"
-    examples = read_examples(
-        path,
-        fields=data.fields,
-        label=label if labelled else None,
-        label_map=data.label_map if labelled else None,
-        header=data.header,
-        fmt=data.format,
-    )
-    if labelled and any(ex.label is None for ex in examples):
-        raise DataError(
-            f"{path} was read without labels: name its label column (--label-column / data.label), "
-            "e.g. --label-column label or --label-column 0"
+    spec = {"fields": data.fields, "header": data.header, "fmt": data.format}
+    if labelled:
+        spec.update(label=label, label_map=data.label_map)
+    try:
+        rows = read_rows(path, **spec, labels=labelled)
+    except DataError as err:
+        raise DataError(cli_wording(str(err))) from None
+    if labelled and any(row.example.label is None for row in rows):
+        raise DataError(_no_label_column(path, rows[0]))
+    return rows
+
+
+def _no_label_column(path: str | Path, row: Row) -> str:
+    """Name the columns actually found, so the suggested --label-column is one that exists."""
+    columns = list(row.cells)
+    texts = set(row.example.fields.values())
+    others = [c for c in columns if str(row.cells[c]).strip() not in texts]
+    if not others:
+        return f"{path} has no label column (only {', '.join(map(repr, columns))}): add the labels"
+    if all(c.startswith("column_") or c in row.example.fields for c in columns):  # no header row
+        index = columns.index(others[0])
+        return (
+            f"{path} was read without labels: it has no header row, so give the label column's 0-based "
+            f"index, e.g. --label-column {index}"
         )
-    return examples
+    return (
+        f"{path} has no label column named 'label': its columns are {', '.join(map(repr, columns))}; name "
+        f"the one with the labels, e.g. --label-column {others[0]}"
+    )
+
+
+_CLI_WORDS = [  # Python argument names in reader messages -> the flags a CLI user types
+    (re.compile(r"fields=\{'(\w+)': '?([^'}]*)'?\}, label=(\d+)"), r"--field \1=\2 --label-column \3"),
+    (re.compile(r"fields=\{'(\w+)': '?([^'}]*)'?\}"), r"--field \1=\2"),
+    (re.compile(r"fields= and label="), "--field and --label-column"),
+    (re.compile(r"fmt='(\w+)'"), r"--format \1"),
+    (re.compile(r"fmt="), "--format"),
+    (re.compile(r"header=False"), "--no-header"),
+    (re.compile(r"header=True"), "--header"),
+    (re.compile(r"\bfields="), "--field"),
+    (re.compile(r"\blabel_map\b"), "the label map (--label-map)"),
+]
+
+
+def cli_wording(message: str) -> str:
+    """A reader's message with its Python argument names replaced by the CLI's flags."""
+    for pattern, replacement in _CLI_WORDS:
+        message = pattern.sub(replacement, message)
+    return message
+
+
+def empty_rows(rows: Sequence[Row]) -> list[int]:
+    """Indices of the rows whose every template field is empty (or only whitespace)."""
+    return [i for i, row in enumerate(rows) if not any(t.strip() for t in row.example.fields.values())]
+
+
+def check_empty(rows: Sequence[Row], path: str | Path, policy: str = "keep", what: str = "") -> list[int]:
+    """Warn about (policy keep/skip) or refuse (error) rows with empty text; returns their indices.
+
+    `what` says what keep and skip do for the caller, e.g. "kept and scored"."""
+    if policy not in EMPTY_POLICIES:
+        raise ConfigError(f"unknown --empty {policy!r}: use one of {', '.join(EMPTY_POLICIES)}")
+    empty = empty_rows(rows)
+    if not empty:
+        return []
+    where = ", ".join(rows[i].where.split(" of ")[0] for i in empty[:10]) + (
+        ", ..." if len(empty) > 10 else ""
+    )
+    if policy == "error":
+        raise DataError(
+            f"{path}: {len(empty)} row(s) have an empty text ({where}): fill them in or delete them, or pass "
+            "--empty keep (classify them anyway) or --empty skip"
+        )
+    log.warning("%s: %d row(s) have an empty text (%s): %s", path, len(empty), where, what)
+    return empty
 
 
 def load_split(data: DataConfig, which: str) -> list[Example] | None:
@@ -393,6 +520,46 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
         )
     if needs_output and not job.output:
         raise ConfigError("no run folder: pass --output RUN_DIR (output: in a config)")
+    from promptft.models.loading import check_device
+
+    check_device(m.device)
+    if needs_output:
+        check_writable(job.output, "the run folder")
+
+
+def check_label_words(job: JobConfig, data_labels: Sequence[str] = ()) -> None:
+    """Every label the label words name must be a label of the task: of the label map when there is one,
+    else of the data (`data_labels`). Otherwise a stray `neutral=okay` silently adds a class."""
+    words = list(job.prompt.label_words or {})
+    if job.data.label_map:
+        known, source = list(dict.fromkeys(job.data.label_map.values())), "the label map"
+    elif data_labels:
+        known, source = list(data_labels), "the data"
+    else:
+        return
+    extra = [label for label in words if label not in known]
+    if extra:
+        raise ConfigError(
+            f"--label-words names label(s) {extra} that {source} does not have; the known labels are "
+            f"{known}: drop those words, fix their labels, or add the label to the label map (--label-map)"
+        )
+
+
+def check_writable(path: str | Path | None, what: str) -> None:
+    """Fail before any work when `path` (a file or folder to create, or to write into) cannot be written:
+    the nearest existing folder on its way must be a writable folder, and an existing `path` writable."""
+    path = Path(str(path))
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() and existing != path:
+        raise PromptFTError(f"cannot create {what} {path}: {existing} is a file, not a folder")
+    mode = os.W_OK | os.X_OK if existing.is_dir() else os.W_OK
+    if not os.access(existing, mode):
+        raise PromptFTError(
+            f"cannot write {what} {path}: {existing} is read-only (permission denied); choose a place you "
+            "can write to"
+        )
 
 
 def check_data(
@@ -405,6 +572,7 @@ def check_data(
     if job.model.method == "prompt":
         template = Template(job.prompt.template)
         verbalizer = make_verbalizer(job.prompt)
+        check_label_words(job, label_names(ex for examples in named.values() for ex in examples))
         for which, examples in named.items():
             path = getattr(job.data, which, which)
             try:
@@ -522,6 +690,60 @@ def run_dir_state(run_dir: str | Path) -> str:
     return "new"
 
 
+def lock_path(run_dir: str | Path) -> Path:
+    """The lock file of a run folder: beside it (`runs/.my-run.lock`), since a fresh run folder must start
+    empty."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on a run folder while one `train` uses it; a second one gets RunDirError.
+
+    `fcntl.flock` is released by the kernel when its process dies, so a lock file left by a killed run
+    (with a dead pid in it) does not block. Where fcntl is missing (Windows) runs are not locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    path = lock_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            handle.close()
+            raise RunDirError(
+                f"{run_dir} is in use by another `promptft train` (pid {pid}): wait for it to finish, or "
+                "choose another --output"
+            ) from None
+        if _same_file(handle, path):
+            break
+        handle.close()  # the holder removed the file while we opened it: lock the new one
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before unlocking, so nobody locks a file that is going away
+        handle.close()
+
+
+def _same_file(handle: Any, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
 def _diff(a: Any, b: Any, where: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [d for k in dict.fromkeys([*a, *b]) for d in _diff(a.get(k), b.get(k), _join(where, str(k)))]
@@ -571,7 +793,7 @@ def run_job(job: JobConfig) -> JobResult:
     """
     check_job(job)
     run_dir = Path(str(job.output))
-    state = run_dir_state(run_dir)
+    run_dir_state(run_dir)  # a finished run or a foreign folder: say so before reading any data
     zero_shot = job.model.finetune == "none"
     if zero_shot and job.data.train:
         log.info("--finetune none: no training, the train file is not read")
@@ -580,6 +802,41 @@ def run_job(job: JobConfig) -> JobResult:
     }
     labels = job_labels(job, [*(splits["train"] or []), *(splits["dev"] or [])])
     check_data(job, splits, labels)
+    _warn_empty(job, splits)
+    _show_first_prompt(job, splits)
+    with run_lock(run_dir):
+        return _run_locked(job, run_dir, splits, labels)
+
+
+def _warn_empty(job: JobConfig, splits: Mapping[str, Sequence[Example] | None]) -> None:
+    for which, examples in splits.items():
+        empty = [
+            i + 1 for i, ex in enumerate(examples or ()) if not any(t.strip() for t in ex.fields.values())
+        ]
+        if empty:
+            shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+            log.warning(
+                "%s: %d example(s) have an empty text (data rows %s): the model sees the template alone",
+                getattr(job.data, which),
+                len(empty),
+                shown,
+            )
+
+
+def _show_first_prompt(job: JobConfig, splits: Mapping[str, Sequence[Example] | None]) -> None:
+    """Show the prompt of the first example as the model reads it: a wrong template shows at once."""
+    first = next((ex[0] for ex in (splits["train"], splits["dev"], splits["test"]) if ex), None)
+    if job.model.method != "prompt" or first is None:
+        return
+    prompt = Template(job.prompt.template).render(first.fields)
+    log.info("prompt of the first example ({mask} is where the label word goes):\n%s", prompt)
+
+
+def _run_locked(
+    job: JobConfig, run_dir: Path, splits: Mapping[str, list[Example] | None], labels: Sequence[str]
+) -> JobResult:
+    state = run_dir_state(run_dir)  # again, under the lock: another run may have finished meanwhile
+    zero_shot = job.model.finetune == "none"
     if state == "resume":
         check_resume(job, run_dir)
     else:
@@ -630,13 +887,38 @@ def run_job(job: JobConfig) -> JobResult:
 
 
 def classifier_dir(path: str | Path) -> Path:
-    """A classifier folder, accepting a run folder for its best/ model."""
+    """A classifier folder, accepting a run folder for its best/ model; errors for a missing folder and for
+    a run that has not finished (it has no best/ yet)."""
     from promptft.classifier import CONFIG_FILE
 
     path = Path(path)
-    if not (path / CONFIG_FILE).exists() and (path / BEST_DIR / CONFIG_FILE).exists():
+    if (path / CONFIG_FILE).exists():
+        return path
+    if (path / BEST_DIR / CONFIG_FILE).exists():
         return path / BEST_DIR
+    run = path.parent if path.name == BEST_DIR else path
+    if any((run / name).exists() for name in (JOB_FILE, CHECKPOINT, "train_config.json")):
+        return_to = f"promptft train --config {run / JOB_FILE}" if (run / JOB_FILE).exists() else "train"
+        raise RunDirError(
+            f"the run in {run} has not finished, so it has no model yet: rerun `{return_to}` to resume it; "
+            f"once it finishes, its model is {run / BEST_DIR}"
+        )
+    if not path.exists():
+        raise ModelError(f"no such folder: {path} (looked at {path.resolve()}): point at a run or its best/")
     return path
+
+
+def saved_classifier(model_dir: str | Path) -> dict[str, Any]:
+    """What a saved classifier's config says (labels, fields, ...), read without loading the model."""
+    from promptft.classifier import CONFIG_FILE
+
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{model_dir} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
+    config = json.loads(path.read_text())
+    if config.get("type") == "prompt":
+        config["fields"] = list(Template(config["template"]).fields)
+    return config
 
 
 def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> DataConfig:
@@ -655,14 +937,21 @@ def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> Dat
     return DataConfig(fields={f: f for f in fields_of})
 
 
+def check_known_labels(rows: Sequence[Row], labels: Sequence[str], path: str | Path) -> None:
+    """Every label in the data must be one the classifier knows (checked before the model loads)."""
+    unknown = sorted({row.example.label for row in rows} - set(labels) - {None})
+    if unknown:
+        raise DataError(
+            f"{path}: unknown label {unknown[0]!r}: this classifier knows {list(labels)}; fix the label map "
+            "(--label-map) or the data"
+        )
+
+
 def evaluate_file(clf, path: str | Path, data: DataConfig, batch_size: int = 32, progress: bool = False):
     """Accuracy, macro-F1 and n of a loaded classifier on a labelled file."""
-    examples = read_split(path, data)
-    try:
-        clf.label_index(examples)
-    except DataError as err:
-        raise DataError(f"{path}: {err}") from None
-    return clf.evaluate(examples, batch_size, progress)
+    rows = read_split_rows(path, data)
+    check_known_labels(rows, clf.labels, path)
+    return clf.evaluate([row.example for row in rows], batch_size, progress)
 
 
 def prediction_format(path: str | Path) -> str:
@@ -675,45 +964,88 @@ def prediction_format(path: str | Path) -> str:
 
 
 def check_output(path: str | Path, overwrite: bool = False) -> None:
+    """Fail before any work when the predictions could not be written to `path`."""
     path = Path(path)
     prediction_format(path)
+    if path.is_dir():
+        raise PromptFTError(f"{path} is a folder: give a file name ending in .csv, .tsv or .jsonl")
     if path.exists() and not overwrite:
         raise PromptFTError(
             f"{path} already exists: choose another --output, or pass --overwrite to replace it"
         )
-    if path.is_dir():
-        raise PromptFTError(f"{path} is a folder: give a file name ending in .csv, .tsv or .jsonl")
+    check_writable(path, "the predictions file")
+    if path.exists():
+        check_writable(path.parent, "the output folder")  # the file is replaced through a temporary one
 
 
-def prediction_rows(clf, examples: Sequence[Example], batch_size: int = 32, progress: bool = False):
-    """One dict per example: its fields, the predicted `label`, and `prob_<label>` for every label."""
-    probs = clf.predict_proba(examples, batch_size, progress)
-    rows = []
-    for ex, p in zip(examples, probs, strict=True):
-        row: dict[str, Any] = dict(ex.fields)
-        row["label"] = clf.labels[int(p.argmax())]
-        row.update({f"prob_{label}": round(float(v), 6) for label, v in zip(clf.labels, p, strict=True)})
-        rows.append(row)
-    return rows
+def prediction_columns(input_columns: Sequence[str], labels: Sequence[str]) -> tuple[str, list[str]]:
+    """The names of the predicted label's column and of the probability columns: `label` and
+    `prob_<label>`, each prefixed with `pred_` (again if needed) when the input has a column of that name."""
+    taken = set(input_columns)
+
+    def free(name: str) -> str:
+        while name in taken:
+            name = "pred_" + name
+        taken.add(name)
+        return name
+
+    return free("label"), [free(f"prob_{label}") for label in labels]
+
+
+def prediction_rows(
+    clf, rows: Sequence[Row], batch_size: int = 32, progress: bool = False, skip: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """One dict per input row, in order: the row's own columns, the predicted label and a probability
+    per label (see `prediction_columns`). Rows in `skip` keep their columns with empty predictions."""
+    columns = list(dict.fromkeys(c for row in rows for c in row.cells))
+    label_col, prob_cols = prediction_columns(columns, clf.labels)
+    skipped = set(skip)
+    todo = [i for i in range(len(rows)) if i not in skipped]
+    probs = clf.predict_proba([rows[i].example for i in todo], batch_size, progress)
+    by_row = dict(zip(todo, probs, strict=True))
+    out = []
+    for i, row in enumerate(rows):
+        record: dict[str, Any] = {c: row.cells.get(c, "") for c in columns}
+        p = by_row.get(i)
+        record[label_col] = "" if p is None else clf.labels[int(p.argmax())]
+        for col, j in zip(prob_cols, range(len(clf.labels)), strict=True):
+            record[col] = "" if p is None else round(float(p[j]), 6)
+        out.append(record)
+    return out
 
 
 def write_predictions(rows: Sequence[Mapping[str, Any]], path: str | Path, overwrite: bool = False) -> None:
-    """Write rows as csv, tsv or jsonl (from the suffix); never replaces a file unless `overwrite`."""
+    """Write rows as csv, tsv or jsonl (from the suffix); never replaces a file unless `overwrite`.
+
+    Written to a temporary file first, so an existing file is replaced only by a complete one."""
     path = Path(path)
     fmt = prediction_format(path)
     check_output(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            _write_rows(f, fmt, rows)
+        if path.exists() and not overwrite:  # appeared while we predicted
+            raise PromptFTError(f"{path} already exists: choose another --output, or pass --overwrite")
+        tmp.replace(path)
+    except PermissionError as err:
+        raise PromptFTError(f"cannot write {path}: {err.strerror}; choose a place you can write to") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_rows(f, fmt: str, rows: Sequence[Mapping[str, Any]]) -> None:
     columns = list(rows[0]) if rows else ["label"]
-    with path.open("w" if overwrite else "x", encoding="utf-8", newline="") as f:
-        if fmt == "jsonl":
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            return
-        if fmt == "tsv":  # as GLUE files: no quoting, so tabs and line breaks inside cells become spaces
-            f.write("\t".join(columns) + "\n")
-            for row in rows:
-                f.write("\t".join(_TSV_BREAKS.sub(" ", str(row[c])) for c in columns) + "\n")
-            return
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    if fmt == "jsonl":
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    if fmt == "tsv":  # as GLUE files: no quoting, so tabs and line breaks inside cells become spaces
+        f.write("\t".join(columns) + "\n")
+        for row in rows:
+            f.write("\t".join(_TSV_BREAKS.sub(" ", str(row[c])) for c in columns) + "\n")
+        return
+    writer = csv.DictWriter(f, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)

@@ -240,7 +240,7 @@ def list_models(paths: Sequence[str | Path] = (), *, include_cache: bool = True)
             n_params, size = gguf_parameters(gguf), gguf.stat().st_size
             params_from = "gguf header" if n_params else None
         full, lora = estimate_training_memory(n_params)
-        status = "converts on first use" if pkg is not None else f"not installed: {entry.install_hint}"
+        status = "converts on first use" if pkg is not None else f"not installed: {entry.make_target}"
         out.append(
             ModelInfo(
                 alias, "registry", None, entry.kind, n_params, params_from, size, full, lora, False, status
@@ -348,7 +348,11 @@ def rank_candidates(candidates: Sequence[Candidate]) -> tuple[list[Candidate], C
     pick = next((c for c in ranked if c.ok and c.accuracy is not None), None)
     if pick is not None:
         acc = f"{100 * pick.accuracy:.1f}%" if pick.accuracy is not None else "?"
-        which = "after the short fine-tune" if pick.tuned_accuracy is not None else "zero-shot"
+        which = (
+            "after the short fine-tune"
+            if pick.tuned_accuracy is not None
+            else "zero-shot; fine-tuning was skipped, 0 steps: raise --budget-s to tune"
+        )
         reason = (
             f"{pick.model}: best dev accuracy ({acc}, {which}) among the candidates that meet the constraints"
         )

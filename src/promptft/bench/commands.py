@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from promptft.errors import ConfigError
+from promptft.errors import ConfigError, DataError
 
 DEFAULT_RESULTS = Path("benchmarks/results")
 
@@ -135,7 +135,6 @@ def models_command(
     Example: promptft models --path ./my-finetuned-model
     """
     from rich.console import Console
-    from rich.table import Table
 
     from promptft.selection import DEFAULT_BATCH, DEFAULT_SEQ, list_models
 
@@ -143,22 +142,25 @@ def models_command(
     if as_json:
         typer.echo(json.dumps([i.to_dict() for i in infos], indent=2))
         return
-    table = Table(title="models", title_justify="left")
-    for col in ("name", "source", "kind", "params", "disk", "train mem full", "train mem LoRA", "ready"):
-        table.add_column(col)
+    table = _narrow_table("models", ["name", "kind", "params", "disk", "mem full", "mem LoRA", "ready"])
+    notes = []
     for i in infos:
+        ready = "yes" if i.ready else f"no ({len(notes) + 1})"
+        if not i.ready:
+            notes.append(f"({len(notes) + 1}) {i.name}: {i.status}")
         table.add_row(
-            i.name,
-            i.source,
+            i.name if i.source != "cache" else f"{i.name} (cache)",
             i.kind or "?",
             _size(i.n_params),
             _size(i.size_bytes, "B"),
             f"{i.full_ft_gb:.1f} GB" if i.full_ft_gb is not None else "?",
             f"{i.lora_gb:.1f} GB" if i.lora_gb is not None else "?",
-            "yes" if i.ready else i.status,
+            ready,
         )
     console = Console()
     console.print(table)
+    for note in notes:
+        console.print(note, markup=False, highlight=False)
     if any(not i.ready and i.status.startswith("converts") for i in infos):
         console.print(
             "converts on first use: the GGUF weights are dequantised once into a safetensors checkpoint in "
@@ -166,19 +168,37 @@ def models_command(
             style="dim",
         )
     console.print(
-        f"Training memory is an estimate (fp32: 16 bytes/param for full fine-tuning, 4 for LoRA r=8, plus "
+        f"mem = training memory, estimated (fp32: 16 bytes/param for full fine-tuning, 4 for LoRA r=8, plus "
         f"activations at batch {DEFAULT_BATCH} x {DEFAULT_SEQ} tokens); GB = 10^9 bytes.",
         style="dim",
     )
 
 
+def _narrow_table(title: str, columns: list[str]):
+    """A table that stays readable at 80 columns and when piped: no side borders, the first column
+    (names, paths) folds instead of being cut, the others never wrap."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for n, col in enumerate(columns):
+        if n == 0:
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, no_wrap=True)
+    return table
+
+
 def select_command(
     data: Path = typer.Option(..., "--data", help="Labelled examples (csv/tsv/jsonl/json)."),
-    template: str = typer.Option(..., "--template", help='Prompt, e.g. "{text} It was {mask}."'),
+    template: str = typer.Option(
+        ..., "--template", help='Prompt, e.g. "{text} It was {mask}."; \\n is a newline, \\t a tab.'
+    ),
     label_words: str = typer.Option(
         ...,
         "--label-words",
-        help="LABEL=WORD pairs keyed by the data's labels, e.g. '0=terrible,1=great|good'.",
+        help="LABEL=WORD pairs keyed by label names as in `train` (the data's labels after --label-map), "
+        "e.g. 'negative=terrible,positive=great|good'.",
     ),
     models: str = typer.Option(..., "--models", help="Comma-separated candidates (aliases or folders)."),
     dev: Path | None = typer.Option(None, "--dev", help="Dev examples (default: 30% of --data held out)."),
@@ -195,6 +215,12 @@ def select_command(
         None, "--field", help="FIELD=COLUMN for template fields other than text (repeatable)."
     ),
     label_column: str | None = typer.Option(None, "--label-column", help="Label column (default: `label`)."),
+    label_map: str | None = typer.Option(
+        None, "--label-map", help="Raw label -> label name, e.g. '0=negative,1=positive' (as in train)."
+    ),
+    data_format: str | None = typer.Option(
+        None, "--format", help="Data file format: csv, tsv, jsonl or json (default: from the suffix)."
+    ),
     max_steps: int = typer.Option(100, "--max-steps", help="Upper bound on LoRA steps per candidate."),
     seed: int = typer.Option(42, "--seed"),
     device: str | None = typer.Option(None, "--device"),
@@ -206,9 +232,10 @@ def select_command(
     Example: promptft select --data train.tsv --template "{text} It was {mask}." --label-words 0=terrible,1=great --models smollm2-135m,gemma3-270m --budget-s 120 --max-latency-ms 100
     """
     from rich.console import Console
-    from rich.table import Table
 
+    from promptft.config import cli_wording, parse_pairs
     from promptft.data import read_examples
+    from promptft.prompts.template import unescape_template
     from promptft.selection import parse_label_words, select_models
 
     fields = None
@@ -222,19 +249,19 @@ def select_command(
                 )
             fields[name.strip()] = int(column) if column.strip().isdigit() else column.strip()
     label = (int(label_column) if label_column.isdigit() else label_column) if label_column else None
-    read = (
-        functools.partial(read_examples, fields=fields, label=label)
-        if fields or label is not None
-        else read_examples
-    )
-    train_examples = read(data)
-    dev_examples = read(dev) if dev else None
+    mapping = parse_pairs([label_map], "label map", "'0=negative,1=positive'") if label_map else None
+    read = functools.partial(read_examples, fields=fields, label=label, label_map=mapping, fmt=data_format)
+    try:
+        train_examples = read(data)
+        dev_examples = read(dev) if dev else None
+    except DataError as err:
+        raise DataError(cli_wording(str(err))) from None
     console = Console(stderr=True)
     with console.status("selecting") as status:
         selection = select_models(
             _split(models),
             train_examples,
-            template,
+            unescape_template(template),
             parse_label_words(label_words),
             dev=dev_examples,
             budget_s=budget_s,
@@ -248,31 +275,41 @@ def select_command(
     if as_json:
         typer.echo(json.dumps(selection.to_dict(), indent=2))
         return
-    table = Table(
-        title=f"candidates ({selection.n_train} train / {selection.n_dev} dev examples, {budget_s:g}s each)",
-        title_justify="left",
-    )
-    for col in ("#", "model", "kind", "zero-shot", "tuned", "steps", "latency", "peak mem", "status"):
-        table.add_column(col)
+    _print_selection(selection, budget_s)
+
+
+def _print_selection(selection, budget_s: float) -> None:
+    """The ranked candidates as a narrow table; errors, broken limits and notes (tuning skipped) as
+    numbered lines below it."""
+    from rich.console import Console
+
+    title = f"candidates ({selection.n_train} train / {selection.n_dev} dev examples, {budget_s:g}s each)"
+    table = _narrow_table(title, ["model", "kind", "zero-shot", "tuned", "steps", "latency", "mem", "status"])
+    notes: list[str] = []
 
     def pct(x):
         return f"{100 * x:.1f}%" if x is not None else "–"
 
-    for rank, c in enumerate(selection.candidates, 1):
-        status_text = c.error or "; ".join(c.violations) or "ok"
+    for c in selection.candidates:
+        remarks = [c.error] if c.error else [*c.violations, *c.notes]
+        status = "error" if c.error else "limits" if c.violations else "ok"
+        if remarks:
+            notes += [f"({len(notes) + 1}) {c.model}: {'; '.join(remarks)}"]
+            status += f" ({len(notes)})"
         table.add_row(
-            str(rank),
             c.model,
             c.kind or "?",
             pct(c.zero_shot_accuracy),
-            pct(c.tuned_accuracy),
+            "skipped" if c.error is None and c.steps == 0 else pct(c.tuned_accuracy),
             str(c.steps),
             f"{c.latency_ms:.1f} ms" if c.latency_ms is not None else "–",
             f"{c.peak_memory_gb:.2f} GB" if c.peak_memory_gb is not None else "–",
-            status_text,
+            status,
         )
     out = Console()
     out.print(table)
+    for note in notes:
+        out.print(note, markup=False, highlight=False)
     out.print(
         ("[bold green]recommended:[/bold green] " if selection.recommended else "[bold red]none:[/bold red] ")
         + selection.reason

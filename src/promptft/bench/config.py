@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -14,6 +15,7 @@ import yaml
 
 from promptft.errors import ConfigError
 
+log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -63,11 +65,11 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
         if "eval_batch_size" in override:
             data["eval_batch_size"] = override["eval_batch_size"]
         methods = data.setdefault("methods", {})
-        for name, options in (override.get("methods") or {}).items():
-            methods[name] = _merge_options(
-                methods.get(name) or {}, _mapping(options, f"{path}: methods.{name}")
-            )
         tasks = data["tasks"] = _mapping(data.get("tasks"), "tasks")
+        for name, options in (override.get("methods") or {}).items():
+            options = _mapping(options, f"{path}: methods.{name}")
+            methods[name] = _merge_options(methods.get(name) or {}, options)
+            _yield_packaged_task_options(tasks, name, options, path)
         for task, per_method in _mapping(override.get("tasks"), f"{path}: tasks").items():
             merged_task = tasks[task] = _mapping(tasks.get(task), f"tasks.{task}")
             for name, options in _mapping(per_method, f"{path}: tasks.{task}").items():
@@ -104,6 +106,34 @@ def load_config(path: str | Path | None = None) -> BenchConfig:
         source=source,
         tasks_named_by_file=named,
     )
+
+
+def _yield_packaged_task_options(
+    tasks: dict[str, Any], method: str, options: dict[str, Any], path: str | Path
+) -> None:
+    """User config wins over packaged defaults: an option the user's file sets for a method drops the
+    packaged per-task value of that option (TREC's 200 steps under a user's `max_steps: 2`), with a
+    warning. Per-task options in the user's own file are merged afterwards and win for their task."""
+    dropped = []
+    for task, per_method in tasks.items():
+        block = (per_method or {}).get(method)
+        if not isinstance(block, dict):
+            continue
+        for key, value in options.items():
+            if key == "lora" and isinstance(value, dict) and isinstance(block.get("lora"), dict):
+                for sub in [k for k in value if k in block["lora"]]:
+                    dropped.append(f"tasks.{task}.{method}.lora.{sub}={block['lora'].pop(sub)}")
+            elif key in block:
+                dropped.append(f"tasks.{task}.{method}.{key}={block.pop(key)}")
+    if dropped:
+        log.warning(
+            "%s: methods.%s replaces the packaged per-task option(s) %s; to change one task only, set "
+            "tasks.<task>.%s in your file",
+            path,
+            method,
+            ", ".join(dropped),
+            method,
+        )
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

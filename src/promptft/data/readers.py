@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from promptft.errors import DataError
 
 if TYPE_CHECKING:
     import datasets
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "tsv", "jsonl", "json")
 # Tried in this order when `fields` is None and the source has column names.
@@ -54,6 +57,9 @@ class _Records:
     width: int  # number of columns of the header / first record
     rows: Iterator[tuple[str, Record]]  # (location, record)
     class_names: dict[str, list[str]] | None = None  # HF ClassLabel columns -> names
+    delimiter: str | None = None  # csv/tsv: what joins cells back (a text with unquoted commas)
+    first: Record | None = None  # the first data row (a headerless layout is guessed from it)
+    assumed: str = ""  # a guessed layout, said in errors about the labels: "no header row; column 0 ..."
 
     @property
     def dict_rows(self) -> bool:
@@ -79,15 +85,40 @@ def read_examples(
     a `ClassLabel` column of a dataset maps to its names unless `label_map` is given.
 
     csv files use standard quoting; tsv files are split on tabs with no quote handling, as GLUE files need.
-    `header=None` decides from the columns: names need a header, indices mean no header (unless
-    `header=True`). With `fields=None` a header is recognised by its column names (sentence, text, label,
-    ...), and then `text` is read from the first of `TEXT_COLUMNS` present and the label from a `label`
-    column if there is one. A headerless file with two columns and `fields=None` follows the LM-BFF csv
-    convention: column 0 is the label and column 1 the text (pass `fields`/`label` for other layouts, e.g.
-    AG News tsv files need `fields={"text": 0}, label=1`).
+    Blank lines are skipped (a line of empty cells, such as `,`, is a row). A row with more cells than the
+    header (a text with an unquoted comma) is joined back when the extra cells can only belong to the last
+    column, a text field (with a warning); otherwise it is an error, never a silent cut.
+    `header=None` decides from the columns: names need a header; otherwise a first row holding usual column
+    names (sentence, text, label, ...) is a header, and else the first row is data. With `fields=None`,
+    `text` is read from the first of `TEXT_COLUMNS` present and the label from a `label` column if there
+    is one. A headerless file with two columns and `fields=None` follows the LM-BFF csv convention (column 0
+    is the label, column 1 the text), unless its first row reads as `text,label` (a text with spaces, then
+    one short token); errors about labels say which layout was assumed. Pass `fields`/`label` for other
+    layouts, e.g. AG News tsv files need `fields={"text": 0}, label=1`.
 
     json files may hold a list of objects, `{"data": [...]}`, an id -> object mapping (LM-BFF's imdb/yelp
     files), or columns (`{"text": [...], "label": [...]}`); jsonl files hold one object per line.
+    """
+    spec = {"fields": fields, "label": label, "label_map": label_map, "header": header, "fmt": fmt}
+    return [row.example for row in read_rows(source, **spec, limit=limit)]
+
+
+def read_rows(
+    source: str | Path | datasets.Dataset,
+    *,
+    fields: Mapping[str, str | int] | None = None,
+    label: str | int | None = None,
+    label_map: Mapping[str, str] | None = None,
+    header: bool | None = None,
+    fmt: str | None = None,
+    limit: int | None = None,
+    labels: bool = True,
+) -> list[Row]:
+    """`read_examples`, keeping each record's columns and location: `Row(example, cells, where)`.
+
+    `cells` holds every column of the record under its header name (headerless files: the field or
+    `label` a column is read as, else `column_<i>`), for outputs that keep the input's columns.
+    `labels=False` reads no label at all, not even from a `label` column (inputs to classify).
     """
     _check_spec(fields, label, limit)
     if limit == 0:
@@ -103,14 +134,14 @@ def read_examples(
                 if header is not None:
                     raise DataError(f"header= only applies to csv/tsv files, but {path} is {fmt}: drop it")
                 records = _open_json(path, fmt)
-            return _build(records, fields, label, label_map, limit)
+            return _rows(records, fields, label, label_map, limit, labels)
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path} is not valid UTF-8 text ({err.reason} at byte {err.start}): re-save it as UTF-8"
             ) from None
     if fmt is not None or header is not None:
         raise DataError("fmt= and header= only apply to files, not to a datasets.Dataset: drop them")
-    return _build(_open_dataset(source, limit), fields, label, label_map, limit)
+    return _rows(_open_dataset(source, limit), fields, label, label_map, limit, labels)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -158,23 +189,23 @@ def _check_label_map(label_map: Mapping[str, str] | None) -> dict[str, str] | No
 
 
 def _file_format(path: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        norm = fmt.lower().lstrip(".")
-        if norm not in FORMATS:
-            raise DataError(f"unknown fmt {fmt!r}: use one of {', '.join(FORMATS)}")
-        chosen = norm
-    else:
-        chosen = path.suffix.lower().lstrip(".")
-        if chosen not in FORMATS:
-            raise DataError(
-                f"cannot tell the format of {path} from its suffix {path.suffix!r}: "
-                f"pass fmt= one of {', '.join(FORMATS)}"
-            )
+    if fmt is not None and fmt.lower().lstrip(".") not in FORMATS:
+        raise DataError(f"unknown fmt {fmt!r}: use one of {', '.join(FORMATS)}")
+    # Whether the path exists (and is a file) comes before its suffix: a folder has none to go by.
     if not path.exists():
         raise DataError(f"data file not found: {path} (looked at {path.resolve()}): check the path")
     if path.is_dir():
         inside = sorted(p.name for p in path.iterdir())[:5]
-        raise DataError(f"{path} is a folder, not a data file: point at a file in it, e.g. one of {inside}")
+        listing = f": point at a file in it, e.g. one of {inside}" if inside else " (an empty one)"
+        raise DataError(f"{path} is a folder, not a data file{listing}")
+    if fmt is not None:
+        return fmt.lower().lstrip(".")
+    chosen = path.suffix.lower().lstrip(".")
+    if chosen not in FORMATS:
+        raise DataError(
+            f"cannot tell the format of {path} from its suffix {path.suffix!r}: rename it to .csv, .tsv, "
+            f".jsonl or .json, or pass fmt= one of {', '.join(FORMATS)}"
+        )
     return chosen
 
 
@@ -189,16 +220,41 @@ def _open_table(
     first = next(rows, None)
     if first is None:
         raise DataError(f"{path} is empty: it has no rows to read")
+    _check_delimiter(path, fmt, first[1])
+    delimiter = "\t" if fmt == "tsv" else ","
     has_header = _decide_header(path, fields, label, header, first[1])
     if has_header:
         columns = [c.strip() for c in first[1]]
-        return _Records(str(path), "table", columns, len(columns), rows)
+        second = next(rows, None)
+        rest = rows if second is None else _chain(second, rows)
+        return _Records(
+            str(path), "table", columns, len(columns), rest, delimiter=delimiter, first=second and second[1]
+        )
+    return _Records(
+        str(path), "table", None, len(first[1]), _chain(first, rows), delimiter=delimiter, first=first[1]
+    )
 
-    def chain() -> Iterator[tuple[str, Record]]:
-        yield first
-        yield from rows
 
-    return _Records(str(path), "table", None, len(first[1]), chain())
+def _chain(first: tuple[str, Record], rest: Iterator[tuple[str, Record]]) -> Iterator[tuple[str, Record]]:
+    yield first
+    yield from rest
+
+
+def _check_delimiter(path: Path, fmt: str, first: list[str]) -> None:
+    """A single column whose first row holds the other format's delimiter: the file was misread."""
+    if len(first) != 1:
+        return
+    cell = first[0]
+    if fmt == "csv" and "\t" in cell:
+        raise DataError(
+            f"{path} was read as csv, but it looks tab-separated (its first line has tabs, the tsv delimiter, "
+            "and no commas): read it as tsv (fmt='tsv', or name it .tsv)"
+        )
+    if fmt == "tsv" and any(c.strip().lower() in _HEADER_WORDS for c in cell.split(",")[:8]) and "," in cell:
+        raise DataError(
+            f"{path} was read as tsv, but it looks comma-separated (its first line {cell[:60]!r} has commas "
+            "and no tabs): read it as csv (fmt='csv', or name it .csv)"
+        )
 
 
 def _table_rows(path: Path, fmt: str) -> Iterator[tuple[str, list[str]]]:
@@ -209,7 +265,8 @@ def _table_rows(path: Path, fmt: str) -> Iterator[tuple[str, list[str]]]:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == "tsv" else csv.reader(f)
         try:
             for row in reader:
-                if any(cell.strip() for cell in row):
+                # A blank line is no row (as pandas reads it); a row of empty cells ("," or "") is one.
+                if len(row) > 1 or (row and row[0].strip()):
                     yield f"line {reader.line_num} of {path}", row
         except csv.Error as err:
             raise DataError(
@@ -234,8 +291,8 @@ def _decide_header(
         return True
     if header is not None:
         return header
-    if fields is not None or label is not None:
-        return False
+    # Also with columns given by index: a first row of column names (sentence, label, ...) is a header,
+    # never data (`--label-column 1` on a file with a header must not read "label" as a label).
     return any(cell.strip().lower() in _HEADER_WORDS for cell in first)
 
 
@@ -245,12 +302,7 @@ def _open_json(path: Path, fmt: str) -> _Records:
         first = next(rows, None)
         if first is None:
             raise DataError(f"{path} is empty: it has no JSON lines to read")
-
-        def chain() -> Iterator[tuple[str, Record]]:
-            yield first
-            yield from rows
-
-        return _Records(str(path), "json", _keys(first[1]), len(first[1]), chain())
+        return _Records(str(path), "json", _keys(first[1]), len(first[1]), _chain(first, rows))
 
     text = path.read_text(encoding="utf-8-sig")
     if not text.strip():
@@ -355,39 +407,112 @@ def _open_dataset(source: Any, limit: int | None) -> _Records:
 # columns -> examples
 
 
-def _build(
+@dataclass(frozen=True)
+class Row:
+    """One record as read: its `Example`, every column's raw value (for output that keeps the input's
+    columns), and where it is ("line 12 of train.tsv")."""
+
+    example: Example
+    cells: dict[str, Any]
+    where: str
+
+
+def _rows(
     records: _Records,
     fields: Mapping[str, Column] | None,
     label: Column | None,
     label_map: dict[str, str] | None,
     limit: int | None,
-) -> list[Example]:
+    labels: bool = True,
+) -> list[Row]:
     field_keys, label_key = _resolve(records, fields, label)
+    if not labels:
+        label_key = None  # the layout guess may have found one; an unlabelled read ignores it
     class_names = (records.class_names or {}).get(label_key) if isinstance(label_key, str) else None
     if records.kind == "table" and records.columns is not None:
         # A data row shorter than its header is broken even if the columns we read happen to exist.
         required = records.width
     else:
         required = max((k for k in (*field_keys.values(), label_key) if isinstance(k, int)), default=-1) + 1
-    out: list[Example] = []
+    names = _cell_names(records, field_keys, label_key)
+    out: list[Row] = []
+    joined: list[str] = []
     for loc, rec in records.rows:
-        if not isinstance(rec, Mapping) and len(rec) < required:
-            raise DataError(
-                f"{loc} has {len(rec)} column(s) but {required} are needed: the row is truncated or uses "
-                "another delimiter; fix that line"
-            )
+        if not isinstance(rec, Mapping):
+            if len(rec) < required:
+                raise DataError(
+                    f"{loc} has {len(rec)} column(s) but {required} are needed: the row is truncated or uses "
+                    "another delimiter; fix that line"
+                )
+            if records.kind == "table" and len(rec) > records.width:
+                rec = _join_extra(records, rec, loc, field_keys, label_key)
+                joined.append(loc.split(" of ")[0])
         texts = {name: _text(_cell(rec, key, loc), loc, key) for name, key in field_keys.items()}
         name = None
         if label_key is not None:
-            name = _label(_cell(rec, label_key, loc), loc, label_key, label_map, class_names)
-        out.append(Example(texts, name))
+            value = _cell(rec, label_key, loc)
+            if _blank(value) and not any(texts.values()):
+                raise DataError(
+                    f"{loc} has neither text nor a label (every column read is empty): delete that line "
+                    "or fill it in"
+                )
+            name = _label(value, loc, label_key, label_map, class_names, records.assumed)
+        cells = dict(rec) if isinstance(rec, Mapping) else dict(zip(names, rec, strict=False))
+        out.append(Row(Example(texts, name), cells, loc))
         if limit is not None and len(out) >= limit:
             break
     if not out:
         raise DataError(
             f"{records.name} has no data rows after the header: check that it is the file you meant"
         )
+    if joined:
+        log.warning(
+            "%s: %d row(s) had more fields than columns (%s%s): unquoted %r in the last column %r, joined "
+            "back into its text; quote such cells to be sure",
+            records.name,
+            len(joined),
+            ", ".join(joined[:5]),
+            ", ..." if len(joined) > 5 else "",
+            records.delimiter,
+            names[records.width - 1],
+        )
     return out
+
+
+def _join_extra(
+    records: _Records,
+    rec: Sequence[Any],
+    loc: str,
+    field_keys: Mapping[str, Column],
+    label_key: Column | None,
+) -> list[Any]:
+    """A row with more cells than the header: the extra cells can only be the rest of the last column's
+    text when that column is a text field (an unquoted comma); anything else is an error, never a cut."""
+    last = records.width - 1
+    if last in field_keys.values() and last != label_key:
+        return [*rec[:last], str(records.delimiter).join(rec[last:])]
+    columns = (
+        f"the header's {records.width}" if records.columns is not None else f"the first row's {records.width}"
+    )
+    raise DataError(
+        f"{loc} has {len(rec)} fields, more than {columns} columns: a text with an unquoted "
+        f'{records.delimiter!r}? Quote that cell ("a fine, funny film") or fix the line'
+    )
+
+
+def _cell_names(records: _Records, field_keys: Mapping[str, Column], label_key: Column | None) -> list[str]:
+    """Names for the cells of list rows: the header, else the field (or `label`) a column is read as,
+    else column_<i>."""
+    if records.columns is not None:
+        return list(records.columns)
+    by_index = {k: name for name, k in field_keys.items() if isinstance(k, int)}
+    if isinstance(label_key, int):
+        by_index.setdefault(label_key, LABEL_COLUMN)
+    return [by_index.get(i, f"column_{i}") for i in range(records.width)]
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _resolve(
@@ -411,15 +536,24 @@ def _resolve(
             if label is None and LABEL_COLUMN in cols:
                 label = LABEL_COLUMN
         elif width == 2:
-            # LM-BFF csv convention: label first, then the sentence.
-            label = 0 if label is None else label
-            fields = {"text": 1 - label} if label in (0, 1) else {"text": 0}
+            if label is None and _text_then_label(records.first):
+                fields, label = {"text": 0}, 1
+                records.assumed = "no header row, so column 0 was read as the text and column 1 as the label"
+            else:  # LM-BFF csv convention: label first, then the sentence.
+                label = 0 if label is None else label
+                fields = {"text": 1 - label} if label in (0, 1) else {"text": 0}
+                if label == 0:
+                    records.assumed = (
+                        "no header row, so column 0 was read as the label and column 1 as the text "
+                        "(the LM-BFF layout)"
+                    )
         elif width == 1 and label is None:
             fields = {"text": 0}
         else:
             raise DataError(
                 f"{records.name} has {width} columns and no header, so promptft cannot guess which holds the "
-                "text: pass fields= and label= with 0-based indices, e.g. fields={'text': 1}, label=0"
+                "text: pass fields= and label= with 0-based indices, e.g. fields={'text': 1}, label=0 "
+                "(a text with unquoted commas splits into several columns: quote it)"
             )
     field_keys = {name: _key(records, col, f"fields[{name!r}]") for name, col in fields.items()}
     label_key = None if label is None else _key(records, label, "label")
@@ -492,13 +626,25 @@ def _raw_to_str(value: Any) -> str:
     return str(value).strip()
 
 
+def _text_then_label(first: Record | None) -> bool:
+    """A headerless two-column row that reads as `text,label`: a text with spaces, then one short token."""
+    if not isinstance(first, Sequence) or len(first) != 2:
+        return False
+    text, label = (str(c).strip() for c in first)
+    return " " in text and " " not in label and 0 < len(label) <= 30
+
+
 def _label(
-    value: Any, loc: str, col: Column, label_map: dict[str, str] | None, class_names: list[str] | None
+    value: Any,
+    loc: str,
+    col: Column,
+    label_map: dict[str, str] | None,
+    class_names: list[str] | None,
+    assumed: str = "",
 ) -> str:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise DataError(
-            f"{loc} has no label (column {col!r} is empty): fill it in, or pass label=None to read unlabelled"
-        )
+    why = f" ({assumed}: name the columns if that is wrong)" if assumed else ""
+    if _blank(value):
+        raise DataError(f"{loc} has no label (column {col!r} is empty){why}: fill it in or delete that line")
     if isinstance(value, dict | list):
         raise DataError(f"{loc}: label column {col!r} holds a {type(value).__name__}, not a single label")
     if class_names is not None and label_map is None:
@@ -516,6 +662,6 @@ def _label(
     except KeyError:
         known = ", ".join(repr(k) for k in label_map)
         raise DataError(
-            f"{loc} has label {raw!r}, which label_map does not cover (it knows {known}): add {raw!r} to "
-            "label_map or fix the data"
+            f"{loc} has label {raw!r}, which label_map does not cover (it knows {known}){why}: add "
+            f"{raw!r} to label_map or fix the data"
         ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
@@ -44,6 +45,42 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def available_devices() -> list[str]:
+    """The device names this torch can use here: cpu, and cuda:N / mps when present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """The device to use, or ModelError naming the devices that exist (before anything is loaded:
+    torch's own errors for `cuda` on a CPU-only build, or `gpu`, are tracebacks)."""
+    if device is None:
+        return default_device()
+    available = available_devices()
+    hint = f"available here: {', '.join(available)}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelError(f"unknown device {str(device)!r}: {hint}") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "has no CUDA support (a CPU-only build)" if torch.version.cuda is None else "sees no GPU"
+            raise ModelError(f"device {str(device)!r} is not available: this torch {build}; {hint}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelError(f"device {str(device)!r} does not exist: {hint}")
+        return dev
+    if str(dev) in available or dev.type in available:
+        return dev
+    raise ModelError(f"device {str(device)!r} is not available: {hint}")
+
+
 def default_dtype(device: torch.device) -> torch.dtype:
     # bf16 is far slower than fp32 on CPUs without AMX; use it only on a GPU that supports it.
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -68,13 +105,16 @@ def load_backbone(
         AutoTokenizer,
     )
 
+    device = check_device(device)
     path = resolve_model(name)
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
+        folder = Path(name).expanduser()
+        missing = "" if folder.exists() else f"no such folder: {folder.resolve()}, and "
         raise ModelError(
-            f"could not load model {name!r} ({exc.__class__.__name__}: {str(exc).splitlines()[0]}). "
-            "Offline? Use a local folder or an alias ("
+            f"could not load model {name!r}: {missing}as a hub id: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0]}. Offline? Use a local folder or an alias ("
             + ", ".join(REGISTRY)
             + "), or run once online so the Hugging Face cache holds it"
         ) from exc
@@ -90,7 +130,6 @@ def load_backbone(
     auto = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM, "seq2seq": AutoModelForSeq2SeqLM}[
         kind
     ]
-    device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     try:
         model = auto.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)

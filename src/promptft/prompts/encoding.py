@@ -56,15 +56,25 @@ class PromptEncoder:
             excess = len(ids) - budget
             name = max(spans, key=lambda n: spans[n][1] - spans[n][0]) if spans else None
             if name is None or spans[name][1] - spans[name][0] == 0:
-                raise TemplateError(
-                    f"the template alone needs {len(ids)} tokens, more than max_length={self.max_length}: "
-                    "shorten the template or raise max_length"
-                )
+                raise TemplateError(self._too_long(len(ids)))
             values[name] = self._cut(values[name], spans[name], excess)
             truncated = True
         raise TemplateError(
             "could not truncate the input to max_length; raise max_length"
         )  # pragma: no cover
+
+    def _too_long(self, n_template: int) -> str:
+        if n_template <= self.max_length:  # the room went to the label words' tokens
+            room = max(self.max_length - self.reserve, 0)
+            return (
+                f"the longest label word takes {self.reserve + 1} tokens, which leaves {room} "
+                f"of max_length={self.max_length} for a prompt that needs at least {n_template}: shorten the "
+                "label word (a word or a few, not a sentence), or raise max_length"
+            )
+        return (
+            f"the template alone needs {n_template} tokens, more than max_length={self.max_length}: "
+            "shorten the template or raise max_length"
+        )
 
     def _render(self, values: dict[str, str]) -> tuple[str, dict[str, tuple[int, int]]]:
         parts: list[str] = []

@@ -1,6 +1,8 @@
 """Templates: text with named fields and exactly one slot, e.g. ``"{text} It was {mask}."``.
 
-Literal braces are written doubled (``{{`` / ``}}``). The slot is where the label word goes: for a
+Literal braces are written doubled (``{{`` / ``}}``). In templates given as text (the command line,
+YAML job files) ``\\n`` and ``\\t`` stand for a newline and a tab and ``\\\\`` for a backslash
+(`unescape_template`), as ``"\\n"`` does in a Python string. The slot is where the label word goes: for a
 masked LM the mask token, for a causal LM the next token (text after the slot is dropped, since a
 left-to-right model cannot see it anyway), for seq2seq the decoder's first token.
 """
@@ -14,6 +16,20 @@ from promptft.errors import TemplateError
 
 SLOT = "mask"
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_ESCAPE = re.compile(r"\\([nt\\])")
+_UNESCAPED = {"n": "\n", "t": "\t", "\\": "\\"}
+_BRACES_HINT = 'write literal braces doubled ({{ for {, }} for }), e.g. "{text} {{sic}} It was {mask}."'
+
+
+def unescape_template(text: str) -> str:
+    """A template typed as text (a CLI flag, a YAML value) -> the template: `\\n` is a newline, `\\t` a
+    tab, `\\\\` a backslash; any other backslash stays as it is."""
+    return _ESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], text)
+
+
+def escape_template(text: str) -> str:
+    """The inverse of `unescape_template`, for writing a template back as text (a job's YAML file)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ def _parse(text: str) -> list[Segment]:
         if not name.isidentifier():
             raise TemplateError(
                 f"template {text!r} has a bad placeholder {token!r}: use {{field_name}} or {{mask}}, "
-                "and write literal braces doubled ({{ }})"
+                f"and {_BRACES_HINT}"
             )
         if "".join(literal):
             segments.append(Segment("literal", "".join(literal)))
@@ -109,7 +125,7 @@ def _parse(text: str) -> list[Segment]:
         segments.append(Segment("slot" if name == SLOT else "field", name))
     rest = text[pos:]
     if "{" in rest or "}" in rest:
-        raise TemplateError(f"template {text!r} has an unmatched brace: write literal braces doubled ({{ }})")
+        raise TemplateError(f"template {text!r} has an unmatched brace: {_BRACES_HINT}")
     literal.append(rest)
     if "".join(literal):
         segments.append(Segment("literal", "".join(literal)))
