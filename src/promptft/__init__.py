@@ -59,10 +59,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from promptft.adapters import LoraSettings
     from promptft.classifiers import HeadClassifier, PromptClassifier, load_classifier
     from promptft.data import Example, read_examples, sample_k_shot
     from promptft.errors import PromptFTError
     from promptft.models import load_backbone
-    from promptft.adapters import LoraSettings
     from promptft.prompts import Template, Verbalizer
     from promptft.training import TrainConfig, Trainer

@@ -46,7 +46,7 @@ from promptft.models.peft_utils import LoraSettings
 from promptft.models.registry import DEFAULT_MODEL
 from promptft.prompts.template import Template, escape_template, unescape_template
 from promptft.prompts.verbalizer import Verbalizer
-from promptft.training.checkpoint import has_checkpoint
+from promptft.training.checkpoint import CHECKPOINT, has_checkpoint
 from promptft.training.config import TrainConfig
 from promptft.training.distributed import is_main_process
 from promptft.training.trainer import FINAL, Trainer, TrainResult
@@ -704,6 +704,11 @@ def run_lock(run_dir: str | Path) -> Iterator[None]:
     `fcntl.flock` is released by the kernel when its process dies, so a lock file left by a killed run
     (with a dead pid in it) does not block. Where fcntl is missing (Windows) runs are not locked.
     """
+    from promptft.training.distributed import is_main_process
+
+    if not is_main_process():  # under `accelerate launch`, one lock for the whole job: the main process's
+        yield
+        return
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on Linux/macOS

@@ -14,7 +14,6 @@ from typing import ClassVar
 from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, raise_problems
 from promptft.errors import ConfigError
 
-
 # peft hands the prefix to the model as `past_key_values`, which transformers 5.2x renames; the warning is
 # peft's to fix and says nothing the user can act on.
 warnings.filterwarnings("ignore", message=r"`past_key_values` is deprecated", category=FutureWarning)
