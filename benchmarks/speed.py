@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from promptft import LoraSettings, PromptClassifier
+from promptft.adapters.lora import linear_names as _linear_names
 from promptft.data import read_examples
 from promptft.demo import LABEL_MAP, TEMPLATE  # the demo's prompt
 from promptft.demo import LABEL_WORDS as WORDS
-from promptft.models.peft_utils import _linear_names
 from promptft.models.registry import resolve_model
 from promptft.settings import data_dir
 from promptft.training import batch_schedule

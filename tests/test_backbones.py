@@ -130,7 +130,7 @@ def test_unknown_kind_is_rejected():
 @pytest.mark.parametrize("factory", [tiny_llama, tiny_gemma])
 def test_prefix_cache_gives_the_same_scores_and_gradients(factory):
     """LoRA on the top layer only: caching the frozen bottom layer must change nothing but speed."""
-    from promptft.models.peft_utils import LoraSettings, apply_lora
+    from promptft.adapters import LoraSettings, apply_lora
 
     model, tok, backbone, words, prompts = _setup(factory, "causal")
     apply_lora(model, LoraSettings(r=2, top_layers=1))
@@ -167,7 +167,7 @@ def test_prefix_cache_refused_when_bottom_layers_train():
 
 
 def test_prefix_cache_is_computed_without_dropout():
-    from promptft.models.peft_utils import LoraSettings, apply_lora
+    from promptft.adapters import LoraSettings, apply_lora
 
     model, tok, backbone, words, prompts = _setup(tiny_llama, "causal")
     model.config.attention_dropout = 0.5

@@ -436,7 +436,7 @@ def test_run_folder_that_cannot_be_created_or_written(env, tmp_path, monkeypatch
 
 
 def test_predict_output_that_cannot_be_written_fails_before_predicting(trained, env, tmp_path, monkeypatch):
-    from promptft.classifier import BaseClassifier
+    from promptft.classifiers import BaseClassifier
 
     def no_prediction(*args, **kwargs):
         raise AssertionError("predicted before checking the output")
@@ -618,12 +618,12 @@ def test_eval_on_an_unfinished_run_says_to_resume(env, tmp_path, monkeypatch):
 
 
 def test_eval_checks_the_data_before_loading_the_model(trained, tmp_path, monkeypatch):
-    import promptft.classifier
+    import promptft.classifiers
 
     def no_loading(*args, **kwargs):
         raise AssertionError("loaded the model before checking the data")
 
-    monkeypatch.setattr(promptft.classifier, "load_classifier", no_loading)
+    monkeypatch.setattr(promptft.classifiers, "load_classifier", no_loading)
     run, _ = trained
     bad = write_tsv(tmp_path / "b.tsv", ["sentence", "polarity"], SENTENCES[:2])
     user_error(invoke("eval", run, "--data", bad), "--label-column polarity")

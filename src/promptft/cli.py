@@ -397,7 +397,7 @@ def _prepare(model_dir: Path, device: str | None, **given: Any):
 
 
 def _load(folder: Path, device: str | None):
-    from promptft.classifier import load_classifier
+    from promptft.classifiers import load_classifier
 
     return load_classifier(folder, device=device)
 

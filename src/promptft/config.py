@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import yaml
 
+from promptft.adapters import LoraSettings
 from promptft.data import Example, label_names
 from promptft.data.readers import Row, read_rows
 from promptft.errors import (
@@ -42,7 +43,6 @@ from promptft.errors import (
     TemplateError,
     VerbalizerError,
 )
-from promptft.models.peft_utils import LoraSettings
 from promptft.models.registry import DEFAULT_MODEL
 from promptft.prompts.template import Template, escape_template, unescape_template
 from promptft.prompts.verbalizer import Verbalizer
@@ -611,7 +611,7 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
     """
     import torch
 
-    from promptft.classifier import HeadClassifier, PromptClassifier
+    from promptft.classifiers import HeadClassifier, PromptClassifier
 
     m = job.model
     lora = LoraSettings(**asdict(m.lora)) if m.finetune == "lora" else None  # a copy: the head adds to it
@@ -894,7 +894,7 @@ def _run_locked(
 def classifier_dir(path: str | Path) -> Path:
     """A classifier folder, accepting a run folder for its best/ model; errors for a missing folder and for
     a run that has not finished (it has no best/ yet)."""
-    from promptft.classifier import CONFIG_FILE
+    from promptft.classifiers import CONFIG_FILE
 
     path = Path(path)
     if (path / CONFIG_FILE).exists():
@@ -915,7 +915,7 @@ def classifier_dir(path: str | Path) -> Path:
 
 def saved_classifier(model_dir: str | Path) -> dict[str, Any]:
     """What a saved classifier's config says (labels, fields, ...), read without loading the model."""
-    from promptft.classifier import CONFIG_FILE
+    from promptft.classifiers import CONFIG_FILE
 
     path = Path(model_dir) / CONFIG_FILE
     if not path.exists():

@@ -19,10 +19,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from promptft.classifier import PromptClassifier
+from promptft.adapters import LoraSettings
+from promptft.classifiers import PromptClassifier
 from promptft.data import Example, read_examples, sample_k_shot
 from promptft.errors import DataError, PromptFTError
-from promptft.models.peft_utils import LoraSettings
 from promptft.settings import data_dir
 from promptft.training import TrainConfig
 

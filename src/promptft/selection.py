@@ -451,9 +451,9 @@ def evaluate_candidate(
     forward passes), so the budget is a target, not a hard limit. The fine-tune does no selection on dev
     (it keeps the last step), so the dev accuracy after it is not optimistic.
     """
-    from promptft.classifier import PromptClassifier
+    from promptft.adapters import LoraSettings
+    from promptft.classifiers import PromptClassifier
     from promptft.models.loading import load_backbone
-    from promptft.models.peft_utils import LoraSettings
     from promptft.training import TrainConfig, Trainer, set_seed
 
     phase = on_phase or (lambda _text: None)

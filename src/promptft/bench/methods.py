@@ -150,7 +150,7 @@ class _PreparedPredictor:
 def _prompt_method(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any], finetune: str
 ) -> Fitted:
-    from promptft.classifier import PromptClassifier
+    from promptft.classifiers import PromptClassifier
     from promptft.training import Trainer, set_seed
 
     spec = task.prompt_for(model.kind)
@@ -204,7 +204,7 @@ def standard_ft(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:
     """Standard fine-tuning: a new classification head on the same backbone, all weights trained."""
-    from promptft.classifier import HeadClassifier
+    from promptft.classifiers import HeadClassifier
     from promptft.training import Trainer, set_seed
 
     cfg = train_config(config, seed, {"max_length"})

@@ -17,7 +17,7 @@ from torch import nn
 from promptft.data import Example
 from promptft.data.inputs import Inputs, as_examples
 from promptft.errors import DataError
-from promptft.evaluation.metrics import classification_metrics
+from promptft.objectives import Objective, SingleLabel
 
 
 class BaseClassifier:
@@ -26,7 +26,8 @@ class BaseClassifier:
     labels: list[str]
     fields: tuple[str, ...]
     module: nn.Module  # the trainable torch module
-    peft_model: Any = None  # the peft wrapper when LoRA is applied
+    peft_model: Any = None  # the peft wrapper when an adapter is applied
+    _objective: Objective | None = None
 
     # ----- to implement -----
     def encode(self, examples: Sequence[Example]) -> list[Any]:
@@ -65,19 +66,24 @@ class BaseClassifier:
             out.append(index[ex.label])
         return out
 
-    def predict_proba(self, inputs: Inputs, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Probabilities `[n, n_labels]` in `self.labels` order, in input order."""
-        examples = as_examples(inputs, self.fields)
-        if not examples:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return self.predict_proba_encoded(self.encode(examples), batch_size, progress)
+    @property
+    def objective(self) -> Objective:
+        """The task type: how logits become scores, predictions and metrics (single-label by default)."""
+        if self._objective is None:
+            self._objective = SingleLabel(self.labels)
+        return self._objective
 
-    def predict_proba_encoded(
+    @objective.setter
+    def objective(self, objective: Objective) -> None:
+        self._objective = objective
+
+    def logits_encoded(
         self, encoded: Sequence[Any], batch_size: int = 32, progress: bool = False
-    ) -> np.ndarray:
-        # Sorting by length cuts padding; results are put back in input order.
+    ) -> torch.Tensor:
+        """Label logits `[n, n_labels]` (float32, CPU) in input order, without gradients."""
+        # Sorting by length cuts padding; rows are put back in input order.
         order = sorted(range(len(encoded)), key=lambda i: self.length_of(encoded[i]))
-        probs = np.zeros((len(encoded), len(self.labels)), dtype=np.float32)
+        out = torch.zeros((len(encoded), len(self.labels)), dtype=torch.float32)
         was_training = self.module.training
         self.module.eval()
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -89,26 +95,40 @@ class BaseClassifier:
         try:
             with torch.inference_mode():
                 for batch in iterator:
-                    logits = self.label_logits([encoded[i] for i in batch])
-                    probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+                    out[batch] = self.label_logits([encoded[i] for i in batch]).float().cpu()
         finally:
             self.module.train(was_training)
-        return probs
+        return out
 
-    def predict(self, inputs: Inputs, batch_size: int = 32) -> list[str]:
-        probs = self.predict_proba(inputs, batch_size)
-        return [self.labels[i] for i in probs.argmax(axis=1)]
+    def _logits(self, inputs: Inputs, batch_size: int, progress: bool = False) -> torch.Tensor:
+        examples = as_examples(inputs, self.fields)
+        if not examples:
+            return torch.zeros((0, len(self.labels)))
+        return self.logits_encoded(self.encode(examples), batch_size, progress)
+
+    def predict_proba(self, inputs: Inputs, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """The objective's scores in input order: probabilities `[n, n_labels]` in `self.labels` order."""
+        return self.objective.scores(self._logits(inputs, batch_size, progress)).numpy()
+
+    def predict_proba_encoded(
+        self, encoded: Sequence[Any], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        return self.objective.scores(self.logits_encoded(encoded, batch_size, progress)).numpy()
+
+    def predict(self, inputs: Inputs, batch_size: int = 32) -> list[Any]:
+        """Predictions in input order (label names for single-label classification)."""
+        return self.objective.decode(self._logits(inputs, batch_size))
 
     def evaluate(
         self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False
     ) -> dict[str, float]:
+        """The objective's metrics (accuracy, macro-F1 and n for single-label) on labelled examples."""
         examples = as_examples(examples, self.fields)
         if not examples:
             raise DataError("cannot evaluate on an empty split: check the file and its label column")
-        self.label_index(examples)  # fail early on unknown labels
-        probs = self.predict_proba(examples, batch_size, progress)
-        predicted = [self.labels[i] for i in probs.argmax(axis=1)]
-        return classification_metrics([ex.label for ex in examples], predicted, self.labels)
+        self.objective.targets(examples)  # fail early on missing or unknown labels
+        logits = self._logits(examples, batch_size, progress)
+        return self.objective.evaluate(examples, self.objective.decode(logits))
 
     def fit(
         self,

@@ -179,7 +179,7 @@ class Trainer:
     def train(self, train, dev=None) -> TrainResult:
         from transformers import get_linear_schedule_with_warmup
 
-        from promptft.classifier import as_examples
+        from promptft.data.inputs import as_examples
 
         cfg, clf, objective = self.config, self.clf, self.objective
         metric = objective.check_metric(cfg.metric)
