@@ -41,7 +41,10 @@ gemma: $(VENV)/.gemma-installed
 demo: prepare
 	$(BIN)/python -m promptft.demo
 
+# The import layering first (seconds; pyproject's [tool.importlinter]), then the suite, which includes the
+# 2-process Accelerate test (tests/test_accelerate.py).
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: setup
