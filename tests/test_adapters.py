@@ -226,3 +226,30 @@ def test_lora_settings_object_is_accepted_as_is():
     assert clf.adapter is not settings
     assert adapter_settings(settings) is settings
     assert isinstance(adapter_settings("prompt_tuning"), PromptTuningSettings)
+
+
+def test_prefix_cache_through_the_peft_forward_gives_the_same_scores_and_gradients():
+    """Top-layer LoRA attached to the classifier (forward through PeftModel): caching the frozen bottom
+    layer changes neither the label logits nor the adapter's gradients."""
+    clf = make("causal", "lora", top_layers=1)
+    with torch.no_grad():
+        for name, p in clf.module.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)  # peft starts B at zero; make the adapter matter
+    encoded = clf.encode(TEXTS)
+    trainable = [p for p in clf.module.parameters() if p.requires_grad]
+
+    def run():
+        for p in trainable:
+            p.grad = None
+        logits = clf.module(encoded)
+        logits.sum().backward()
+        return logits.detach(), [p.grad.clone() for p in trainable]
+
+    plain, plain_grads = run()
+    assert clf.enable_training_cache()
+    cached, cached_grads = run()
+    clf.disable_training_cache()
+    torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
+    for a, b in zip(cached_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -61,8 +61,17 @@ def test_list_models_includes_registry_aliases_and_paths(tiny_dirs):
     assert {"smollm2-135m", "gemma3-270m", "minilm-l6"} <= set(names)
     mine = next(i for i in infos if i.source == "path")
     assert mine.path == tiny_dirs[0] and mine.kind == "causal"
+    from promptft.models.registry import REGISTRY, is_ready, package_dir
+
     for info in infos:
-        assert info.ready or info.status  # says what to do when not ready
+        if info.source != "registry":
+            assert info.ready and info.status == "ready"
+            continue
+        entry = REGISTRY[info.name]
+        assert info.ready == is_ready(info.name), info.name  # the table tells the truth about the install
+        if not info.ready:  # and says what to do about it
+            installed = package_dir(entry) is not None
+            assert ("converts on first use" if installed else entry.make_target) in info.status
         if info.name == "minilm-l6" and info.ready:
             assert info.kind == "encoder" and info.n_params and 20e6 < info.n_params < 25e6
 
