@@ -249,6 +249,9 @@ def test_prefix_cache_through_the_peft_forward_gives_the_same_scores_and_gradien
     plain, plain_grads = run()
     assert clf.enable_training_cache()
     cached, cached_grads = run()
+    assert len(clf.backbone.prefix_cache.store) == len(
+        TEXTS
+    )  # the frozen layer really was served from the cache
     clf.disable_training_cache()
     torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
     for a, b in zip(cached_grads, plain_grads, strict=True):
