@@ -199,6 +199,7 @@ def run_benchmark(
     unknown = [m for m in method_names if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}: choose from {', '.join(METHODS)}")
+    cfg.check({m: getattr(METHODS[m], "job", None) for m in method_names})  # before any cell runs
     unknown_tasks = sorted(cfg.tasks_named_by_file - set(table.tasks))
     if unknown_tasks:
         raise ConfigError(
