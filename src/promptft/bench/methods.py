@@ -290,6 +290,7 @@ _SETFIT_KEYS = {
 @method("setfit", needs_lm=False)
 def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """SetFit (Tunstall et al. 2022) on its own sentence encoder (default: the offline MiniLM-L6)."""
+    check_keys(config, sorted(_SETFIT_KEYS), "methods.setfit", "setfit option")
     try:
         from datasets import Dataset
         from setfit import SetFitModel, TrainingArguments
@@ -302,7 +303,6 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     from promptft.models.registry import resolve_model
     from promptft.training import set_seed
 
-    check_keys(config, sorted(_SETFIT_KEYS), "methods.setfit", "setfit option")
     encoder = str(config.get("encoder", "minilm-l6"))
     set_seed(seed)
     sf_model = SetFitModel.from_pretrained(resolve_model(encoder), device=model.device)

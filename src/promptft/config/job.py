@@ -266,21 +266,25 @@ def set_dotted(data: dict[str, Any], key: str, value: Any, *, create: bool = Tru
 
 def parse_assignments(items: Sequence[str]) -> dict[str, Any]:
     """`["train.warmup_ratio=0.1", "model.adapter.num_virtual_tokens=8"]` -> dotted key -> value, each
-    value read as YAML (`8` an int, `null` None, `[a, b]` a list, `{0: neg}` a mapping, `1e-4` a number)."""
+    value read as YAML (`8` an int, `null` None, `[a, b]` a list, `{0: neg}` a mapping, `1e-4` a number
+    once the schema reads it). A template is taken as written (its braces are not YAML), `\\n` a newline."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ConfigError(
                 f"bad --set {item!r}: write KEY=VALUE with a dotted key, e.g. --set train.warmup_ratio=0.1"
             )
+        if key.split(".")[-1] == "template":
+            if len(text) > 1 and text[0] == text[-1] and text[0] in "'\"":
+                text = text[1:-1]
+            out[key] = unescape_template(text)
+            continue
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            out[key] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError:
-            value = text
-        if isinstance(value, str) and key.strip().endswith("template"):
-            value = unescape_template(text)
-        out[key.strip()] = value
+            out[key] = text
     return out
 
 
