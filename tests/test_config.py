@@ -417,3 +417,16 @@ def test_config_and_cli_import_and_validate_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]
+
+
+def test_result_tables_print_on_the_main_process_only(monkeypatch, capsys):
+    # under `accelerate launch` every process runs the command; only the main one prints its table
+    import promptft.training.distributed as distributed
+    from promptft.cli.app import print_result
+
+    monkeypatch.setattr(distributed, "is_main_process", lambda: False)
+    print_result("the table")
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(distributed, "is_main_process", lambda: True)
+    print_result("the table")
+    assert "the table" in capsys.readouterr().out
