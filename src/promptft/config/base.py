@@ -97,6 +97,10 @@ def describe_error(cls: Any, err: ValidationError, prefix: str = "", what: str =
     elif kind == "literal_error":
         expected = first.get("ctx", {}).get("expected", "")
         message = f"{full} must be one of {expected.replace(' or ', ', ')}, got {value!r}"
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        ops = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+        bound = next(iter(first.get("ctx", {}).values()), "?")
+        message = f"{full} must be {ops[kind]} {bound}, got {value!r}"
     elif kind == "missing":
         message = f"{full} is required"
     elif kind in ("value_error", "assertion_error"):

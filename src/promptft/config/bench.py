@@ -14,14 +14,14 @@ import itertools
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import Field
 
-from promptft.config.base import check_keys
+from promptft.config.base import Section, check_keys
 from promptft.config.job import JobConfig
 from promptft.config.train import TrainConfig
 from promptft.errors import ConfigError
@@ -30,16 +30,22 @@ log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-@dataclass
-class BenchConfig:
-    eval_batch_size: int = 32
-    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # per-task changes: {task: {method: {option: value}}}, merged onto that method's options for that task
-    tasks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+class BenchConfig(Section):
+    """The merged bench config (`load_bench_config`); `method(name, task)` gives one cell's options."""
+
+    key_word = "bench config key"
+
+    eval_batch_size: int = Field(32, ge=1)
+    """Batch size for dev and test predictions."""
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """method -> its options (a flat partial job config; `grid:` lists values to try)."""
+    tasks: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    """Per-task changes: {task: {method: {option: value}}}, merged onto that method's options for that task."""
     source: str = "default"
-    # the tasks the --config file itself names (checked against the task table; the packaged defaults
-    # name LM-BFF tasks that a user's own table need not have)
+    """Where the config came from: "default" or the --config file."""
     tasks_named_by_file: frozenset[str] = frozenset()
+    """The tasks the --config file itself names (checked against the task table; the packaged defaults
+    name LM-BFF tasks that a user's own table need not have)."""
 
     def method(self, name: str, task: str | None = None) -> dict[str, Any]:
         """A method's options for `task` (a copy; {} for a method the config does not mention)."""
@@ -151,12 +157,6 @@ def _load(path: str | Path | None) -> BenchConfig:
                 merged_task[name] = _merge_options(merged_task.get(name) or {}, _mapping(options, where))
         source = str(path)
         named = frozenset(str(task) for task in override.get("tasks") or {})
-    try:
-        eval_batch_size = int(data.get("eval_batch_size", 32))
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"eval_batch_size must be an integer, got {data.get('eval_batch_size')!r}"
-        ) from None
     methods = {str(k): _coerce(v or {}) for k, v in (data.get("methods") or {}).items()}
     tasks = {
         str(task): {
@@ -174,7 +174,7 @@ def _load(path: str | Path | None) -> BenchConfig:
                 f"{where}.grid must map options to lists of values, e.g. grid: {{learning_rate: [1e-5, 2e-5]}}"
             )
     return BenchConfig(
-        eval_batch_size=eval_batch_size,
+        eval_batch_size=data.get("eval_batch_size", 32),
         methods=methods,
         tasks=tasks,
         source=source,
