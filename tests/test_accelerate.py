@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 import promptft
-from promptft.config import DataConfig, JobConfig, run_job
+from promptft.config import DataConfig, JobConfig
+from promptft.recipes.train import train as run_job
 from tiny import tiny_llama
 
 SENTENCES = [

@@ -13,13 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from promptft.cli import app
-from promptft.config import (
-    DataConfig,
-    JobConfig,
-    apply_overrides,
-    parse_fields,
-    parse_label_words,
-)
+from promptft.cli.values import parse_fields, parse_label_words
+from promptft.config import DataConfig, JobConfig, apply_overrides
 from promptft.errors import ConfigError
 from promptft.training.trainer import Trainer
 from tiny import tiny_llama
@@ -364,8 +359,8 @@ def test_overrides_and_flag_parsing():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_examples_are_valid_jobs(path):
-    from promptft.config import check_job
     from promptft.prompts import Template
+    from promptft.recipes.train import check_job
 
     job = JobConfig.from_yaml(path)
     check_job(job)
@@ -455,7 +450,7 @@ def test_predict_output_that_cannot_be_written_fails_before_predicting(trained, 
 
 
 def test_a_second_train_on_a_locked_run_folder_is_refused(env, tmp_path):
-    from promptft.config import lock_path, run_lock
+    from promptft.recipes.run_dir import lock_path, run_lock
 
     run = tmp_path / "run"
     with run_lock(run):  # as a first `promptft train` holds it

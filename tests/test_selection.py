@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from promptft.data import Example
 from promptft.errors import ConfigError, DataError, ModelError
-from promptft.selection import (
+from promptft.search import (
     FULL_FT_BYTES_PER_PARAM,
     GB,
     Candidate,

@@ -8,12 +8,13 @@ peft's trainable tokens do it; with tied embeddings the input rows are the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
-
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from promptft.adapters.base import AdapterSettings
 from promptft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-from torch import nn
+from typing import TYPE_CHECKING, ClassVar
 
 from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, raise_problems
 from promptft.errors import ConfigError
+
+if TYPE_CHECKING:  # torch loads when an adapter is applied, not when a config is read
+    from torch import nn
 
 
 @dataclass
@@ -75,6 +76,8 @@ def apply_lora(model: nn.Module, settings: LoraSettings, kind: str | None = None
 
 def linear_names(model: nn.Module) -> list[str]:
     """Short names of the linear layers inside the decoder blocks (q_proj, up_proj, ...)."""
+    from torch import nn
+
     output = model.get_output_embeddings()
     names = {
         name.rsplit(".", 1)[-1]

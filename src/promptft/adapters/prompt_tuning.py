@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
-
 from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, raise_problems
 
 
@@ -46,6 +44,8 @@ class PromptTuningSettings(AdapterSettings):
         if not ids:
             return
         ids = (ids * (self.num_virtual_tokens // len(ids) + 1))[: self.num_virtual_tokens]
+        import torch
+
         embeddings = peft_model.get_input_embeddings()
         weight = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
         with torch.no_grad():

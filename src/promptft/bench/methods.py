@@ -9,7 +9,9 @@ Adding a method takes a few lines:
         clf = ...                      # anything with predict(examples, batch_size=...)
         return Fitted(clf, train_time_s=...)
 
-plus (optionally) a block of options under `methods.my_method` in the bench config.
+plus (optionally) a block of options under `methods.my_method` in the bench config. A method that runs a
+prompt (or head) job registers `job=(method, adapter)`: its options are then a partial job config,
+validated by the job schema before any cell runs (`promptft.config.bench.method_job`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from promptft.bench.tasks import TaskSpec
+from promptft.config.base import check_keys
+from promptft.config.bench import method_job
+from promptft.config.job import JobConfig
 from promptft.data import Example
 from promptft.errors import ConfigError, ModelError
-from promptft.training import TrainConfig
 
 # ---------------------------------------------------------------------------------------------------------
 # what a method receives and returns
@@ -92,13 +96,17 @@ MethodFn = Callable[[TaskSpec, SplitData, ModelRef, int, dict[str, Any]], Fitted
 METHODS: dict[str, MethodFn] = {}
 
 
-def method(name: str, *, seed_independent: bool = False, needs_lm: bool = True):
+def method(
+    name: str, *, seed_independent: bool = False, needs_lm: bool = True, job: tuple[str, str] | None = None
+):
     """Register a method. seed_independent: its test predictions do not depend on the seed (computed once,
-    reused for every seed). needs_lm: it uses the benchmarked LM (an encoder-only model cannot)."""
+    reused for every seed). needs_lm: it uses the benchmarked LM (an encoder-only model cannot).
+    job: (model.method, model.finetune) of the job its options stand for; None: it checks them itself."""
 
     def register(fn: MethodFn) -> MethodFn:
         fn.seed_independent = seed_independent  # type: ignore[attr-defined]
         fn.needs_lm = needs_lm  # type: ignore[attr-defined]
+        fn.job = job  # type: ignore[attr-defined]
         METHODS[name] = fn
         return fn
 
@@ -108,32 +116,12 @@ def method(name: str, *, seed_independent: bool = False, needs_lm: bool = True):
 # ---------------------------------------------------------------------------------------------------------
 # options shared by the training methods
 
-_TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
-
-def train_config(config: dict[str, Any], seed: int, allowed: set[str] = frozenset()):
-    """A TrainConfig from a method's options (training keys only), seeded with the cell's seed."""
-    unknown = sorted(set(config) - _TRAIN_KEYS - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) {unknown} for this method; training options are {sorted(_TRAIN_KEYS)}"
-            + (f", plus {sorted(allowed)}" if allowed else "")
-        )
-    options = {k: v for k, v in config.items() if k in _TRAIN_KEYS}
-    options.update(seed=seed, progress=False)
-    return TrainConfig.from_dict(options)
-
-
-def lora_settings(config: dict[str, Any]):
-
-    return adapter_options(config, "lora", "lora")
-
-
-def adapter_options(config: dict[str, Any], adapter: str, key: str = "adapter"):
-    """The adapter's typed settings from the method's `adapter:` (or, for LoRA, `lora:`) block."""
-    from promptft.adapters import adapter_settings
-
-    return adapter_settings(adapter, **dict(config.get(key) or {}))
+def job_of(config: dict[str, Any], seed: int, method: str = "prompt", finetune: str = "full") -> JobConfig:
+    """The partial job a method's options stand for, seeded with the cell's seed (progress off)."""
+    job = method_job(config, method, finetune, "options")
+    job.train = job.train.replace(seed=seed, progress=False)
+    return job
 
 
 class _PreparedPredictor:
@@ -155,7 +143,8 @@ def _prompt_method(
 
     spec = task.prompt_for(model.kind)
     info = {"prompt": spec.to_dict(), "kind": model.kind}
-    max_length = int(config.get("max_length", 256))
+    job = job_of(config, seed, "prompt", finetune)
+    max_length = job.prompt.max_length
     if finetune == "none":
         unknown = sorted(set(config) - {"max_length", "eval_batch_size"})
         if unknown:
@@ -169,12 +158,12 @@ def _prompt_method(
         )
         clf.set_finetune("none")
         return Fitted(_PreparedPredictor(clf, spec.prepare), info=info)
-    cfg = train_config(config, seed, {"max_length", "lora", "adapter"})
+    cfg = job.train
     set_seed(seed)
     clf = PromptClassifier(
         model.load_backbone(), spec.template, spec.label_words, max_length=max_length, base_model=model.name
     )
-    clf.set_finetune(adapter_options(config, finetune, "lora" if finetune == "lora" else "adapter"))
+    clf.set_finetune(job.model.adapter_settings())
     trainable, total = clf.parameter_counts()
     info.update(adapter=clf.adapter.to_dict(), trainable_parameters=trainable, total_parameters=total)
     result = Trainer(clf, cfg).train(spec.prepare(data.train), spec.prepare(data.dev))
@@ -193,13 +182,13 @@ def _prompt_method(
 # the methods
 
 
-@method("zero_shot", seed_independent=True)
+@method("zero_shot", seed_independent=True, job=("prompt", "none"))
 def zero_shot(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """The starting prompt as is: no training."""
     return _prompt_method(task, data, model, seed, config, "none")
 
 
-@method("standard_ft", needs_lm=False)
+@method("standard_ft", needs_lm=False, job=("head", "full"))
 def standard_ft(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:
@@ -207,14 +196,15 @@ def standard_ft(
     from promptft.classifiers import HeadClassifier
     from promptft.training import Trainer, set_seed
 
-    cfg = train_config(config, seed, {"max_length"})
+    job = job_of(config, seed, "head", "full")
+    cfg = job.train
     set_seed(seed)
     clf = HeadClassifier.from_model(
         model.path,
         task.label_names,
         task.field_names,
         finetune="full",
-        max_length=int(config.get("max_length", 256)),
+        max_length=job.prompt.max_length,
         device=model.device,
         seed=seed,
     )
@@ -230,13 +220,13 @@ def standard_ft(
     )
 
 
-@method("prompt_ft")
+@method("prompt_ft", job=("prompt", "full"))
 def prompt_ft(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """Prompt-based fine-tuning of the whole model (LM-BFF)."""
     return _prompt_method(task, data, model, seed, config, "full")
 
 
-@method("prompt_ft_lora")
+@method("prompt_ft_lora", job=("prompt", "lora"))
 def prompt_ft_lora(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:
@@ -251,7 +241,7 @@ def _adapter_method(name: str, adapter: str, summary: str) -> None:
         return _prompt_method(task, data, model, seed, config, adapter)
 
     run.__doc__ = summary
-    method(name)(run)
+    method(name, job=("prompt", adapter))(run)
 
 
 _adapter_method("prompt_ft_ia3", "ia3", "Prompt-based fine-tuning of (IA)3 scaling vectors only.")
@@ -300,6 +290,7 @@ _SETFIT_KEYS = {
 @method("setfit", needs_lm=False)
 def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """SetFit (Tunstall et al. 2022) on its own sentence encoder (default: the offline MiniLM-L6)."""
+    check_keys(config, sorted(_SETFIT_KEYS), "methods.setfit", "setfit option")
     try:
         from datasets import Dataset
         from setfit import SetFitModel, TrainingArguments
@@ -312,9 +303,6 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     from promptft.models.registry import resolve_model
     from promptft.training import set_seed
 
-    unknown = sorted(set(config) - _SETFIT_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown setfit option(s) {unknown}; known: {sorted(_SETFIT_KEYS)}")
     encoder = str(config.get("encoder", "minilm-l6"))
     set_seed(seed)
     sf_model = SetFitModel.from_pretrained(resolve_model(encoder), device=model.device)

@@ -1,4 +1,5 @@
-"""Training: TrainConfig (plain data, cheap to import) and the Trainer (loads torch on first use)."""
+"""Training: TrainConfig (the schema of `promptft.config.train`, cheap to import) and the Trainer (loads
+torch on first use)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,123 @@
+"""`promptft eval` and `promptft predict`: flags -> `promptft.recipes.evaluate` / `.predict` -> output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from promptft.cli.app import (
+    BatchOpt,
+    DeviceOpt,
+    FieldOpt,
+    FormatOpt,
+    HeaderOpt,
+    LabelColumnOpt,
+    LabelMapOpt,
+    ProgressOpt,
+    TextFieldOpt,
+    app,
+    columns,
+    fmt,
+    print_result,
+    show_progress,
+)
+
+EmptyOpt = Annotated[
+    str,
+    typer.Option(
+        "--empty",
+        metavar="keep|skip|error",
+        help="Rows whose text is empty: keep them (with a warning), skip them (predict: their row stays, "
+        "with an empty prediction), or stop with an error.",
+    ),
+]
+
+
+@app.command("eval")
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A saved classifier (a run's best/ folder, or the run).")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Labelled file to score.")],
+    field: FieldOpt = None,
+    text_field: TextFieldOpt = None,
+    label_column: LabelColumnOpt = None,
+    label_map: LabelMapOpt = None,
+    header: HeaderOpt = None,
+    data_format: FormatOpt = None,
+    empty: EmptyOpt = "keep",
+    batch_size: BatchOpt = 32,
+    device: DeviceOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
+    progress: ProgressOpt = None,
+) -> None:
+    """Score a saved classifier on a labelled file: accuracy and macro-F1.
+
+    Columns and the label map default to those of the job that trained the model (its job.yaml). The file is checked before the model loads.
+
+    Example:
+
+        promptft eval runs/sst2/best --data ../shared/data/SST-2/test.tsv --json
+    """
+    from promptft.recipes.evaluate import evaluate as run_evaluate
+
+    metrics = run_evaluate(
+        model_dir,
+        data,
+        columns=columns(field, text_field, label_column, label_map, header, data_format),
+        empty=empty,
+        batch_size=batch_size,
+        device=device,
+        progress=show_progress(progress),
+    )
+    if as_json:
+        typer.echo(json.dumps(metrics))
+        return
+    table = Table(title=f"promptft eval: {data}", title_justify="left")
+    table.add_column("accuracy", justify="right")
+    table.add_column("macro-F1", justify="right")
+    table.add_column("examples", justify="right")
+    table.add_row(fmt(metrics["accuracy"]), fmt(metrics["macro_f1"]), str(metrics["n"]))
+    print_result(table)
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A saved classifier (a run's best/ folder, or the run).")],
+    input: Annotated[str, typer.Option("--input", "-i", help="File to classify (labels not needed).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file: .csv, .tsv or .jsonl.")],
+    field: FieldOpt = None,
+    text_field: TextFieldOpt = None,
+    header: HeaderOpt = None,
+    data_format: FormatOpt = None,
+    empty: EmptyOpt = "keep",
+    batch_size: BatchOpt = 32,
+    device: DeviceOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+    progress: ProgressOpt = None,
+) -> None:
+    """Classify a file: writes every input row with its columns (in order), the predicted label and prob_<label> for every label.
+
+    The prediction columns are `label` and `prob_<label>`; when the input already has a column of that name (e.g. its own `label`), they are named `pred_label`, `pred_prob_<label>`. One output row per input row, in order.
+
+    Example:
+
+        promptft predict runs/sst2/best --input reviews.csv --output predictions.jsonl
+    """
+    from promptft.recipes.predict import predict as run_predict
+
+    n = run_predict(
+        model_dir,
+        input,
+        output,
+        columns=columns(field, text_field, header=header, data_format=data_format),
+        empty=empty,
+        batch_size=batch_size,
+        device=device,
+        overwrite=overwrite,
+        progress=show_progress(progress),
+    )
+    Console(stderr=True).print(f"wrote {n} predictions to {output}", markup=False, highlight=False)

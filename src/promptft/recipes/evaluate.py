@@ -1,0 +1,118 @@
+"""The evaluate recipe: score a saved classifier (a run folder or its best/) on a labelled file.
+
+The data file is read and checked (columns, labels, empty texts) before the model loads (~seconds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from promptft.config import DataConfig, JobConfig
+from promptft.data.readers import Row
+from promptft.data.splits import check_empty, read_split_rows
+from promptft.errors import DataError, ModelError
+from promptft.prompts.template import Template
+from promptft.recipes.run_dir import JOB_FILE, classifier_dir
+
+
+def saved_classifier(model_dir: str | Path) -> dict[str, Any]:
+    """What a saved classifier's config says (labels, fields, ...), read without loading the model."""
+    from promptft.classifiers import CONFIG_FILE
+
+    path = Path(model_dir) / CONFIG_FILE
+    if not path.exists():
+        raise ModelError(f"{model_dir} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
+    config = json.loads(path.read_text())
+    if config.get("type") == "prompt":
+        config["fields"] = list(Template(config["template"]).fields)
+    return config
+
+
+def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> DataConfig:
+    """The column spec to read new data for a trained classifier: that of the job which trained it (its
+    job.yaml next to best/), else fields named like the classifier's fields (`text` is found as usual)."""
+    model_dir = Path(model_dir)
+    for candidate in (model_dir / JOB_FILE, model_dir.parent / JOB_FILE):
+        if candidate.is_file():
+            data = JobConfig.from_yaml(candidate).data
+            return DataConfig(
+                fields=data.fields, label=data.label, label_map=data.label_map, header=data.header
+            )
+    fields_of = tuple(fields_of)
+    if not fields_of or fields_of == ("text",):
+        return DataConfig()
+    return DataConfig(fields={f: f for f in fields_of})
+
+
+def check_known_labels(rows: Sequence[Row], labels: Sequence[str], path: str | Path) -> None:
+    """Every label in the data must be one the classifier knows (checked before the model loads)."""
+    unknown = sorted({row.example.label for row in rows} - set(labels) - {None})
+    if unknown:
+        raise DataError(
+            f"{path}: unknown label {unknown[0]!r}: this classifier knows {list(labels)}; fix the label map "
+            "(--label-map) or the data"
+        )
+
+
+def evaluate_file(clf, path: str | Path, data: DataConfig, batch_size: int = 32, progress: bool = False):
+    """Accuracy, macro-F1 and n of a loaded classifier on a labelled file."""
+    rows = read_split_rows(path, data.reader_options())
+    check_known_labels(rows, clf.labels, path)
+    return clf.evaluate([row.example for row in rows], batch_size, progress)
+
+
+def require_file(path: str | Path) -> None:
+    """Fail on a missing data file before a model is loaded."""
+    if not Path(path).exists():
+        raise DataError(f"data file not found: {path} (looked at {Path(path).resolve()}): check the path")
+
+
+def prepare(
+    model_dir: str | Path, device: str | None, **given: Any
+) -> tuple[Path, dict[str, Any], DataConfig]:
+    """Everything eval and predict can check without the model (~seconds to load): the folder, the
+    device, and the data spec (the job's columns, then `given`, e.g. from flags; None values are left
+    out). Returns (classifier folder, saved config, data spec)."""
+    from promptft.models.loading import check_device
+
+    folder = classifier_dir(model_dir)
+    saved = saved_classifier(folder)
+    check_device(device)
+    data = data_config_for(folder, saved.get("fields", ()))
+    changes = {k: v for k, v in given.items() if v is not None}
+    return folder, saved, DataConfig.parse({**data.to_dict(), **changes})
+
+
+def load(folder: Path, device: str | None):
+    from promptft.classifiers import load_classifier
+
+    return load_classifier(folder, device=device)
+
+
+def evaluate(
+    model_dir: str | Path,
+    data: str | Path,
+    *,
+    columns: Mapping[str, Any] | None = None,
+    empty: str = "keep",
+    batch_size: int = 32,
+    device: str | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Accuracy, macro-F1 and n of a saved classifier (a run folder or its best/) on a labelled file.
+
+    `columns`: changes to the column spec (`DataConfig` fields: fields, label, label_map, header,
+    format), which defaults to that of the job that trained the model. `empty`: rows with an empty text
+    are kept (with a warning), skipped, or an error. Everything is checked before the model loads."""
+    require_file(data)
+    folder, saved, spec = prepare(model_dir, device, **dict(columns or {}))
+    rows = read_split_rows(data, spec.reader_options())
+    check_known_labels(rows, saved["labels"], data)
+    skip = set(check_empty(rows, data, empty, "scored like the others" if empty == "keep" else "not scored"))
+    if empty == "skip":
+        rows = [row for i, row in enumerate(rows) if i not in skip]
+    clf = load(folder, device)
+    return clf.evaluate([row.example for row in rows], batch_size, progress)

@@ -1,0 +1,146 @@
+"""The predict recipe: classify a file with a saved classifier and write every input row with its
+prediction (csv, tsv or jsonl), checking the output can be written before any work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from promptft.data.readers import Row
+from promptft.data.splits import check_empty, read_split_rows
+from promptft.errors import DataError, PromptFTError
+from promptft.recipes.run_dir import check_writable
+
+PREDICTION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
+_TSV_BREAKS = re.compile(r"[\t\r\n]+")
+
+
+def prediction_format(path: str | Path) -> str:
+    fmt = PREDICTION_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"cannot tell the output format of {path} from its suffix: name it .csv, .tsv or .jsonl"
+        )
+    return fmt
+
+
+def check_output(path: str | Path, overwrite: bool = False) -> None:
+    """Fail before any work when the predictions could not be written to `path`."""
+    path = Path(path)
+    prediction_format(path)
+    if path.is_dir():
+        raise PromptFTError(f"{path} is a folder: give a file name ending in .csv, .tsv or .jsonl")
+    if path.exists() and not overwrite:
+        raise PromptFTError(
+            f"{path} already exists: choose another --output, or pass --overwrite to replace it"
+        )
+    check_writable(path, "the predictions file")
+    if path.exists():
+        check_writable(path.parent, "the output folder")  # the file is replaced through a temporary one
+
+
+def prediction_columns(input_columns: Sequence[str], labels: Sequence[str]) -> tuple[str, list[str]]:
+    """The names of the predicted label's column and of the probability columns: `label` and
+    `prob_<label>`, each prefixed with `pred_` (again if needed) when the input has a column of that name."""
+    taken = set(input_columns)
+
+    def free(name: str) -> str:
+        while name in taken:
+            name = "pred_" + name
+        taken.add(name)
+        return name
+
+    return free("label"), [free(f"prob_{label}") for label in labels]
+
+
+def prediction_rows(
+    clf, rows: Sequence[Row], batch_size: int = 32, progress: bool = False, skip: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """One dict per input row, in order: the row's own columns, the predicted label and a probability
+    per label (see `prediction_columns`). Rows in `skip` keep their columns with empty predictions."""
+    columns = list(dict.fromkeys(c for row in rows for c in row.cells))
+    label_col, prob_cols = prediction_columns(columns, clf.labels)
+    skipped = set(skip)
+    todo = [i for i in range(len(rows)) if i not in skipped]
+    probs = clf.predict_proba([rows[i].example for i in todo], batch_size, progress)
+    by_row = dict(zip(todo, probs, strict=True))
+    out = []
+    for i, row in enumerate(rows):
+        record: dict[str, Any] = {c: row.cells.get(c, "") for c in columns}
+        p = by_row.get(i)
+        record[label_col] = "" if p is None else clf.labels[int(p.argmax())]
+        for col, j in zip(prob_cols, range(len(clf.labels)), strict=True):
+            record[col] = "" if p is None else round(float(p[j]), 6)
+        out.append(record)
+    return out
+
+
+def write_predictions(rows: Sequence[Mapping[str, Any]], path: str | Path, overwrite: bool = False) -> None:
+    """Write rows as csv, tsv or jsonl (from the suffix); never replaces a file unless `overwrite`.
+
+    Written to a temporary file first, so an existing file is replaced only by a complete one."""
+    path = Path(path)
+    fmt = prediction_format(path)
+    check_output(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            _write_rows(f, fmt, rows)
+        if path.exists() and not overwrite:  # appeared while we predicted
+            raise PromptFTError(f"{path} already exists: choose another --output, or pass --overwrite")
+        tmp.replace(path)
+    except PermissionError as err:
+        raise PromptFTError(f"cannot write {path}: {err.strerror}; choose a place you can write to") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_rows(f, fmt: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    columns = list(rows[0]) if rows else ["label"]
+    if fmt == "jsonl":
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return
+    if fmt == "tsv":  # as GLUE files: no quoting, so tabs and line breaks inside cells become spaces
+        f.write("\t".join(columns) + "\n")
+        for row in rows:
+            f.write("\t".join(_TSV_BREAKS.sub(" ", str(row[c])) for c in columns) + "\n")
+        return
+    writer = csv.DictWriter(f, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def predict(
+    model_dir: str | Path,
+    input: str | Path,
+    output: str | Path,
+    *,
+    columns: Mapping[str, Any] | None = None,
+    empty: str = "keep",
+    batch_size: int = 32,
+    device: str | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> int:
+    """Classify `input` with a saved classifier and write one row per input row to `output` (its columns,
+    then `label` and `prob_<label>`); returns the number of rows written. The output, the input and the
+    device are checked before the model loads; `columns` changes the column spec (see `evaluate`)."""
+    from promptft.recipes.evaluate import load, prepare, require_file
+
+    check_output(output, overwrite)  # before the model loads
+    require_file(input)
+    folder, _, spec = prepare(model_dir, device, **dict(columns or {}))
+    rows = read_split_rows(input, spec.reader_options(), labelled=False)
+    what = "predicted from the template alone" if empty == "keep" else "kept with an empty prediction"
+    skip = check_empty(rows, input, empty, what)
+    clf = load(folder, device)
+    predictions = prediction_rows(clf, rows, batch_size, progress, skip=skip if empty == "skip" else ())
+    write_predictions(predictions, output, overwrite)
+    return len(predictions)
