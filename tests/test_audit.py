@@ -202,3 +202,11 @@ def test_helpers_and_errors():
         audit({})
     with pytest.raises(DataError, match="rename one"):
         audit({"train": []}, reference={"train": []})
+
+
+def test_a_pools_own_label_noise_is_a_warning():
+    pool = [ex(CLEAN_TRAIN[0][0], "negative")]  # the pool disagrees with train row 1
+    report = audit(clean_splits(), reference={"pool": pool})
+    conflict = report.find("conflicting_labels", ("train", "pool"))[0]
+    assert conflict.severity is Severity.WARNING
+    assert report.exit_code == 0
