@@ -55,6 +55,13 @@ def test_planted_under_fit_is_under_fitting():
     assert any("another prompt" in s for s in d.suggestions)
 
 
+def test_memorised_but_dev_at_chance_is_over_fitting():
+    memorised = history([0.52, 0.11, 0.05, 0.04], [0.47, 0.5, 0.47, 0.47, 0.47])
+    d = diagnose_fitting(memorised, n_labels=2)
+    assert d.verdict == "over-fitting", d.render_text()
+    assert [e.code for e in d.evidence if e.kind == "over-fitting"] == ["no_generalisation"]
+
+
 def test_healthy_run_is_neither():
     d = diagnose_fitting(HEALTHY, n_labels=2)
     assert d.verdict == "healthy", d.render_text()

@@ -6,8 +6,9 @@ evaluation; None at step 0), `dev_<metric>` (accuracy, macro_f1, ...) and, if an
 
 * over-fitting: the dev metric fell clearly after its best while the train loss kept falling; the dev
   loss rose while the train loss fell; or a measured train metric far above the dev one.
-* under-fitting: the best dev metric stays near chance for the number of labels; the train loss stays
-  near the cross-entropy of a uniform guess, or hardly falls at all.
+* under-fitting: the best dev metric stays near chance for the number of labels (unless the training set
+  was learnt: then it is over-fitting, memorising without generalising); the train loss stays near the
+  cross-entropy of a uniform guess, or hardly falls at all.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ OVER, UNDER = "over-fitting", "under-fitting"
 
 @dataclass(frozen=True)
 class FitEvidence:
-    code: str  # dev_falling | dev_loss_rising | train_dev_gap | near_chance | train_near_chance | flat_train_loss | memorised
+    # dev_falling | dev_loss_rising | train_dev_gap | no_generalisation (over); near_chance |
+    # train_near_chance | flat_train_loss (under); memorised (a note)
+    code: str
     kind: str  # over-fitting | under-fitting | note
     message: str
 
@@ -192,12 +195,20 @@ def diagnose_fitting(
             f"dev {metric} is {last:.3f}: normal for a few-shot run, but more data would help",
         ))  # fmt: skip
 
-    # Under-fitting.
+    # Dev at chance: under-fitting, unless the training set was learnt (then it does not generalise).
     if chance is not None and best is not None and best <= chance + chance_margin:
-        ev.append(FitEvidence(
-            "near_chance", UNDER, f"the best dev {metric} {best:.3f} is near chance ({chance:.3f} for "
-            f"{n_labels} labels)",
-        ))  # fmt: skip
+        learnt = bool(train) and n_labels is not None and train[-1][1] < 0.5 * math.log(max(n_labels, 2))
+        if learnt:
+            ev.append(FitEvidence(
+                "no_generalisation", OVER, f"the train loss fell to {train[-1][1]:.3g} but the best dev "
+                f"{metric} {best:.3f} stays near chance ({chance:.3f}): the model memorises the training set "
+                "without learning the task",
+            ))  # fmt: skip
+        else:
+            ev.append(FitEvidence(
+                "near_chance", UNDER, f"the best dev {metric} {best:.3f} is near chance ({chance:.3f} for "
+                f"{n_labels} labels)",
+            ))  # fmt: skip
     if train:
         first_loss, end = train[0][1], train[-1][1]
         uniform = math.log(n_labels) if n_labels and n_labels > 1 else None
