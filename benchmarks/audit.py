@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from promptft.bench.tasks import TaskSpec, load_tasks, read_split, split_path
-from promptft.data import Example
+from promptft.data import Example, read_examples
 from promptft.evaluation import AuditReport, audit
 from promptft.evaluation.similarity import normalise
 from promptft.settings import data_dir
@@ -225,6 +225,60 @@ def audit_task(task: TaskSpec, root: Path, k: int, seeds: tuple[int, ...], token
     }
 
 
+# Other labelled sets in the shared data that the task table does not hold: audited as they are (no
+# prompt, so no truncation or label-word check). key -> (name, {split: file}, read options, multi-label).
+EXTRA: dict[str, tuple[str, dict[str, str], dict[str, Any], bool]] = {
+    "goemotions": (
+        "GoEmotions",
+        {"train": "goemotions/train.tsv", "dev": "goemotions/dev.tsv", "test": "goemotions/test.tsv"},
+        {"fields": {"text": 0}, "label": 1, "header": False},
+        True,
+    ),
+    "agnews": (
+        "AG News",
+        {"dev": "agnews/dev.tsv", "test": "agnews/test.tsv"},
+        {"fields": {"text": 0}, "label": 1, "header": False},
+        False,
+    ),
+    "imdb": (
+        "IMDB",
+        {"dev": "imdb/dev.json", "test": "imdb/test.json"},
+        {"label_map": {"0": "positive", "1": "negative"}},
+        False,
+    ),
+    "yelp-5": ("Yelp-5", {"dev": "yelp-5/dev.json", "test": "yelp-5/test.json"}, {}, False),
+}
+
+
+def audit_extra(key: str, root: Path) -> dict[str, Any]:
+    name, files, options, multi = EXTRA[key]
+    splits = {split: read_examples(root / rel, **options) for split, rel in files.items()}
+    if key == "goemotions":  # label indices -> emotion names ("6,27" -> "confusion,neutral")
+        names = (root / "goemotions" / "emotions.txt").read_text().split("\n")
+        splits = {
+            split: [
+                Example(ex.fields, ",".join(names[int(i)] for i in str(ex.label).split(","))) for ex in exs
+            ]
+            for split, exs in splits.items()
+        }
+    report = audit(splits, multi_label=multi)
+    data = report.to_dict()
+    totals = {f"{f['code']}[{','.join(f['splits'])}]": rows_of(f) for f in data["findings"]}
+    return {
+        "task": name,
+        "key": key,
+        "files": files,
+        "multi_label": multi,
+        "headline": {
+            "rows_by_finding": dict(sorted(totals.items())),
+            "severity": {f"{f['code']}[{','.join(f['splits'])}]": f["severity"] for f in data["findings"]},
+            "errors": data["summary"]["errors"],
+            "exit_code": data["exit_code"],
+        },
+        "report": data,
+    }
+
+
 def readme(results: dict[str, dict[str, Any]], command: str) -> str:
     lines = [
         "# Data audit of the benchmark tasks",
@@ -269,7 +323,7 @@ def readme(results: dict[str, dict[str, Any]], command: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("tasks", nargs="*", help="task keys (default: all in the task table)")
+    parser.add_argument("tasks", nargs="*", help="task keys (default: the task table's and EXTRA's)")
     args = parser.parse_args()
     root = data_dir()
     if root is None or not root.is_dir():
@@ -279,7 +333,8 @@ def main() -> None:
     command = "PYTHONPATH=src python " + " ".join(["benchmarks/audit.py", *sys.argv[1:]])
     OUT.mkdir(parents=True, exist_ok=True)
     results = {}
-    for task in table.select(args.tasks or None):
+    wanted = [t for t in args.tasks if t not in EXTRA]
+    for task in table.select(wanted) if wanted or not args.tasks else []:
         start = time.perf_counter()
         res = audit_task(task, root, table.k, table.seeds, tokenizer)
         res["command"] = command
@@ -289,6 +344,17 @@ def main() -> None:
         tmp.replace(OUT / f"{task.key}.json")
         results[task.key] = res
         print(f"{task.name}: {res['headline']['rows_by_finding']} ({res['seconds']} s)")
+    extras = [t for t in args.tasks if t in EXTRA] if args.tasks else list(EXTRA)
+    for key in extras:
+        start = time.perf_counter()
+        res = audit_extra(key, root)
+        res["command"] = command
+        res["seconds"] = round(time.perf_counter() - start, 1)
+        tmp = OUT / f".{key}.json.tmp"
+        tmp.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+        tmp.replace(OUT / f"{key}.json")
+        results[key] = res
+        print(f"{res['task']}: {res['headline']['rows_by_finding']} ({res['seconds']} s)")
     if not args.tasks:
         (OUT / "README.md").write_text(readme(results, command))
 

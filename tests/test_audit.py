@@ -210,3 +210,15 @@ def test_a_pools_own_label_noise_is_a_warning():
     conflict = report.find("conflicting_labels", ("train", "pool"))[0]
     assert conflict.severity is Severity.WARNING
     assert report.exit_code == 0
+
+
+def test_emoticons_and_emoji_are_not_empty():
+    train = [
+        ex(":((", "negative"),
+        ex("😀😀", "positive"),
+        ex("", "negative"),
+        ex("a real sentence", "positive"),
+    ]
+    report = audit({"train": train}, near_duplicate_threshold=None)
+    assert rows_of(report, "empty_text") == ["train:3"]
+    assert rows_of(report, "punctuation_only") == ["train:1"]  # the emoji row is text: symbols stay

@@ -42,13 +42,20 @@ class Ctx:
 
 
 def check_texts(ctx: Ctx, name: str, rows: list[Row], min_words: int, max_words: int) -> None:
-    empty = [r.ref for r in rows if not r.norm.replace("\x1f", "").strip()]
+    empty = [r.ref for r in rows if not r.text.replace("\n", "").strip()]
     if empty:
         ctx.add(
-            "empty_text", E, f"{len(empty)} row(s) have no text (empty or only punctuation/spaces)",
+            "empty_text", E, f"{len(empty)} row(s) have no text (empty or only spaces)",
             "drop these rows or fill in their text", splits=(name,), rows=empty,
         )  # fmt: skip
     blank = {r.ref for r in rows if not r.norm.replace("\x1f", "").strip()}
+    marks = sorted(blank - set(empty))
+    if marks:
+        ctx.add(
+            "punctuation_only", INFO, f"{len(marks)} row(s) hold only punctuation (e.g. an emoticon such as ':(')",
+            "fine if the marks carry the label (emoticons); otherwise drop or fix these rows",
+            splits=(name,), rows=marks,
+        )  # fmt: skip
     short = [r.ref for r in rows if r.ref not in blank and len(r.text.split()) < min_words]
     if short:
         ctx.add(

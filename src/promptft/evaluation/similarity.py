@@ -17,9 +17,11 @@ _SPACE = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
-    """Case-folded, punctuation removed, whitespace collapsed (NFKC first, so lookalike forms match)."""
+    """Case-folded, punctuation removed, whitespace collapsed (NFKC first, so lookalike forms match).
+
+    Symbols (emoji, $, +) stay: they carry meaning, and an emoji-only text is not empty."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith(("P", "S")) else c for c in text)
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
     return _SPACE.sub(" ", text).strip()
 
 
