@@ -216,6 +216,12 @@ def audit_task(task: TaskSpec, root: Path, k: int, seeds: tuple[int, ...], token
             "errors": sum(d["summary"]["errors"] for d in per_seed.values())
             + sum(f["severity"] == "error" for f in test_only),
             "exit_codes": {seed: d["exit_code"] for seed, d in per_seed.items()},
+            # k rows per label in every seed's train and dev (else an unbalanced_sample finding)
+            "k_shot_balanced": all(
+                d["stats"][split]["balanced"] and set(d["stats"][split]["label_counts"].values()) == {k}
+                for d in per_seed.values()
+                for split in ("train", "dev")
+            ),
         },
         "test_findings": test_only,
         "k_shot_rows_found_in_pools": provenance or None,
@@ -285,7 +291,8 @@ def readme(results: dict[str, dict[str, Any]], command: str) -> str:
         "",
         f"Written by `{command}` (see `benchmarks/audit.py`). Rows are summed over the 5 seeds' audits",
         "(for an overlap `[a,b]`: rows of `a` also in `b`),",
-        "except findings about the test file alone (or with a pool), which are counted once. See each",
+        "except findings about the test file alone (or with a pool), which are counted once. The data sets",
+        "outside the task table (GoEmotions, AG News, IMDB, Yelp-5) are audited once, split by split. See each",
         "`<task>.json` for the rows, groups, messages and fixes.",
         "",
         "| task | finding | severity | rows |",
