@@ -111,7 +111,7 @@ def check_duplicates(ctx: Ctx, name: str, rows: list[Row]) -> None:
             n_extra = sum(len(g) - 1 for g in groups)
             ctx.add(
                 code, W, f"{len(groups)} text(s) appear more than once ({how}); {n_extra} extra copies: "
-                f"that {why}", "keep one copy of each (data.dedupe or pandas drop_duplicates on the text)",
+                f"that {why}", "keep one copy of each (e.g. pandas drop_duplicates on the text column)",
                 splits=(name,), groups=groups,
             )  # fmt: skip
 

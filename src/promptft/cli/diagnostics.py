@@ -1,0 +1,116 @@
+"""`promptft data audit` and `promptft diagnose`: flags -> `promptft.recipes.audit` / `.diagnose` -> text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from promptft.cli.app import (
+    FieldOpt,
+    FormatOpt,
+    HeaderOpt,
+    LabelColumnOpt,
+    LabelMapOpt,
+    TextFieldOpt,
+    app,
+    columns,
+)
+
+data_app = typer.Typer(help="Look at labelled data before training on it.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("audit")
+def audit(
+    train: Annotated[str, typer.Argument(help="The training file (csv, tsv, jsonl, json).")],
+    dev: Annotated[
+        str | None, typer.Option("--dev", help="Dev file: audited too, and checked for overlap.")
+    ] = None,
+    test: Annotated[
+        str | None,
+        typer.Option("--test", help="Test file: audited too; overlap with train or dev is an error."),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="The pool a k-shot sample was drawn from: compared against only."),
+    ] = None,
+    field: FieldOpt = None,
+    text_field: TextFieldOpt = None,
+    label_column: LabelColumnOpt = None,
+    label_map: LabelMapOpt = None,
+    header: HeaderOpt = None,
+    data_format: FormatOpt = None,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", help="With --model: report texts this template would truncate."),
+    ] = None,
+    label_words: Annotated[
+        list[str] | None,
+        typer.Option("--label-words", help="LABEL=WORD pairs: report labels without a word."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Alias or folder whose tokenizer counts tokens.")
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option("--max-length", help="The model's context budget in tokens.")
+    ] = 256,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Intended examples per label of a k-shot sample.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON on stdout.")] = False,
+) -> None:
+    """Audit labelled data: class balance, duplicates and near duplicates, conflicting labels, train/dev/test
+    overlap, empty or extreme texts, truncation, labels without words or too rare to learn.
+
+    Each finding has a severity, the rows involved and a fix. Exit code 1 when any finding is an error (for
+    pipelines), else 0.
+
+    Example:
+
+        promptft data audit ../shared/data/SST-2/k-shot/16-42/train.tsv --dev ../shared/data/SST-2/k-shot/16-42/dev.tsv --test ../shared/data/SST-2/test.tsv
+    """
+    from promptft.cli.values import parse_label_words
+    from promptft.prompts.template import unescape_template
+    from promptft.recipes.audit import audit_files
+
+    report = audit_files(
+        train,
+        dev=dev,
+        test=test,
+        reference=reference,
+        columns=columns(field, text_field, label_column, label_map, header, data_format),
+        template=unescape_template(template) if template else None,
+        label_words=parse_label_words(label_words) if label_words else None,
+        model=model,
+        max_length=max_length,
+        k=k,
+    )
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render_text())
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("diagnose")
+def diagnose(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `promptft train`.")],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Where to write the learning curves (default: in the run).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diagnosis as JSON on stdout.")] = False,
+) -> None:
+    """Say whether a run over- or under-fitted (from its dev history) and what to try; plot its learning curves.
+
+    Example:
+
+        promptft diagnose runs/sst2_prompt_lora
+    """
+    from promptft.recipes.diagnose import diagnose_run
+
+    diagnosis, path = diagnose_run(run_dir, plot=plot)
+    if as_json:
+        typer.echo(json.dumps({**diagnosis.to_dict(), "plot": str(path)}, indent=2))
+        return
+    typer.echo(diagnosis.render_text())
+    typer.echo(f"learning curves: {path}")
