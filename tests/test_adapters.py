@@ -256,3 +256,18 @@ def test_prefix_cache_through_the_peft_forward_gives_the_same_scores_and_gradien
     torch.testing.assert_close(cached, plain, atol=1e-5, rtol=1e-5)
     for a, b in zip(cached_grads, plain_grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["causal", "masked"])
+def test_dora_trains_and_round_trips(kind, tmp_path):
+    clf = make(kind, "lora", use_dora=True)
+    assert any("lora_magnitude_vector" in n for n, p in clf.module.named_parameters() if p.requires_grad)
+    before = clf.predict_proba(TEXTS)
+    train_a_little(clf)
+    after = clf.predict_proba(TEXTS)
+    assert not np.array_equal(before, after)
+    clf.save_pretrained(tmp_path / "clf")
+    loaded = _load(tmp_path / "clf", kind)
+    torch.testing.assert_close(
+        torch.tensor(loaded.predict_proba(TEXTS)), torch.tensor(after), atol=1e-5, rtol=1e-4
+    )
