@@ -19,6 +19,7 @@ from promptft.adapters import AdapterSettings
 from promptft.errors import ModelError
 
 CONFIG_FILE = "promptft_config.json"
+CALIBRATION_FILE = "label_calibration.safetensors"  # a multi-label prompt's per-label scale and bias
 # 2: the adapter is named ("adapter": "lora") and its settings live only in peft's adapter_config.json.
 FORMAT_VERSION = 2
 
@@ -91,3 +92,19 @@ def load_peft_adapter(model: nn.Module, adapter_dir: Path):
     if not (adapter_dir / "adapter_config.json").exists():
         raise ModelError(f"{adapter_dir} holds no adapter_config.json: the saved classifier is incomplete")
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+def write_tensors(path: Path, module: nn.Module) -> None:
+    """A small module's parameters as safetensors (e.g. the multi-label calibration beside peft's files)."""
+    from safetensors.torch import save_file
+
+    save_file({n: p.detach().cpu().contiguous() for n, p in module.named_parameters()}, str(path))
+
+
+def read_tensors(path: Path, module: nn.Module) -> None:
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise ModelError(f"{path} is missing: the saved classifier is incomplete; save it again")
+    module.load_state_dict(load_file(str(path)))
+    module.initialised = True  # type: ignore[assignment]
