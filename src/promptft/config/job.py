@@ -27,6 +27,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 
 from promptft.adapters import ADAPTERS, AdapterSettings, LoraSettings, adapter_class
 from promptft.config.base import Section, check_keys, describe_error
+from promptft.config.task import TaskConfig
 from promptft.config.train import TrainConfig
 from promptft.errors import ConfigError
 from promptft.models.registry import DEFAULT_MODEL
@@ -167,11 +168,16 @@ class JobConfig(Section):
     """A whole `promptft train` job."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: str | None = None
     """The run folder (an interrupted run there resumes)."""
+
+    def reader_options(self) -> dict[str, Any]:
+        """The data section's column spec plus how the task's labels are read (`read_rows` options)."""
+        return {**self.data.reader_options(), "task": self.task.reader_task()}
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +207,10 @@ class JobConfig(Section):
             data["model"].pop("lora")  # used by LoRA only
         if not data["model"]["adapter"]:
             data["model"].pop("adapter")
+        if data["task"] == TaskConfig().to_dict():
+            data.pop("task")  # single-label jobs read as before
+        elif data["task"]["value_range"] is not None:
+            data["task"]["value_range"] = list(data["task"]["value_range"])
         text = "# promptft job: run it with `promptft train --config <this file>`\n"
         text += yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         Path(path).write_text(text, encoding="utf-8")
