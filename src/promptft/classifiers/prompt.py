@@ -236,35 +236,33 @@ class PromptClassifier(BaseClassifier):
 
         def write(folder: Path) -> None:
             write_weights(folder, self.adapter, self.backbone.model, self.backbone.tokenizer, self.peft_model)
-            write_config(
-                folder,
-                {
-                    "type": "prompt",
-                    "format_version": FORMAT_VERSION,
-                    "base_model": self.base_model,
-                    "kind": self.backbone.kind,
-                    "adapter": self.adapter.name,
-                    "template": self.template.text,
-                    "verbalizer": self.verbalizer.to_dict(),
-                    "labels": self.labels,
-                    "max_length": self.max_length,
-                    "objective": self.objective.to_dict(),
-                },
-            )
-            if self.module.calibration is not None:
-                write_tensors(folder / CALIBRATION_FILE, self.module.calibration)
+            write_config(folder, self.saved_config())
+            calibration = getattr(self.module, "calibration", None)
+            if calibration is not None:
+                write_tensors(folder / CALIBRATION_FILE, calibration)
 
         save_folder(directory, overwrite, write)
 
+    def saved_config(self) -> dict:
+        """What promptft_config.json holds (read back by `from_pretrained`)."""
+        return {
+            "type": "prompt",
+            "format_version": FORMAT_VERSION,
+            "base_model": self.base_model,
+            "kind": self.backbone.kind,
+            "adapter": self.adapter.name,
+            "template": self.template.text,
+            "verbalizer": self.verbalizer.to_dict(),
+            "labels": self.labels,
+            "max_length": self.max_length,
+            "objective": self.objective.to_dict(),
+        }
+
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
-        from promptft.adapters import adapter_class
-
         directory = Path(directory)
         config = read_config(directory, "prompt")
-        adapter_cls = adapter_class(config["adapter"])
-        source = str(directory / "model") if adapter_cls.name == "full" else config["base_model"]
-        backbone = load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
+        backbone = load_saved_backbone(directory, config, device, dtype)
         clf = cls(
             backbone,
             config["template"],
@@ -275,18 +273,34 @@ class PromptClassifier(BaseClassifier):
         )
         if clf.module.calibration is not None:
             read_tensors(directory / CALIBRATION_FILE, clf.module.calibration)
-        # Settings that shape training only (e.g. LoRA's top_layers) are not needed to predict: peft's
-        # adapter_config.json holds everything the forward needs.
-        clf.adapter = (
-            adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
-        )
-        if adapter_cls.uses_peft:
-            clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
-            backbone.attach(clf.peft_model)
-        else:
-            clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
-        backbone.eval()
+        restore_adapter(clf, directory, config)
         return clf
 
     def describe(self) -> str:
         return f"prompt {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"
+
+
+def load_saved_backbone(directory: Path, config: dict, device, dtype) -> Backbone:
+    """The backbone a saved prompt classifier runs on: its own full weights, or the base model named."""
+    from promptft.adapters import adapter_class
+
+    full = adapter_class(config["adapter"]).name == "full"
+    source = str(directory / "model") if full else config["base_model"]
+    return load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
+
+
+def restore_adapter(clf: PromptClassifier, directory: Path, config: dict) -> None:
+    """Put a saved classifier's adapter back on its backbone (peft's files, or full/frozen weights)."""
+    from promptft.adapters import adapter_class
+
+    adapter_cls = adapter_class(config["adapter"])
+    backbone = clf.backbone
+    # Settings that shape training only (e.g. LoRA's top_layers) are not needed to predict: peft's
+    # adapter_config.json holds everything the forward needs.
+    clf.adapter = adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
+    if adapter_cls.uses_peft:
+        clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
+        backbone.attach(clf.peft_model)
+    else:
+        clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
+    backbone.eval()

@@ -29,6 +29,13 @@ def write_config(directory: Path, config: dict) -> None:
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
 
 
+_LOADERS = {
+    "head": "HeadClassifier.from_pretrained",
+    "prompt": "PromptClassifier.from_pretrained",
+    "yes_no": "YesNoClassifier.from_pretrained",
+}
+
+
 def read_config(directory: str | Path, expected_type: str) -> dict:
     path = Path(directory) / CONFIG_FILE
     if not path.exists():
@@ -37,7 +44,7 @@ def read_config(directory: str | Path, expected_type: str) -> dict:
     if config.get("type") != expected_type:
         raise ModelError(
             f"{directory} holds a {config.get('type')!r} classifier, not {expected_type!r}: "
-            f"load it with {'HeadClassifier' if config.get('type') == 'head' else 'PromptClassifier'}.from_pretrained"
+            f"load it with {_LOADERS.get(config.get('type'), 'promptft.load_classifier')}"
         )
     if "adapter" not in config:  # format 1 named it "finetune" and kept LoRA settings twice
         config["adapter"] = config.get("finetune", "full")
