@@ -151,6 +151,7 @@ SAMPLES = {
     "prompt.label_words": {"negative": "bad", "positive": ["good", "great"]},
     "prompt.token_reduction": "mean",
     "prompt.word_reduction": "mean",
+    "prompt.answers": ("nope", "yep"),
     "prompt.max_length": 64,
     "model.name": "some/model",
     "model.kind": "masked",

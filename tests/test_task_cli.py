@@ -162,3 +162,32 @@ def test_task_mistakes_are_clear_errors(env, tmp_path):
                "--output", tmp_path / "m"),
         "label '2', which the label map does not cover",
     )  # fmt: skip
+
+
+def test_yes_no_method_through_the_cli(env, tmp_path):
+    emo = env / "emo.tsv"
+    run = tmp_path / "yn"
+    data = ["--field", "text=0", "--label-column", 1, "--label-map", LABEL_MAP, "--format", "tsv"]
+    question = "{text}\\nDoes it express {label}? {mask}"
+    result = invoke(
+        "train", *common(env), "--train", emo, "--dev", emo, "--test", emo, *data, "--task", "multi_label",
+        "--method", "yes_no", "--template", question, "--finetune", "lora", "--output", run,
+    )  # fmt: skip
+    ok(result)
+    saved = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert saved["type"] == "yes_no" and saved["label_texts"] == {
+        "joy": "joy",
+        "anger": "anger",
+        "love": "love",
+    }
+    result = invoke("eval", run, "--data", emo, "--device", "cpu", "--json")
+    ok(result)
+    assert json.loads(result.stdout) == pytest.approx(json.loads((run / "test_metrics.json").read_text()))
+    out = tmp_path / "p.csv"
+    ok(invoke("predict", run, "--input", emo, "--output", out, "--field", "text=0", "--device", "cpu"))
+    assert {"label", "prob_joy"} <= set(next(csv.DictReader(out.open())))
+    user_error(
+        invoke("train", *common(env), "--train", emo, *data, "--task", "multi_label", "--method", "yes_no",
+               "--template", "{text} {mask}", "--output", tmp_path / "bad"),
+        "needs a {label} field",
+    )  # fmt: skip

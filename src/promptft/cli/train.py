@@ -115,8 +115,12 @@ def train(
         typer.Option("--kind", help="Backbone kind (default: detected)."),
     ] = None,
     method: Annotated[
-        Literal["prompt", "head"] | None,
-        typer.Option("--method", help="prompt, or head: standard fine-tuning with a new head (baseline)."),
+        Literal["prompt", "head", "yes_no"] | None,
+        typer.Option(
+            "--method",
+            help="prompt; head: standard fine-tuning with a new head (baseline); yes_no (multi-label): a yes/no "
+            "question per label, {label} in the template.",
+        ),
     ] = None,
     finetune: Annotated[
         str | None,

@@ -90,6 +90,8 @@ class PromptConfig(Section):
     """Score of a label with several words."""
     max_length: int = 256
     """Longest input in tokens (the text is cut, never the template)."""
+    answers: tuple[str, str] = ("no", "yes")
+    """model.method yes_no: the (no, yes) answer words; prompt.label_words then gives each label's text."""
 
     @field_validator("label_words", mode="before")
     @classmethod
@@ -119,8 +121,9 @@ class ModelConfig(Section):
     """An offline alias (see `promptft models`), a local model folder or a hub id."""
     kind: Literal["causal", "masked", "seq2seq"] | None = None
     """Backbone kind; None: detected from the model's config."""
-    method: Literal["prompt", "head"] = "prompt"
-    """prompt, or head: standard fine-tuning with a new classification head (the baseline)."""
+    method: Literal["prompt", "head", "yes_no"] = "prompt"
+    """prompt; head: standard fine-tuning with a new classification head (the baseline); yes_no
+    (multi-label): one yes/no question per label, the template naming it as {label}."""
     finetune: str = "full"
     """The adapter: one of promptft.adapters.ADAPTERS (full, none, lora, ia3, prompt_tuning, ...)."""
     adapter: dict[str, Any] = Field(default_factory=dict)
@@ -207,6 +210,7 @@ class JobConfig(Section):
             data["model"].pop("lora")  # used by LoRA only
         if not data["model"]["adapter"]:
             data["model"].pop("adapter")
+        data["prompt"]["answers"] = list(data["prompt"]["answers"])
         if data["task"] == TaskConfig().to_dict():
             data.pop("task")  # single-label jobs read as before
         elif data["task"]["value_range"] is not None:

@@ -74,7 +74,17 @@ def make_verbalizer(prompt: PromptConfig) -> Verbalizer:
 def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
     """Catch configuration mistakes before any data or model is loaded."""
     m = job.model
-    if m.method == "prompt":
+    if m.method == "yes_no":
+        if "label" not in Template(job.prompt.template).fields:
+            raise ConfigError(
+                "--method yes_no asks a question per label: the template needs a {label} field, e.g. "
+                '"{text}\nDoes it express {label}? {mask}"'
+            )
+        if job.task.type != "multi_label":
+            raise ConfigError("--method yes_no is for multi-label tasks: add --task multi_label")
+        if not job.prompt.label_words and not job.data.label_map:
+            raise ConfigError("--method yes_no needs the label names: give --label-map (or --label-words)")
+    elif m.method == "prompt":
         Template(job.prompt.template)  # no slot, bad braces, ... raise TemplateError here
         verbalizer = make_verbalizer(job.prompt)
         if job.task.type == "regression" and len(verbalizer.labels) != 2:
@@ -130,7 +140,26 @@ def check_data(
 
     `labels`: the head baseline's labels (default: `job_labels` of the train split)."""
     named = {which: ex for which, ex in splits.items() if ex}
-    if job.model.method == "prompt":
+    if job.model.method == "yes_no":
+        labels = job_labels(job)
+        check_label_words(job, label_names(ex for examples in named.values() for ex in examples))
+        for which, examples in named.items():
+            path = getattr(job.data, which, which)
+            unknown = sorted(set(label_names(examples)) - set(labels))
+            if unknown:
+                raise DataError(
+                    f"{path} has label(s) {unknown} that are not among {labels}: fix the label map"
+                )
+            missing = [
+                f
+                for f in Template(job.prompt.template).fields
+                if f != "label" and f not in examples[0].fields
+            ]
+            if missing:
+                raise TemplateError(
+                    f"{path}: the template's field(s) {missing} are not in the data (--field NAME=COLUMN)"
+                )
+    elif job.model.method == "prompt":
         template = Template(job.prompt.template)
         verbalizer = make_verbalizer(job.prompt)
         check_label_words(job, label_names(ex for examples in named.values() for ex in examples))
@@ -175,6 +204,21 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
     settings = m.adapter_settings()  # a fresh copy: the head adds its modules to LoRA's
     lora = settings if m.finetune == "lora" else None
     torch.manual_seed(job.train.seed)
+    if m.method == "yes_no":
+        from promptft.classifiers import YesNoClassifier
+
+        texts = job.prompt.label_words or {label: label for label in job_labels(job)}
+        return YesNoClassifier.from_model(
+            m.name,
+            job.prompt.template,
+            {label: text if isinstance(text, str) else text[0] for label, text in texts.items()},
+            answers=job.prompt.answers,
+            kind=m.kind,
+            finetune=settings,
+            max_length=job.prompt.max_length,
+            device=m.device,
+            objective=job.task.objective(list(texts)),
+        )
     if m.method == "prompt":
         verbalizer = make_verbalizer(job.prompt)
         return PromptClassifier.from_model(
@@ -265,9 +309,14 @@ def _warn_empty(job: JobConfig, splits: Mapping[str, Sequence[Example] | None]) 
 def _show_first_prompt(job: JobConfig, splits: Mapping[str, Sequence[Example] | None]) -> None:
     """Show the prompt of the first example as the model reads it: a wrong template shows at once."""
     first = next((ex[0] for ex in (splits["train"], splits["dev"], splits["test"]) if ex), None)
-    if job.model.method != "prompt" or first is None:
+    if job.model.method == "head" or first is None:
         return
-    prompt = Template(job.prompt.template).render(first.fields)
+    fields = dict(first.fields)
+    if job.model.method == "yes_no":  # one question per label: show the first
+        fields["label"] = (
+            next(iter(job.prompt.label_words.values())) if job.prompt.label_words else job_labels(job)[0]
+        )
+    prompt = Template(job.prompt.template).render(fields)
     log.info("prompt of the first example ({mask} is where the label word goes):\n%s", prompt)
 
 
