@@ -147,3 +147,25 @@ def test_every_method_of_the_new_task_types_runs_and_reports_its_metric(tiny_mod
     emo = report.summary[model]["emo"]["prompt_ft_multilabel_yesno"]
     assert emo["metric"] == "macro_f1" and "micro_f1" in emo
     assert json.loads(report.summary_path.read_text()) == report.summary
+
+
+def test_setfit_one_vs_rest_on_a_multi_label_task(tiny_model, table, tmp_path):  # noqa: F811
+    from promptft.bench import METHODS
+    from promptft.bench.methods import ModelRef, SplitData
+
+    task = load_tasks(table).tasks["emo"]
+    train = read_split(task, split_path(task, "train", 1, 2, table.parent / "data"))
+    encoder = tmp_path / "tiny-bert"
+    model, tok = tiny_bert()
+    model.bert.save_pretrained(encoder)
+    tok.save_pretrained(encoder)
+    fitted = METHODS["setfit"](
+        task,
+        SplitData(train, train[:3]),
+        ModelRef(tiny_model, device="cpu"),
+        13,
+        {"encoder": str(encoder), "num_iterations": 1, "batch_size": 8, "max_length": 32},
+    )
+    predicted = fitted.predictor.predict(train, batch_size=8)
+    assert len(predicted) == len(train)
+    assert all(isinstance(p, tuple) and set(p) <= {"joy", "anger", "love"} for p in predicted)

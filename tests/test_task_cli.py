@@ -191,3 +191,13 @@ def test_yes_no_method_through_the_cli(env, tmp_path):
                "--template", "{text} {mask}", "--output", tmp_path / "bad"),
         "needs a {label} field",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["stsb_regression", "goemotions_multilabel"])
+def test_example_jobs_of_the_new_task_types_validate(name):
+    from promptft.config import JobConfig
+    from promptft.recipes.train import check_job
+
+    job = JobConfig.from_yaml(Path(__file__).resolve().parents[1] / "examples" / f"{name}.yaml")
+    check_job(job, needs_output=False)
+    assert job.task.type in ("regression", "multi_label")

@@ -141,3 +141,18 @@ def test_multi_label_sampler_gives_every_label_k_examples():
         sample_multi_label(pool, 100, 0)
     with pytest.raises(DataError, match="needs label sets"):
         sample_multi_label([Example({"text": "a"}, "x")], 1, 0)
+
+
+def test_multi_label_from_a_dataset_with_a_list_of_class_labels():
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    features = Features(
+        {"text": Value("string"), "labels": Sequence(ClassLabel(names=["joy", "anger", "love"]))}
+    )
+    ds = Dataset.from_dict({"text": ["yay", "grr"], "labels": [[2, 0], [1]]}, features=features)
+    rows = read_examples(ds, fields={"text": "text"}, label="labels", task=MULTI)
+    assert [ex.label for ex in rows] == [("joy", "love"), ("anger",)]
+    rows = read_examples(
+        ds, fields={"text": "text"}, label="labels", label_map={"0": "a", "1": "b", "2": "c"}, task=MULTI
+    )
+    assert rows[0].label == ("a", "c")
