@@ -210,7 +210,10 @@ class JobConfig(Section):
             data["model"].pop("lora")  # used by LoRA only
         if not data["model"]["adapter"]:
             data["model"].pop("adapter")
-        data["prompt"]["answers"] = list(data["prompt"]["answers"])
+        if data["model"]["method"] == "yes_no":
+            data["prompt"]["answers"] = list(data["prompt"]["answers"])
+        else:
+            data["prompt"].pop("answers")  # used by yes/no questions only
         if data["task"] == TaskConfig().to_dict():
             data.pop("task")  # single-label jobs read as before
         elif data["task"]["value_range"] is not None:
