@@ -20,7 +20,7 @@ from promptft.bench.methods import ModelRef, SplitData
 from promptft.bench.report import SUMMARY_FILE
 from promptft.bench.runner import cell_path, subset
 from promptft.bench.tasks import read_split, split_path
-from promptft.data import Example
+from promptft.data import Example, label_names
 from promptft.errors import ConfigError, DataError
 from promptft.prompts import Template
 from promptft.settings import data_dir
@@ -414,9 +414,15 @@ def test_report_without_cells_says_what_to_do(tmp_path):
 
 def test_packaged_tasks_table_prompts_fit_the_backbones():
     table = load_tasks()
-    assert list(table.tasks) == ["sst-2", "sst-5", "mr", "cr", "subj", "mpqa", "trec", "rte"]
+    lm_bff = ["sst-2", "sst-5", "mr", "cr", "subj", "mpqa", "trec", "rte"]
+    assert list(table.tasks) == [*lm_bff, "sts-b", "goemotions"]  # + issue 10's task types
     assert table.seeds == (13, 21, 42, 87, 100) and table.k == 16
     for task in table.tasks.values():
+        if (
+            task.key not in lm_bff
+        ):  # no paper numbers until confirmed; the causal prompt already ends with the slot
+            assert not task.paper and task.type in ("regression", "multi_label")
+            continue
         assert set(task.paper) == {"zero_shot", "standard_ft", "prompt_ft"}
         for kind in ("masked", "causal"):
             spec = task.prompt_for(kind)
@@ -445,6 +451,13 @@ def test_packaged_tasks_files_exist_and_labels_have_words():
                 path = split_path(task, split, seed, table.k, root)
                 assert path.is_file(), path
         examples = read_split(task, split_path(task, "train", 13, table.k, root))
+        if task.type == "regression":  # STS-B: LM-BFF buckets at 2.5 to sample 16 of each half
+            assert len(examples) == 2 * table.k and all(0 <= ex.label <= 5 for ex in examples)
+            assert (root / task.test).is_file() and set(examples[0].fields) == set(task.fields)
+            continue
+        if task.type == "multi_label":  # GoEmotions: whole files, every label among them
+            assert set(label_names(examples)) == set(task.label_names)
+            continue
         assert len(examples) == table.k * len(task.label_names)
         labels = {ex.label for ex in examples}
         if task.test is not None:

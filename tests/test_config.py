@@ -51,7 +51,7 @@ def user_error(result, *fragments: str) -> None:
     "data, fragments",
     [
         ({"data": {"feilds": {}}}, ["'data.feilds'", "did you mean 'data.fields'", "valid keys of 'data'"]),
-        ({"trian": {}}, ["'trian'", "did you mean 'train'", "data, prompt, model, train, output"]),
+        ({"trian": {}}, ["'trian'", "did you mean 'train'", "data, task, prompt, model, train, output"]),
         ({"train": {"warmup_ratoi": 0.1}}, ["did you mean 'train.warmup_ratio'"]),
         ({"prompt": {"templat": "x"}}, ["did you mean 'prompt.template'"]),
         (
@@ -140,10 +140,18 @@ SAMPLES = {
     "data.label_map": {"0": "negative", "1": "positive"},
     "data.header": False,
     "data.format": "tsv",
+    "task.type": "multi_label",
+    "task.label_separator": ";",
+    "task.label_columns": ["joy", 3],
+    "task.allow_empty": True,
+    "task.threshold": 0.3,
+    "task.tune_thresholds": False,
+    "task.value_range": (0.0, 5.0),
     "prompt.template": "Review: {text}\nSentiment: {mask}",
     "prompt.label_words": {"negative": "bad", "positive": ["good", "great"]},
     "prompt.token_reduction": "mean",
     "prompt.word_reduction": "mean",
+    "prompt.answers": ("nope", "yep"),
     "prompt.max_length": 64,
     "model.name": "some/model",
     "model.kind": "masked",
@@ -208,6 +216,10 @@ def test_every_schema_field_is_reachable_by_set():
             sets.insert(0, "model.finetune=prompt_tuning")
             value = {"num_virtual_tokens": 2}
             sets[1] = _as_set(key, value)
+        if key == "task.value_range":  # options of one task type need that type
+            sets.insert(0, "task.type=regression")
+        elif key == "task.label_columns":
+            sets.insert(0, "task.type=multi_label")
         got = _get(load_job(None, {}, sets), key)
         if key == "model.lora":
             assert got.r == 4

@@ -15,8 +15,11 @@ _EXPORTS = {
     "Example": "promptft.data",
     "HeadClassifier": "promptft.classifiers",
     "LoraSettings": "promptft.adapters",
+    "MultiLabel": "promptft.objectives",
     "PromptClassifier": "promptft.classifiers",
     "PromptFTError": "promptft.errors",
+    "Regression": "promptft.objectives",
+    "TaskSpec": "promptft.data",
     "Template": "promptft.prompts",
     "TrainConfig": "promptft.training",
     "Trainer": "promptft.training",
@@ -25,6 +28,7 @@ _EXPORTS = {
     "load_classifier": "promptft.classifiers",
     "read_examples": "promptft.data",
     "sample_k_shot": "promptft.data",
+    "sample_multi_label": "promptft.data",
 }
 
 # A literal list (not `list(_EXPORTS)`): linters and IDEs read __all__ without running the module.
@@ -33,8 +37,11 @@ __all__ = [
     "Example",
     "HeadClassifier",
     "LoraSettings",
+    "MultiLabel",
     "PromptClassifier",
     "PromptFTError",
+    "Regression",
+    "TaskSpec",
     "Template",
     "TrainConfig",
     "Trainer",
@@ -43,6 +50,7 @@ __all__ = [
     "load_classifier",
     "read_examples",
     "sample_k_shot",
+    "sample_multi_label",
 ]
 
 
@@ -61,8 +69,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from promptft.adapters import LoraSettings
     from promptft.classifiers import HeadClassifier, PromptClassifier, load_classifier
-    from promptft.data import Example, read_examples, sample_k_shot
+    from promptft.data import Example, TaskSpec, read_examples, sample_k_shot, sample_multi_label
     from promptft.errors import PromptFTError
     from promptft.models import load_backbone
+    from promptft.objectives import MultiLabel, Regression
     from promptft.prompts import Template, Verbalizer
     from promptft.training import TrainConfig, Trainer

@@ -45,7 +45,12 @@ def read_cell(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and "accuracy" in data else None
+    return data if isinstance(data, dict) and ("accuracy" in data or "score" in data) else None
+
+
+def cell_score(cell: dict[str, Any]) -> float:
+    """A cell's headline number: its task's metric (`score`; accuracy in cells written before issue 10)."""
+    return cell["score"] if "score" in cell else cell["accuracy"]
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

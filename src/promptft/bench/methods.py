@@ -96,14 +96,24 @@ MethodFn = Callable[[TaskSpec, SplitData, ModelRef, int, dict[str, Any]], Fitted
 METHODS: dict[str, MethodFn] = {}
 
 
+ALL_TASK_TYPES = ("single_label", "multi_label", "regression")
+
+
 def method(
-    name: str, *, seed_independent: bool = False, needs_lm: bool = True, job: tuple[str, str] | None = None
+    name: str,
+    *,
+    seed_independent: bool = False,
+    needs_lm: bool = True,
+    job: tuple[str, str] | None = None,
+    task_types: tuple[str, ...] = ALL_TASK_TYPES,
 ):
     """Register a method. seed_independent: its test predictions do not depend on the seed (computed once,
     reused for every seed). needs_lm: it uses the benchmarked LM (an encoder-only model cannot).
-    job: (model.method, model.finetune) of the job its options stand for; None: it checks them itself."""
+    job: (model.method, model.finetune) of the job its options stand for; None: it checks them itself.
+    task_types: the task types it runs on (the runner skips the others)."""
 
     def register(fn: MethodFn) -> MethodFn:
+        fn.task_types = task_types  # type: ignore[attr-defined]
         fn.seed_independent = seed_independent  # type: ignore[attr-defined]
         fn.needs_lm = needs_lm  # type: ignore[attr-defined]
         fn.job = job  # type: ignore[attr-defined]
@@ -155,13 +165,22 @@ def _prompt_method(
             spec.label_words,
             max_length=max_length,
             base_model=model.name,
+            objective=task.objective(),
         )
         clf.set_finetune("none")
+        clf.tune(spec.prepare(data.dev), job.train.eval_batch_size)  # multi-label: thresholds on dev
+        if clf.objective.tunes_on_dev:
+            info["thresholds"] = clf.objective.thresholds  # type: ignore[attr-defined]
         return Fitted(_PreparedPredictor(clf, spec.prepare), info=info)
     cfg = job.train
     set_seed(seed)
     clf = PromptClassifier(
-        model.load_backbone(), spec.template, spec.label_words, max_length=max_length, base_model=model.name
+        model.load_backbone(),
+        spec.template,
+        spec.label_words,
+        max_length=max_length,
+        base_model=model.name,
+        objective=task.objective(),
     )
     clf.set_finetune(job.model.adapter_settings())
     trainable, total = clf.parameter_counts()
@@ -199,10 +218,12 @@ def standard_ft(
     job = job_of(config, seed, "head", "full")
     cfg = job.train
     set_seed(seed)
+    labels = ["value"] if task.type == "regression" else task.label_names  # a regression head: one output
     clf = HeadClassifier.from_model(
         model.path,
-        task.label_names,
+        labels,
         task.field_names,
+        objective=task.objective(labels),
         finetune="full",
         max_length=job.prompt.max_length,
         device=model.device,
@@ -267,10 +288,12 @@ class SetFitPredictor:
     def texts(self, examples: Sequence[Example]) -> list[str]:
         return [self.sep.join(ex.fields[f] for f in self.fields) for ex in examples]
 
-    def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list[str]:
+    def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list:
         if not inputs:
             return []
         out = self.model.predict(self.texts(inputs), batch_size=batch_size, as_numpy=True)
+        if getattr(out, "ndim", 1) == 2:  # one-vs-rest (multi-label): a 0/1 row per input
+            return [tuple(sorted(self.labels[j] for j, on in enumerate(row) if on)) for row in out]
         return [self.labels[int(i)] for i in out]
 
 
@@ -287,7 +310,7 @@ _SETFIT_KEYS = {
 }
 
 
-@method("setfit", needs_lm=False)
+@method("setfit", needs_lm=False, task_types=("single_label", "multi_label"))
 def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """SetFit (Tunstall et al. 2022) on its own sentence encoder (default: the offline MiniLM-L6)."""
     check_keys(config, sorted(_SETFIT_KEYS), "methods.setfit", "setfit option")
@@ -303,17 +326,26 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     from promptft.models.registry import resolve_model
     from promptft.training import set_seed
 
+    if task.type == "regression":
+        raise ConfigError(f"setfit classifies; {task.name} is a regression task: use minilm_cosine instead")
     encoder = str(config.get("encoder", "minilm-l6"))
     set_seed(seed)
-    sf_model = SetFitModel.from_pretrained(resolve_model(encoder), device=model.device)
+    multi = task.type == "multi_label"  # one-vs-rest: a logistic head per label on the shared encoder
+    sf_model = SetFitModel.from_pretrained(
+        resolve_model(encoder),
+        device=model.device,
+        **({"multi_target_strategy": "one-vs-rest"} if multi else {}),
+    )
     tokenizer = getattr(sf_model.model_body, "tokenizer", None)
     sep = f" {tokenizer.sep_token} " if getattr(tokenizer, "sep_token", None) else " "
     labels = task.label_names
     predictor = SetFitPredictor(sf_model, labels, task.field_names, sep)
     index = {label: i for i, label in enumerate(labels)}
-    train = Dataset.from_dict(
-        {"text": predictor.texts(data.train), "label": [index[ex.label] for ex in data.train]}
-    )
+    if multi:
+        targets = [[int(label in ex.label) for label in labels] for ex in data.train]  # type: ignore[operator]
+    else:
+        targets = [index[ex.label] for ex in data.train]  # type: ignore[index]
+    train = Dataset.from_dict({"text": predictor.texts(data.train), "label": targets})
     with tempfile.TemporaryDirectory(prefix="promptft-setfit-") as tmp:
         args = TrainingArguments(
             output_dir=tmp,
@@ -342,3 +374,6 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
         best_step=steps,
         info={"encoder": encoder, "encoder_path": resolve_model(encoder), "pair_separator": sep.strip()},
     )
+
+
+from promptft.bench import task_methods  # noqa: E402,F401  (registers the multi-label and regression methods)

@@ -5,6 +5,9 @@ null when there is one seed):
 
     {model: {task: {method: {"mean": float, "std": float | null, "n_seeds": int, "test": "<file or dev>"}}}}
 
+Tasks scored by another metric (multi-label macro-F1, regression Pearson, x100) add `"metric": name` and
+their second metric (`"micro_f1"` / `"spearman"`: {mean, std}).
+
 Size (~460 lines, over the ~400 guide, on purpose): the three outputs are one report. They share the cell
 grouping, the task and method orders, the dev marks and the per-task option notes, and the markdown's
 tables (results, targets, the paper's numbers) are each a dozen lines of formatting; split apart they would
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptft.bench.cells import FEWSHOT_DIR, read_cell, write_json_atomic
+from promptft.bench.cells import FEWSHOT_DIR, cell_score, read_cell, write_json_atomic
 from promptft.bench.runner import DEFAULT_RESULTS_DIR
 from promptft.bench.tasks import DEV, TaskTable, load_tasks
 
@@ -77,13 +80,24 @@ def group_cells(cells: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, li
 
 
 def _stats(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    values = [100 * c["accuracy"] for c in cells]
-    return {
+    values = [100 * cell_score(c) for c in cells]
+    out = {
         "mean": round(statistics.fmean(values), 2),
         "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,  # sample std, ddof=1
         "n_seeds": len(values),
         "test": cells[0]["test"],
     }
+    metric = cells[0].get("metric", "accuracy")
+    if metric != "accuracy":  # other task types name their metric, and summarise the second one too
+        out["metric"] = metric
+        for other in ("spearman", "micro_f1"):
+            if all(other in c for c in cells):
+                values = [100 * c[other] for c in cells]
+                out[other] = {
+                    "mean": round(statistics.fmean(values), 2),
+                    "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
+                }
+    return out
 
 
 def summarize(grouped: dict[str, dict[str, dict[str, list[dict[str, Any]]]]]) -> dict[str, Any]:
@@ -123,6 +137,15 @@ def build_report(
 
 # ---------------------------------------------------------------------------------------------------------
 # markdown
+
+
+def _other_metrics(cells: list[dict[str, Any]]) -> str:
+    """A sentence naming the tasks scored by another metric than accuracy (issue 10's task types)."""
+    other = sorted({(c["task"], c["metric"]) for c in cells if c.get("metric", "accuracy") != "accuracy"})
+    if not other:
+        return ""
+    named = ", ".join(f"{task}: {metric} x 100" for task, metric in other)
+    return f" Tasks of other types report their own metric instead of accuracy ({named})."
 
 
 def _task_order(table: TaskTable, present: set[str]) -> list[str]:
@@ -207,7 +230,7 @@ def render_markdown(
         f"Protocol: K={table.k} training examples per class and {table.k} dev examples per class (LM-BFF's "
         f"splits, seeds {seeds}); every method uses the same splits and model; model selection (checkpoint "
         "and grid point) on the seed's dev split only; accuracy (%) on the task's full test file; "
-        "**mean (std) over seeds, std = sample standard deviation (ddof=1)**.",
+        "**mean (std) over seeds, std = sample standard deviation (ddof=1)**." + _other_metrics(used),
         "",
         f"Compute: {wall_h:.2f} wall-clock hours and {cpu_h:.2f} CPU hours (process CPU time) summed over all "
         f"{len(cells)} cells; device(s): {', '.join(devices)}.",
@@ -442,7 +465,7 @@ def render_plot(grouped: dict[str, Any], summary: dict[str, Any], table: TaskTab
                 x = i - 0.4 + width * (j + 0.5)
                 xs.append(x)
                 ys.append(stats["mean"])
-                seeds = [100 * c["accuracy"] for c in grouped[model][key][method]]
+                seeds = [100 * cell_score(c) for c in grouped[model][key][method]]
                 ax.scatter([x] * len(seeds), seeds, s=10, color="black", zorder=3, linewidths=0)
             ax.bar(xs, ys, width=width * 0.95, color=color, label=method, alpha=0.85)
         labels = []

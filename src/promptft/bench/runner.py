@@ -41,11 +41,12 @@ from promptft.bench.tasks import (
     TaskTable,
     load_tasks,
     read_split,
+    sample_split,
     split_path,
+    task_metrics,
 )
 from promptft.data import Example
 from promptft.errors import ConfigError
-from promptft.evaluation.metrics import classification_metrics
 
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
 
@@ -124,7 +125,14 @@ def run_benchmark(
     command = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     result = RunResult()
 
-    plan = [(t, s, m) for t in chosen_tasks for s in seed_list for m in method_names]
+    # A method runs only on the task types it handles (minilm_cosine: regression, ...).
+    plan = [
+        (t, s, m)
+        for t in chosen_tasks
+        for s in seed_list
+        for m in method_names
+        if t.type in getattr(METHODS[m], "task_types", (t.type,))
+    ]
     pending = []
     differs = []  # finished cells scored on another test set than this run asks for
     stale = []  # finished cells trained with other options than the config now gives
@@ -164,6 +172,7 @@ def run_benchmark(
 
     test_cache: dict[str, list[Example]] = {}
     split_cache: dict[tuple[str, int], SplitData] = {}
+    file_cache: dict[str, list[Example]] = {}
     reuse_cache: dict[str, dict[str, Any]] = {}
     meta = {
         "promptft_version": promptft.__version__,
@@ -194,10 +203,15 @@ def run_benchmark(
 
             phase("reading data")
             if (task.key, seed) not in split_cache:
+                files = [split_path(task, which, seed, table.k, data_root) for which in ("train", "dev")]
+                for file in files:  # a sampled task's whole files are read once, sampled per seed
+                    if str(file) not in file_cache:
+                        file_cache[str(file)] = read_split(task, file)
                 split_cache[(task.key, seed)] = SplitData(
-                    read_split(task, split_path(task, "train", seed, table.k, data_root)),
-                    read_split(task, split_path(task, "dev", seed, table.k, data_root)),
+                    *(sample_split(task, file_cache[str(file)], seed) for file in files)
                 )
+                if task.sample_k is None:
+                    file_cache.clear()
             data = split_cache[(task.key, seed)]
             test = test_sets[task.key]
             if test.path is not None and task.key not in test_cache:
@@ -238,9 +252,10 @@ def run_benchmark(
             result.cells.append(record)
             bar.advance(job)
             note = " (test reused)" if record.get("reused_test_from") else ""
+            short = "acc" if task.metric == "accuracy" else task.metric
             console.print(
-                f"  {task.name:6} {name:15} seed {seed:<3} acc {100 * record['accuracy']:5.1f} "
-                f"on {record['test']} (n={record['n_test']}){note}  dev {100 * (record['dev_accuracy'] or 0):5.1f}  "
+                f"  {task.name:6} {name:15} seed {seed:<3} {short} {100 * record['score']:5.1f} "
+                f"on {record['test']} (n={record['n_test']}){note}  dev {100 * (record['dev_score'] or 0):5.1f}  "
                 f"train {record['train_time_s']:.0f}s eval {record['eval_time_s']:.0f}s"
             )
             gc.collect()
@@ -276,19 +291,18 @@ def _run_cell(
         if fitted.dev is None:
             phase(f"scoring dev{note}")
             predicted = fitted.predictor.predict(data.dev, batch_size=cfg.eval_batch_size)
-            fitted.dev = classification_metrics([ex.label for ex in data.dev], predicted, task.label_names)
+            fitted.dev = task_metrics(task, data.dev, predicted)
         train_time += fitted.train_time_s
         tried.append(
             {
                 "config": combo,
-                "dev_accuracy": fitted.dev["accuracy"],
-                "dev_macro_f1": fitted.dev.get("macro_f1"),
+                **{f"dev_{m}": fitted.dev.get(m) for m in task.metrics},
                 "train_time_s": fitted.train_time_s,
                 "steps": fitted.steps,
                 "best_step": fitted.best_step,
             }
         )
-        if best is None or fitted.dev["accuracy"] > best.dev["accuracy"]:  # type: ignore[index]
+        if best is None or fitted.dev[task.metric] > best.dev[task.metric]:  # type: ignore[index]
             best, best_config = fitted, combo
         else:
             del fitted
@@ -319,26 +333,27 @@ def _run_cell(
         reused = reuse_cache.get(reuse_key) or _find_reusable(reuse_dir, reuse_key, cell_name)
     eval_time = 0.0
     if reused is not None:
-        metrics = {k: reused[k] for k in ("accuracy", "macro_f1", "n")}
+        metrics = {k: reused[k] for k in (*task.metrics, "n")}
         reused_from = reused["source"]
     else:
         phase(f"testing on {len(examples)} examples")
         t0 = time.perf_counter()
         predicted = best.predictor.predict(examples, batch_size=cfg.eval_batch_size)
         eval_time = time.perf_counter() - t0
-        metrics = classification_metrics([ex.label for ex in examples], predicted, task.label_names)
+        metrics = task_metrics(task, examples, predicted)
         reused_from = None
     record: dict[str, Any] = {
-        "accuracy": metrics["accuracy"],
-        "macro_f1": metrics["macro_f1"],
+        **{m: metrics[m] for m in task.metrics},  # single-label: accuracy, macro_f1
+        "metric": task.metric,
+        "score": metrics[task.metric],
         "n_test": metrics["n"],
         "test": test.label,
         "test_path": str(test.path) if test.path else None,
         "test_overridden": test.overridden,
         "max_test": max_test,
         "test_subset": subset_used,
-        "dev_accuracy": best.dev["accuracy"],
-        "dev_macro_f1": best.dev.get("macro_f1"),
+        **{f"dev_{m}": best.dev.get(m) for m in task.metrics},
+        "dev_score": best.dev[task.metric],
         "n_train": len(data.train),
         "n_dev": len(data.dev),
         "train_time_s": round(train_time, 3),
@@ -359,10 +374,7 @@ def _run_cell(
             "(optimistic)"
         )
     if reuse_key and reused is None:
-        reuse_cache[reuse_key] = {
-            **{k: metrics[k] for k in ("accuracy", "macro_f1", "n")},
-            "source": cell_name,
-        }
+        reuse_cache[reuse_key] = {**{k: metrics[k] for k in (*task.metrics, "n")}, "source": cell_name}
     return record
 
 
@@ -384,16 +396,18 @@ def _find_reusable(directory: Path | None, key: str, cell_name: str) -> dict[str
         data = read_cell(other)
         if data and data.get("reuse_key") == key:
             return {
-                "accuracy": data["accuracy"],
-                "macro_f1": data["macro_f1"],
+                **{k: data[k] for k in _SCORES if k in data},
                 "n": data["n_test"],
                 "source": data.get("reused_test_from") or other.name,
             }
     return None
 
 
+_SCORES = ("accuracy", "macro_f1", "micro_f1", "subset_accuracy", "pearson", "spearman")  # what a cell keeps
+
+
 def _ordered(record: dict[str, Any]) -> dict[str, Any]:
-    first = ["model", "task", "method", "seed", "accuracy", "macro_f1", "n_test", "test", "dev_accuracy"]
+    first = ["model", "task", "method", "seed", "metric", "score", "accuracy", "macro_f1", "n_test", "test"]
     return {**{k: record[k] for k in first if k in record}, **record}
 
 

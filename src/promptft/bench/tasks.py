@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from promptft.data import Example, read_examples
+from promptft.data import TaskSpec as ReadSpec
 from promptft.errors import ConfigError, DataError
 from promptft.settings import data_dir as default_data_dir
 
@@ -84,10 +85,40 @@ class TaskSpec:
     prompts: dict[str, PromptSpec]  # "masked" / "causal"
     paper: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     dev_only_for: tuple[str, ...] = ()
+    # Other task types (issue 10): `type` multi_label or regression; `metrics` the scores reported, the
+    # first selecting on dev and summarised (default: accuracy, macro_f1 | macro_f1, micro_f1 | pearson,
+    # spearman); `sample_k`: train/dev are whole files, sampled per seed (multi-label: >= k per label).
+    type: str = "single_label"
+    metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+    value_range: tuple[float, float] | None = None
+    label_separator: str = ","
+    sample_k: int | None = None
+    question: str | None = None  # multi-label yes/no per label: the question, with {label} and {mask}
+
+    @property
+    def metric(self) -> str:
+        return self.metrics[0]
 
     @property
     def label_names(self) -> list[str]:
+        """The classifier's labels: the label map's names (a regression prompt's are its two poles)."""
+        if self.type == "regression":
+            return list(next(iter(self.prompts.values())).label_words)
         return list(dict.fromkeys(self.labels.values()))
+
+    def reader_task(self) -> ReadSpec | None:
+        if self.type == "single_label":
+            return None
+        return ReadSpec(self.type, separator=self.label_separator, value_range=self.value_range)
+
+    def objective(self, labels: Sequence[str] | None = None):
+        """The objective of a classifier for this task (`labels`: a head's outputs; default the task's)."""
+        from promptft.objectives import get_objective
+
+        labels = list(labels) if labels is not None else self.label_names
+        if self.type == "regression":
+            return get_objective("regression", labels, value_range=self.value_range)
+        return get_objective(self.type, labels)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -186,12 +217,16 @@ def _task(key: str, spec: Any, path: Path) -> TaskSpec:
     where = f"task {key!r} in {path}"
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where} must be a mapping of options (train, dev, fields, labels, prompts, ...)")
-    missing = [
-        k for k in ("train", "dev", "fields", "label", "labels", "label_words", "prompts") if k not in spec
-    ]
+    task_type = str(spec.get("type", "single_label"))
+    if task_type not in _METRICS:
+        raise ConfigError(f"{where}: type {task_type!r} is unknown: use one of {', '.join(_METRICS)}")
+    needed = ("train", "dev", "fields", "label", "label_words", "prompts")
+    missing = [k for k in (*needed, *(("labels",) if task_type != "regression" else ())) if k not in spec]
     if missing:
         raise ConfigError(f"{where} lacks {missing}: add them (see the packaged bench/tasks.yaml)")
-    labels = {str(k): str(v) for k, v in spec["labels"].items()}
+    if task_type == "regression" and not spec.get("value_range"):
+        raise ConfigError(f"{where}: a regression task needs value_range: [low, high]")
+    labels = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
     words = {str(k): v for k, v in spec["label_words"].items()}
     prompts: dict[str, PromptSpec] = {}
     for kind, p in spec["prompts"].items():
@@ -232,7 +267,20 @@ def _task(key: str, spec: Any, path: Path) -> TaskSpec:
         prompts=prompts,
         paper=paper,
         dev_only_for=tuple(spec.get("dev_only_for") or ()),
+        type=task_type,
+        metrics=tuple(spec.get("metrics") or _METRICS[task_type]),
+        value_range=tuple(float(v) for v in spec["value_range"]) if spec.get("value_range") else None,  # type: ignore[arg-type]
+        label_separator=str(spec.get("label_separator", ",")),
+        sample_k=int(spec["sample_k"]) if spec.get("sample_k") else None,
+        question=str(spec["question"]) if spec.get("question") else None,
     )
+
+
+_METRICS = {
+    "single_label": ("accuracy", "macro_f1"),
+    "multi_label": ("macro_f1", "micro_f1", "subset_accuracy"),
+    "regression": ("pearson", "spearman"),
+}
 
 
 def split_path(task: TaskSpec, split: str, seed: int, k: int, data_dir: Path) -> Path:
@@ -250,11 +298,36 @@ def read_split(task: TaskSpec, path: str | Path, limit: int | None = None) -> li
         path,
         fields=task.fields,
         label=task.label,
-        label_map=task.labels,
+        label_map=task.labels or None,
         header=task.header if fmt in ("csv", "tsv") else None,
         fmt=fmt,
         limit=limit,
+        task=task.reader_task(),
     )
+
+
+def task_metrics(task: TaskSpec, examples: Sequence[Example], predicted: Sequence[Any]) -> dict[str, float]:
+    """The task's metrics of predictions (label names, label sets or numbers) against the examples."""
+    from promptft.objectives.multi_label import multi_label_metrics
+    from promptft.objectives.regression import regression_metrics
+    from promptft.objectives.single_label import classification_metrics
+
+    if task.type == "regression":
+        return regression_metrics([float(ex.label) for ex in examples], list(predicted))  # type: ignore[arg-type]
+    gold = [ex.label for ex in examples]
+    if task.type == "multi_label":
+        return multi_label_metrics(gold, list(predicted), task.label_names)  # type: ignore[arg-type]
+    return classification_metrics(gold, list(predicted), task.label_names)  # type: ignore[arg-type]
+
+
+def sample_split(task: TaskSpec, examples: list[Example], seed: int) -> list[Example]:
+    """A seed's few-shot sample of a whole file (`sample_k` tasks): every label >= k examples (greedy,
+    seeded) for multi-label; others keep the file (their splits are pre-made)."""
+    if task.sample_k is None or task.type != "multi_label":
+        return examples
+    from promptft.data import sample_multi_label
+
+    return sample_multi_label(examples, task.sample_k, seed, labels=task.label_names).examples
 
 
 def parse_test_overrides(items: Sequence[str]) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Classifiers: a backbone + prompt (PromptClassifier) or + a new head (HeadClassifier), with one API:
+"""Classifiers: a backbone + prompt (PromptClassifier; YesNoClassifier asks a yes/no question per label)
+or + a new head (HeadClassifier), with one API:
 fit, predict, predict_proba, evaluate, save_pretrained, from_pretrained."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from promptft.classifiers.base import BaseClassifier
 from promptft.classifiers.head import HeadClassifier
 from promptft.classifiers.prompt import PromptClassifier, PromptScorer
 from promptft.classifiers.saving import CONFIG_FILE
+from promptft.classifiers.yes_no import YesNoClassifier
 from promptft.data.inputs import as_examples
 from promptft.errors import ModelError
 
@@ -19,6 +21,7 @@ __all__ = [
     "HeadClassifier",
     "PromptClassifier",
     "PromptScorer",
+    "YesNoClassifier",
     "as_examples",
     "load_classifier",
 ]
@@ -30,7 +33,7 @@ def load_classifier(directory: str | Path, **kwargs) -> BaseClassifier:
     if not path.exists():
         raise ModelError(f"{directory} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
     kind = json.loads(path.read_text()).get("type")
-    cls = {"prompt": PromptClassifier, "head": HeadClassifier}.get(kind)
+    cls = {"prompt": PromptClassifier, "head": HeadClassifier, "yes_no": YesNoClassifier}.get(kind)
     if cls is None:
         raise ModelError(f"{path} has unknown classifier type {kind!r}")
     return cls.from_pretrained(directory, **kwargs)

@@ -16,7 +16,7 @@ from torch import nn
 
 from promptft.data import Example
 from promptft.data.inputs import Inputs, as_examples
-from promptft.errors import DataError
+from promptft.errors import DataError, PromptFTError
 from promptft.objectives import Objective, SingleLabel
 
 
@@ -75,7 +75,31 @@ class BaseClassifier:
 
     @objective.setter
     def objective(self, objective: Objective) -> None:
+        if list(objective.labels) != list(self.labels):
+            raise PromptFTError(
+                f"the {objective.name} objective has labels {objective.labels}, but this classifier scores "
+                f"{self.labels}: build the objective with the classifier's labels"
+            )
         self._objective = objective
+        self._objective_changed(objective)
+
+    def _objective_changed(self, objective: Objective) -> None:
+        """A classifier whose module depends on the task type adapts it here (e.g. per-label calibration)."""
+
+    def prepare_training(self, encoded: Sequence[Any], targets: torch.Tensor) -> None:
+        """Called by the trainer once before the first step with the encoded training set: the place for a
+        data-dependent initialisation of task-specific parameters (nothing for most classifiers)."""
+
+    def tune(self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False) -> None:
+        """Fit the objective's decoding on labelled (dev) examples, e.g. multi-label thresholds; `fit`
+        does this on its dev set. A no-op for objectives with nothing to fit."""
+        if not self.objective.tunes_on_dev:
+            return
+        examples = as_examples(examples, self.fields)
+        if not examples:
+            raise DataError("cannot tune on an empty split: check the file and its label column")
+        self.objective.targets(examples)  # fail early on missing or unknown labels
+        self.objective.tune(self._logits(examples, batch_size, progress), examples)
 
     def logits_encoded(
         self, encoded: Sequence[Any], batch_size: int = 32, progress: bool = False
@@ -107,7 +131,9 @@ class BaseClassifier:
         return self.logits_encoded(self.encode(examples), batch_size, progress)
 
     def predict_proba(self, inputs: Inputs, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """The objective's scores in input order: probabilities `[n, n_labels]` in `self.labels` order."""
+        """The objective's scores in input order: probabilities `[n, n_labels]` in `self.labels` order
+        (single-label: they sum to 1; multi-label: one independent probability per label); for regression
+        the predicted values `[n]`."""
         return self.objective.scores(self._logits(inputs, batch_size, progress)).numpy()
 
     def predict_proba_encoded(
@@ -116,13 +142,15 @@ class BaseClassifier:
         return self.objective.scores(self.logits_encoded(encoded, batch_size, progress)).numpy()
 
     def predict(self, inputs: Inputs, batch_size: int = 32) -> list[Any]:
-        """Predictions in input order (label names for single-label classification)."""
+        """Predictions in input order: label names (single-label), sorted tuples of label names
+        (multi-label, at the objective's thresholds) or floats (regression)."""
         return self.objective.decode(self._logits(inputs, batch_size))
 
     def evaluate(
         self, examples: Sequence[Example], batch_size: int = 32, progress: bool = False
     ) -> dict[str, float]:
-        """The objective's metrics (accuracy, macro-F1 and n for single-label) on labelled examples."""
+        """The objective's metrics on labelled examples (single-label: accuracy, macro-F1 and n;
+        multi-label: macro/micro-F1, subset accuracy, f1_<label>; regression: pearson, spearman, mse)."""
         examples = as_examples(examples, self.fields)
         if not examples:
             raise DataError("cannot evaluate on an empty split: check the file and its label column")

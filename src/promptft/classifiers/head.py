@@ -25,6 +25,8 @@ from promptft.data.inputs import as_examples
 from promptft.errors import DataError, ModelError, PromptFTError
 from promptft.models.backbones import pad_token_id
 from promptft.models.loading import default_device, default_dtype
+from promptft.objectives import Objective, SingleLabel, objective_from_dict
+from promptft.objectives.regression import VALUE_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +38,14 @@ class EncodedInput:
 
 
 class HeadScorer(nn.Module):
-    """The trainable module of the head baseline: encoded inputs -> log-probabilities `[batch, n_labels]`."""
+    """The trainable module of the head baseline: encoded inputs -> log-probabilities `[batch, n_labels]`
+    (single-label), or the head's raw outputs (`normalise=False`: multi-label log-odds, a regression value)."""
 
-    def __init__(self, model: nn.Module, pad_id: int) -> None:
+    def __init__(self, model: nn.Module, pad_id: int, normalise: bool = True) -> None:
         super().__init__()
         self.model = model
         self.pad_id = pad_id
+        self.normalise = normalise
 
     def forward(self, encoded: Sequence[EncodedInput]) -> torch.Tensor:
         device = next(self.model.parameters()).device
@@ -57,7 +61,8 @@ class HeadScorer(nn.Module):
         kwargs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
         if types is not None:
             kwargs["token_type_ids"] = types.to(device)
-        return torch.log_softmax(self.model(**kwargs).logits.float(), dim=-1)
+        logits = self.model(**kwargs).logits.float()
+        return torch.log_softmax(logits, dim=-1) if self.normalise else logits
 
 
 class HeadClassifier(BaseClassifier):
@@ -72,7 +77,10 @@ class HeadClassifier(BaseClassifier):
         *,
         max_length: int = 256,
         base_model: str = "",
+        objective: Objective | None = None,
     ) -> None:
+        """`objective`: the task type (default single-label). Multi-label: one sigmoid output per label
+        (BCE); regression: `labels=["value"]`, one output (MSE)."""
         self.model = model
         self.tokenizer = tokenizer
         self.labels = [str(x) for x in labels]
@@ -86,14 +94,21 @@ class HeadClassifier(BaseClassifier):
         if model.config.pad_token_id is None:
             model.config.pad_token_id = self.pad_id  # causal LMs need it to find each row's last token
         self.module = HeadScorer(model, self.pad_id)
+        if objective is not None:
+            self.objective = objective
+
+    def _objective_changed(self, objective: Objective) -> None:
+        # Softmax only for single-label: sigmoid outputs and a regression value are read raw.
+        self.module.normalise = isinstance(objective, SingleLabel)
 
     @classmethod
     def from_model(
         cls,
         model: str,
-        labels: Sequence[str],
+        labels: Sequence[str] | None = None,
         fields: Sequence[str] = ("text",),
         *,
+        objective: Objective | None = None,
         finetune: str = "full",
         lora: LoraSettings | None = None,
         max_length: int = 256,
@@ -105,6 +120,11 @@ class HeadClassifier(BaseClassifier):
 
         from promptft.models.registry import resolve_model
 
+        labels = list(labels) if labels is not None else list(objective.labels) if objective else []
+        if not labels:
+            raise PromptFTError("the head baseline needs its labels (or an objective that names them)")
+        if objective is not None and objective.name == "regression" and labels != [VALUE_LABEL]:
+            labels = [VALUE_LABEL]  # one output, whatever poles a prompt would use
         path = resolve_model(model)
         if seed is not None:
             torch.manual_seed(seed)  # the new head's initialisation
@@ -122,7 +142,9 @@ class HeadClassifier(BaseClassifier):
                 f"could not load {model!r} with a classification head: {str(exc).splitlines()[0]}"
             ) from exc
         hf.to(device)
-        clf = cls(hf, tokenizer, labels, fields, max_length=max_length, base_model=model)
+        if objective is not None and list(objective.labels) != labels:
+            objective = objective_from_dict({**objective.to_dict(), "labels": labels}, labels)
+        clf = cls(hf, tokenizer, labels, fields, max_length=max_length, base_model=model, objective=objective)
         clf.set_finetune(finetune, lora)
         return clf
 
@@ -179,6 +201,7 @@ class HeadClassifier(BaseClassifier):
                     "labels": self.labels,
                     "fields": list(self.fields),
                     "max_length": self.max_length,
+                    "objective": self.objective.to_dict(),
                 },
             )
 
@@ -215,6 +238,7 @@ class HeadClassifier(BaseClassifier):
             config["fields"],
             max_length=config["max_length"],
             base_model=config["base_model"],
+            objective=objective_from_dict(config.get("objective"), config["labels"]),
         )
         if config["adapter"] == "lora":
             clf.adapter = LoraSettings(**(config.get("lora") or {}))

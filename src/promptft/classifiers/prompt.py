@@ -12,11 +12,14 @@ from torch import nn
 from promptft.adapters import AdapterSettings, LoraSettings, adapter_settings
 from promptft.classifiers.base import BaseClassifier
 from promptft.classifiers.saving import (
+    CALIBRATION_FILE,
     FORMAT_VERSION,
     load_peft_adapter,
     read_config,
+    read_tensors,
     save_folder,
     write_config,
+    write_tensors,
     write_weights,
 )
 from promptft.data import Example
@@ -24,6 +27,7 @@ from promptft.data.inputs import as_examples
 from promptft.errors import PromptFTError
 from promptft.models.backbones import Backbone
 from promptft.models.loading import load_backbone
+from promptft.objectives import MultiLabel, Objective, objective_from_dict
 from promptft.prompts.encoding import EncodedPrompt
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
@@ -31,11 +35,42 @@ from promptft.prompts.verbalizer import Verbalizer
 log = logging.getLogger(__name__)
 
 
+class LabelCalibration(nn.Module):
+    """Per-label scale and bias on the label-word log-probabilities: `scale * log p(word) + bias`, the
+    log-odds that a multi-label objective puts through a sigmoid.
+
+    Why: the words' log-probabilities share one softmax over the vocabulary, so `sigmoid(log p)` < 0.5
+    for every label (and several words cannot all be likely at once). An affine map per label turns each
+    into an independent log-odds while keeping the score the LM was pre-trained to give (no change to the
+    backbone's contract; the unnormalised logit would drop the softmax's shared term but has an arbitrary,
+    per-position offset). The bias is set from the training data before the first step
+    (`PromptClassifier.prepare_training`): at small learning rates (LoRA 3e-4) it would barely move from 0.
+    """
+
+    def __init__(self, n_labels: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(n_labels))
+        self.bias = nn.Parameter(torch.zeros(n_labels))
+        self.initialised = False  # set once by the data-dependent initialisation, or by loading
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores * self.scale.to(scores.dtype) + self.bias.to(scores.dtype)
+
+    @torch.no_grad()
+    def initialise(self, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        """Centre each label on the training data: the median example gets the label's prior (its share
+        of positives, kept in [1%, 99%]) as probability."""
+        prior = targets.float().mean(0).clamp(0.01, 0.99)
+        self.scale.fill_(1.0)
+        self.bias.copy_(torch.logit(prior) - scores.float().median(0).values)
+        self.initialised = True
+
+
 class PromptScorer(nn.Module):
     """The trainable module of a PromptClassifier: encoded prompts -> label logits `[batch, n_labels]`.
 
     Word scores come from the backbone's forward; a label with several words combines them by
-    log-sum-exp (any of its words) or mean."""
+    log-sum-exp (any of its words) or mean. A multi-label classifier adds a per-label calibration."""
 
     def __init__(self, backbone: Backbone, words, verbalizer: Verbalizer) -> None:
         super().__init__()
@@ -44,8 +79,14 @@ class PromptScorer(nn.Module):
         self.token_reduction = verbalizer.token_reduction
         self.word_reduction = verbalizer.word_reduction
         self.n_labels = len(verbalizer.labels)
+        self.calibration: LabelCalibration | None = None
 
     def forward(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
+        scores = self.label_scores(encoded)
+        return scores if self.calibration is None else self.calibration(scores)
+
+    def label_scores(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
+        """Each label's log-probability at the slot `[batch, n_labels]` (before any calibration)."""
         scores = self.backbone(encoded, self.words, self.token_reduction)
         labels = torch.tensor(self.words.word_label, device=scores.device)
         member = labels[None, :] == torch.arange(self.n_labels, device=scores.device)[:, None]  # [L, W]
@@ -67,7 +108,9 @@ class PromptClassifier(BaseClassifier):
         *,
         max_length: int = 256,
         base_model: str | None = None,
+        objective: Objective | None = None,
     ) -> None:
+        """`objective`: the task type (default single-label); its labels are the verbalizer's."""
         self.backbone = backbone
         self.template = template if isinstance(template, Template) else Template(template)
         self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
@@ -79,6 +122,44 @@ class PromptClassifier(BaseClassifier):
         self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
         self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
         self.module = PromptScorer(backbone, self.words, self.verbalizer)
+        dropped = [seg.value for seg in self.template.after_slot if seg.kind == "field"]
+        if backbone.kind == "causal" and dropped:
+            log.warning(
+                "template %r puts field(s) %s after {mask}: a causal LM reads only the text before the slot, "
+                'so they are not seen; move them before {mask}, e.g. "{sentence1}\\n{sentence2}\\nSame? {mask}"',
+                self.template.text,
+                dropped,
+            )
+        if objective is not None:
+            self.objective = objective
+
+    def _objective_changed(self, objective: Objective) -> None:
+        if isinstance(objective, MultiLabel):
+            if self.module.calibration is None:
+                device = next(self.backbone.model.parameters()).device
+                self.module.calibration = LabelCalibration(len(self.labels)).to(device)
+        else:
+            self.module.calibration = None
+
+    def prepare_training(self, encoded: Sequence[EncodedPrompt], targets: torch.Tensor) -> None:
+        """Multi-label: set the calibration's bias from (up to 256 of) the training examples' scores."""
+        calibration = self.module.calibration
+        if calibration is None or calibration.initialised:
+            return
+        take = list(range(min(len(encoded), 256)))
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode():
+                scores = torch.cat(
+                    [
+                        self.module.label_scores([encoded[i] for i in take[j : j + 32]]).float().cpu()
+                        for j in range(0, len(take), 32)
+                    ]
+                )
+        finally:
+            self.module.train(was_training)
+        calibration.initialise(scores.to(calibration.bias.device), targets[take].to(calibration.bias.device))
 
     @classmethod
     def from_model(
@@ -93,14 +174,18 @@ class PromptClassifier(BaseClassifier):
         max_length: int = 256,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        objective: Objective | None = None,
     ) -> PromptClassifier:
         """Load a model by alias, folder or hub id. `finetune`: an adapter name ("full", "lora", "none"
         for zero-shot, "ia3", "prompt_tuning", "p_tuning", "prefix_tuning", "label_embeddings") or
-        its settings (e.g. `LoraSettings(r=8)`); see `promptft.adapters`."""
+        its settings (e.g. `LoraSettings(r=8)`); see `promptft.adapters`. `objective`: the task type,
+        e.g. `MultiLabel(labels)` or `Regression(["low", "high"], value_range=(0, 5))` (default single-label)."""
         if label_words is None:
             raise PromptFTError('label_words is required, e.g. {"negative": "terrible", "positive": "great"}')
         backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
-        clf = cls(backbone, template, label_words, max_length=max_length, base_model=model)
+        clf = cls(
+            backbone, template, label_words, max_length=max_length, base_model=model, objective=objective
+        )
         clf.set_finetune(finetune, lora)
         return clf
 
@@ -151,51 +236,71 @@ class PromptClassifier(BaseClassifier):
 
         def write(folder: Path) -> None:
             write_weights(folder, self.adapter, self.backbone.model, self.backbone.tokenizer, self.peft_model)
-            write_config(
-                folder,
-                {
-                    "type": "prompt",
-                    "format_version": FORMAT_VERSION,
-                    "base_model": self.base_model,
-                    "kind": self.backbone.kind,
-                    "adapter": self.adapter.name,
-                    "template": self.template.text,
-                    "verbalizer": self.verbalizer.to_dict(),
-                    "labels": self.labels,
-                    "max_length": self.max_length,
-                },
-            )
+            write_config(folder, self.saved_config())
+            calibration = getattr(self.module, "calibration", None)
+            if calibration is not None:
+                write_tensors(folder / CALIBRATION_FILE, calibration)
 
         save_folder(directory, overwrite, write)
 
+    def saved_config(self) -> dict:
+        """What promptft_config.json holds (read back by `from_pretrained`)."""
+        return {
+            "type": "prompt",
+            "format_version": FORMAT_VERSION,
+            "base_model": self.base_model,
+            "kind": self.backbone.kind,
+            "adapter": self.adapter.name,
+            "template": self.template.text,
+            "verbalizer": self.verbalizer.to_dict(),
+            "labels": self.labels,
+            "max_length": self.max_length,
+            "objective": self.objective.to_dict(),
+        }
+
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
-        from promptft.adapters import adapter_class
-
         directory = Path(directory)
         config = read_config(directory, "prompt")
-        adapter_cls = adapter_class(config["adapter"])
-        source = str(directory / "model") if adapter_cls.name == "full" else config["base_model"]
-        backbone = load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
+        backbone = load_saved_backbone(directory, config, device, dtype)
         clf = cls(
             backbone,
             config["template"],
             Verbalizer.from_dict(config["verbalizer"]),
             max_length=config["max_length"],
             base_model=config["base_model"],
+            objective=objective_from_dict(config.get("objective"), config["labels"]),
         )
-        # Settings that shape training only (e.g. LoRA's top_layers) are not needed to predict: peft's
-        # adapter_config.json holds everything the forward needs.
-        clf.adapter = (
-            adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
-        )
-        if adapter_cls.uses_peft:
-            clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
-            backbone.attach(clf.peft_model)
-        else:
-            clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
-        backbone.eval()
+        if clf.module.calibration is not None:
+            read_tensors(directory / CALIBRATION_FILE, clf.module.calibration)
+        restore_adapter(clf, directory, config)
         return clf
 
     def describe(self) -> str:
         return f"prompt {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"
+
+
+def load_saved_backbone(directory: Path, config: dict, device, dtype) -> Backbone:
+    """The backbone a saved prompt classifier runs on: its own full weights, or the base model named."""
+    from promptft.adapters import adapter_class
+
+    full = adapter_class(config["adapter"]).name == "full"
+    source = str(directory / "model") if full else config["base_model"]
+    return load_backbone(source, kind=config["kind"], device=device, dtype=dtype)
+
+
+def restore_adapter(clf: PromptClassifier, directory: Path, config: dict) -> None:
+    """Put a saved classifier's adapter back on its backbone (peft's files, or full/frozen weights)."""
+    from promptft.adapters import adapter_class
+
+    adapter_cls = adapter_class(config["adapter"])
+    backbone = clf.backbone
+    # Settings that shape training only (e.g. LoRA's top_layers) are not needed to predict: peft's
+    # adapter_config.json holds everything the forward needs.
+    clf.adapter = adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
+    if adapter_cls.uses_peft:
+        clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
+        backbone.attach(clf.peft_model)
+    else:
+        clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
+    backbone.eval()

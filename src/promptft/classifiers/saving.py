@@ -19,6 +19,7 @@ from promptft.adapters import AdapterSettings
 from promptft.errors import ModelError
 
 CONFIG_FILE = "promptft_config.json"
+CALIBRATION_FILE = "label_calibration.safetensors"  # a multi-label prompt's per-label scale and bias
 # 2: the adapter is named ("adapter": "lora") and its settings live only in peft's adapter_config.json.
 FORMAT_VERSION = 2
 
@@ -26,6 +27,13 @@ FORMAT_VERSION = 2
 def write_config(directory: Path, config: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+
+
+_LOADERS = {
+    "head": "HeadClassifier.from_pretrained",
+    "prompt": "PromptClassifier.from_pretrained",
+    "yes_no": "YesNoClassifier.from_pretrained",
+}
 
 
 def read_config(directory: str | Path, expected_type: str) -> dict:
@@ -36,7 +44,7 @@ def read_config(directory: str | Path, expected_type: str) -> dict:
     if config.get("type") != expected_type:
         raise ModelError(
             f"{directory} holds a {config.get('type')!r} classifier, not {expected_type!r}: "
-            f"load it with {'HeadClassifier' if config.get('type') == 'head' else 'PromptClassifier'}.from_pretrained"
+            f"load it with {_LOADERS.get(config.get('type'), 'promptft.load_classifier')}"
         )
     if "adapter" not in config:  # format 1 named it "finetune" and kept LoRA settings twice
         config["adapter"] = config.get("finetune", "full")
@@ -91,3 +99,19 @@ def load_peft_adapter(model: nn.Module, adapter_dir: Path):
     if not (adapter_dir / "adapter_config.json").exists():
         raise ModelError(f"{adapter_dir} holds no adapter_config.json: the saved classifier is incomplete")
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+def write_tensors(path: Path, module: nn.Module) -> None:
+    """A small module's parameters as safetensors (e.g. the multi-label calibration beside peft's files)."""
+    from safetensors.torch import save_file
+
+    save_file({n: p.detach().cpu().contiguous() for n, p in module.named_parameters()}, str(path))
+
+
+def read_tensors(path: Path, module: nn.Module) -> None:
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise ModelError(f"{path} is missing: the saved classifier is incomplete; save it again")
+    module.load_state_dict(load_file(str(path)))
+    module.initialised = True  # type: ignore[assignment]

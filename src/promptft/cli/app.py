@@ -177,6 +177,21 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+_METRIC_NAMES = {
+    "macro_f1": "macro-F1",
+    "micro_f1": "micro-F1",
+    "subset_accuracy": "subset accuracy",
+    "pearson": "Pearson",
+    "spearman": "Spearman",
+    "mse": "MSE",
+}
+
+
+def headline_metrics(metrics: dict[str, float]) -> list[tuple[str, float]]:
+    """The metrics a table shows, in the objective's order: all but `n` and the per-label `f1_<label>`."""
+    return [(_METRIC_NAMES.get(k, k), v) for k, v in metrics.items() if k != "n" and not k.startswith("f1_")]
+
+
 def print_result(renderable) -> None:
     """Print a result on stdout, on the main process only (under `accelerate launch` each process runs
     the command; one table is enough)."""

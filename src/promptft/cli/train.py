@@ -25,6 +25,7 @@ from promptft.cli.app import (
     app,
     columns,
     fmt,
+    headline_metrics,
     print_result,
 )
 
@@ -67,6 +68,18 @@ def train(
     label_map: LabelMapOpt = None,
     header: HeaderOpt = None,
     data_format: FormatOpt = None,
+    task: Annotated[
+        Literal["single_label", "multi_label", "regression"] | None,
+        typer.Option(
+            "--task",
+            help="single_label (default), multi_label (comma-separated labels; --set task.label_columns=[..] "
+            "for one 0/1 column per label) or regression (needs --value-range).",
+        ),
+    ] = None,
+    value_range: Annotated[
+        str | None,
+        typer.Option("--value-range", metavar="LOW,HIGH", help="Regression: the targets' range, e.g. 0,5."),
+    ] = None,
     template: Annotated[
         str | None,
         typer.Option(
@@ -102,8 +115,12 @@ def train(
         typer.Option("--kind", help="Backbone kind (default: detected)."),
     ] = None,
     method: Annotated[
-        Literal["prompt", "head"] | None,
-        typer.Option("--method", help="prompt, or head: standard fine-tuning with a new head (baseline)."),
+        Literal["prompt", "head", "yes_no"] | None,
+        typer.Option(
+            "--method",
+            help="prompt; head: standard fine-tuning with a new head (baseline); yes_no (multi-label): a yes/no "
+            "question per label, {label} in the template.",
+        ),
     ] = None,
     finetune: Annotated[
         str | None,
@@ -146,7 +163,10 @@ def train(
     ] = None,
     metric: Annotated[
         str | None,
-        typer.Option("--metric", help="Dev metric that picks the best (accuracy, macro_f1)."),
+        typer.Option(
+            "--metric",
+            help="Dev metric that picks the best (accuracy, macro_f1; multi-label micro_f1, subset_accuracy; regression pearson, spearman).",
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
     output: Annotated[
@@ -168,11 +188,17 @@ def train(
 
         promptft train --train train.tsv --dev dev.tsv --label-map 0=negative,1=positive --label-words negative=terrible,positive=great --finetune prompt_tuning --set model.adapter.num_virtual_tokens=8 --output runs/pt
 
+    Example (multi-label GoEmotions, labels given as indices into a label map; regression STS-B):
+
+        promptft train --train train.tsv --dev dev.tsv --task multi_label --field text=0 --label-column 1 --label-map 0=admiration,1=amusement --label-words admiration=admiration,amusement=funny --output runs/goemo
+
+        promptft train --train train.tsv --dev dev.tsv --task regression --value-range 0,5 --field sentence1=sentence1 --field sentence2=sentence2 --label-column score --template "{sentence1}\n{sentence2}\nSame meaning? {mask}" --label-words low=No,high=Yes --output runs/stsb
+
     Example (zero-shot):
 
         promptft train --finetune none --dev dev.tsv --label-map 0=negative,1=positive --label-words negative=terrible,positive=great --output runs/zs
     """
-    from promptft.cli.values import parse_label_words
+    from promptft.cli.values import parse_label_words, parse_range
     from promptft.config import load_job
     from promptft.prompts.template import unescape_template
     from promptft.recipes.train import train as run_train
@@ -183,6 +209,8 @@ def train(
         "data.dev": dev,
         "data.test": test,
         **{f"data.{key}": value for key, value in data.items()},
+        "task.type": task,
+        "task.value_range": None if value_range is None else parse_range(value_range),
         "prompt.template": None if template is None else unescape_template(template),
         "prompt.label_words": parse_label_words(label_words) if label_words else None,
         "prompt.token_reduction": token_reduction,
@@ -229,12 +257,12 @@ def train(
     table = Table(title=f"promptft train: {result.run_dir}", title_justify="left")
     table.add_column("")
     table.add_column("value", justify="right")
-    metric_name = job.train.metric
+    metric_name = result.metric
     if result.best_dev is not None:
         table.add_row(f"dev {metric_name} (best, step {result.best_step})", fmt(result.best_dev[metric_name]))
     if result.test is not None:
-        table.add_row("test accuracy", fmt(result.test["accuracy"]))
-        table.add_row("test macro-F1", fmt(result.test["macro_f1"]))
+        for name, value in headline_metrics(result.test):
+            table.add_row(f"test {name}", fmt(value))
         table.add_row("test examples", str(result.test["n"]))
     table.add_row("adapter", job.model.finetune)
     table.add_row("steps", "0 (zero-shot)" if result.zero_shot else str(result.steps))

@@ -23,6 +23,7 @@ from promptft.cli.app import (
     app,
     columns,
     fmt,
+    headline_metrics,
     print_result,
     show_progress,
 )
@@ -54,7 +55,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")] = False,
     progress: ProgressOpt = None,
 ) -> None:
-    """Score a saved classifier on a labelled file: accuracy and macro-F1.
+    """Score a saved classifier on a labelled file: accuracy and macro-F1 (multi-label: macro/micro-F1, subset accuracy and, in --json, F1 per label; regression: Pearson, Spearman, MSE).
 
     Columns and the label map default to those of the job that trained the model (its job.yaml). The file is checked before the model loads.
 
@@ -77,10 +78,11 @@ def evaluate(
         typer.echo(json.dumps(metrics))
         return
     table = Table(title=f"promptft eval: {data}", title_justify="left")
-    table.add_column("accuracy", justify="right")
-    table.add_column("macro-F1", justify="right")
+    shown = headline_metrics(metrics)  # per-label F1 (multi-label) is in --json
+    for name, _ in shown:
+        table.add_column(name, justify="right")
     table.add_column("examples", justify="right")
-    table.add_row(fmt(metrics["accuracy"]), fmt(metrics["macro_f1"]), str(metrics["n"]))
+    table.add_row(*(fmt(value) for _, value in shown), str(metrics["n"]))
     print_result(table)
 
 
@@ -99,7 +101,7 @@ def predict(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     progress: ProgressOpt = None,
 ) -> None:
-    """Classify a file: writes every input row with its columns (in order), the predicted label and prob_<label> for every label.
+    """Classify a file: writes every input row with its columns (in order), the predicted label and prob_<label> for every label (multi-label: the predicted label set, comma-separated, and each label's own probability; regression: the predicted value).
 
     The prediction columns are `label` and `prob_<label>`; when the input already has a column of that name (e.g. its own `label`), they are named `pred_label`, `pred_prob_<label>`. One output row per input row, in order.
 

@@ -45,3 +45,13 @@ def parse_label_words(items: Sequence[str]) -> dict[str, str | list[str]]:
             )
         out[label] = words[0] if len(words) == 1 else words
     return out
+
+
+def parse_range(text: str) -> list[float]:
+    """`"0,5"` -> [0.0, 5.0] (the regression range flag)."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"bad --value-range {text!r}: write LOW,HIGH, e.g. --value-range 0,5") from None
+    return [low, high]

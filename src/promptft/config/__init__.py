@@ -1,6 +1,7 @@
 """Typed configs (pydantic): schemas only, cheap to import (no torch), YAML round trip.
 
-* `JobConfig` (`job.py`): what `promptft train` runs: data, prompt, model (with any adapter of the
+* `JobConfig` (`job.py`): what `promptft train` runs: data, task (`TaskConfig`, `task.py`: single-label,
+  multi-label or regression), prompt, model (with any adapter of the
   registry), training (`TrainConfig`, `train.py`) and the run folder.
 * `BenchConfig` (`bench.py`): the benchmark's per-method options, each a partial job config.
 
@@ -22,6 +23,7 @@ from promptft.config.job import (
     parse_assignments,
     read_job_file,
 )
+from promptft.config.task import TaskConfig
 from promptft.config.train import TrainConfig
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ModelConfig",
     "PromptConfig",
     "Section",
+    "TaskConfig",
     "TrainConfig",
     "adapter_from_options",
     "apply_overrides",

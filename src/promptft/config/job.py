@@ -27,6 +27,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator, model
 
 from promptft.adapters import ADAPTERS, AdapterSettings, LoraSettings, adapter_class
 from promptft.config.base import Section, check_keys, describe_error
+from promptft.config.task import TaskConfig
 from promptft.config.train import TrainConfig
 from promptft.errors import ConfigError
 from promptft.models.registry import DEFAULT_MODEL
@@ -89,6 +90,8 @@ class PromptConfig(Section):
     """Score of a label with several words."""
     max_length: int = 256
     """Longest input in tokens (the text is cut, never the template)."""
+    answers: tuple[str, str] = ("no", "yes")
+    """model.method yes_no: the (no, yes) answer words; prompt.label_words then gives each label's text."""
 
     @field_validator("label_words", mode="before")
     @classmethod
@@ -118,8 +121,9 @@ class ModelConfig(Section):
     """An offline alias (see `promptft models`), a local model folder or a hub id."""
     kind: Literal["causal", "masked", "seq2seq"] | None = None
     """Backbone kind; None: detected from the model's config."""
-    method: Literal["prompt", "head"] = "prompt"
-    """prompt, or head: standard fine-tuning with a new classification head (the baseline)."""
+    method: Literal["prompt", "head", "yes_no"] = "prompt"
+    """prompt; head: standard fine-tuning with a new classification head (the baseline); yes_no
+    (multi-label): one yes/no question per label, the template naming it as {label}."""
     finetune: str = "full"
     """The adapter: one of promptft.adapters.ADAPTERS (full, none, lora, ia3, prompt_tuning, ...)."""
     adapter: dict[str, Any] = Field(default_factory=dict)
@@ -167,11 +171,16 @@ class JobConfig(Section):
     """A whole `promptft train` job."""
 
     data: DataConfig = Field(default_factory=DataConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: str | None = None
     """The run folder (an interrupted run there resumes)."""
+
+    def reader_options(self) -> dict[str, Any]:
+        """The data section's column spec plus how the task's labels are read (`read_rows` options)."""
+        return {**self.data.reader_options(), "task": self.task.reader_task()}
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +210,14 @@ class JobConfig(Section):
             data["model"].pop("lora")  # used by LoRA only
         if not data["model"]["adapter"]:
             data["model"].pop("adapter")
+        if data["model"]["method"] == "yes_no":
+            data["prompt"]["answers"] = list(data["prompt"]["answers"])
+        else:
+            data["prompt"].pop("answers")  # used by yes/no questions only
+        if data["task"] == TaskConfig().to_dict():
+            data.pop("task")  # single-label jobs read as before
+        elif data["task"]["value_range"] is not None:
+            data["task"]["value_range"] = list(data["task"]["value_range"])
         text = "# promptft job: run it with `promptft train --config <this file>`\n"
         text += yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         Path(path).write_text(text, encoding="utf-8")

@@ -41,7 +41,9 @@ class TrainConfig(Section):
     early_stopping_patience: int | None = 4
     """Evaluations without improvement before stopping; None (null) = never stop early."""
     metric: str = "accuracy"
-    """The dev metric that picks the best step (single-label: accuracy, macro_f1)."""
+    """The dev metric that picks the best step (single-label: accuracy, macro_f1; multi-label: macro_f1,
+    micro_f1, subset_accuracy; regression: pearson, spearman, mse). `accuracy` means the task's own default
+    metric (macro_f1, pearson) for a task that reports no accuracy."""
     seed: int = 42
     """Random seed (data order, adapter initialisation, dropout)."""
     group_by_length: bool = True

@@ -2,6 +2,17 @@
 
 from promptft.data.example import Example, label_names
 from promptft.data.readers import read_examples
-from promptft.data.sampling import sample_k_shot, train_dev_split
+from promptft.data.sampling import MultiLabelSample, sample_k_shot, sample_multi_label, train_dev_split
+from promptft.data.targets import TASK_TYPES, TaskSpec
 
-__all__ = ["Example", "label_names", "read_examples", "sample_k_shot", "train_dev_split"]
+__all__ = [
+    "TASK_TYPES",
+    "Example",
+    "MultiLabelSample",
+    "TaskSpec",
+    "label_names",
+    "read_examples",
+    "sample_k_shot",
+    "sample_multi_label",
+    "train_dev_split",
+]

@@ -1,4 +1,4 @@
-"""The unit of data: one example's template fields and its label name."""
+"""The unit of data: one example's template fields and its label (a name, a set of names, or a number)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ class Example:
 
     `fields` keys are the template's field names (`{"text": ...}` or `{"premise": ..., "hypothesis": ...}`);
     `label` is always the label *name* after any label map, so it can be looked up in a verbalizer directly.
+    Other task types: a multi-label example's label is a sorted tuple of names (`("joy", "love")`), a
+    regression example's a float. All three are hashable, so examples still dedupe in sets.
     """
 
     fields: dict[str, str]
-    label: str | None = None
+    label: str | tuple[str, ...] | float | None = None
 
     # Frozen dataclasses hash all fields and a dict is unhashable; hashing by content lets callers dedupe
     # examples and check splits for overlap with sets.
@@ -35,6 +37,13 @@ def _natural_key(labels: Iterable[str]) -> list[str]:
 def label_names(examples: Iterable[Example]) -> list[str]:
     """Sorted unique labels of `examples` (numerically when every label is an integer, e.g. "2" < "10").
 
-    Unlabelled examples are ignored; an all-unlabelled input gives [].
+    Unlabelled examples are ignored; an all-unlabelled input gives []. Multi-label sets contribute each
+    of their labels; regression targets (numbers) are not labels and are ignored.
     """
-    return _natural_key(ex.label for ex in examples if ex.label is not None)
+    names: list[str] = []
+    for ex in examples:
+        if isinstance(ex.label, str):
+            names.append(ex.label)
+        elif isinstance(ex.label, tuple):
+            names.extend(ex.label)
+    return _natural_key(names)

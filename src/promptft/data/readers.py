@@ -26,6 +26,7 @@ from promptft.data.sources import (
     _open_table,
     _Records,
 )
+from promptft.data.targets import TaskSpec
 from promptft.errors import DataError
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def read_examples(
     header: bool | None = None,
     fmt: str | None = None,
     limit: int | None = None,
+    task: TaskSpec | None = None,
 ) -> list[Example]:
     """Read examples from a csv/tsv/jsonl/json file or a Hugging Face `datasets.Dataset`.
 
@@ -65,9 +67,13 @@ def read_examples(
 
     json files may hold a list of objects, `{"data": [...]}`, an id -> object mapping (LM-BFF's imdb/yelp
     files), or columns (`{"text": [...], "label": [...]}`); jsonl files hold one object per line.
+
+    `task` (`promptft.data.TaskSpec`) reads other task types: multi-label rows (a label column with
+    comma-separated labels or a JSON list, or one 0/1 column per label; `label_map` maps raw labels, e.g.
+    indices, to names) give a sorted tuple of label names, regression rows a float inside a declared range.
     """
     spec = {"fields": fields, "label": label, "label_map": label_map, "header": header, "fmt": fmt}
-    return [row.example for row in read_rows(source, **spec, limit=limit)]
+    return [row.example for row in read_rows(source, **spec, limit=limit, task=task)]
 
 
 def read_rows(
@@ -80,6 +86,7 @@ def read_rows(
     fmt: str | None = None,
     limit: int | None = None,
     labels: bool = True,
+    task: TaskSpec | None = None,
 ) -> list[Row]:
     """`read_examples`, keeping each record's columns and location: `Row(example, cells, where)`.
 
@@ -101,14 +108,14 @@ def read_rows(
                 if header is not None:
                     raise DataError(f"header= only applies to csv/tsv files, but {path} is {fmt}: drop it")
                 records = _open_json(path, fmt)
-            return _rows(records, fields, label, label_map, limit, labels)
+            return _rows(records, fields, label, label_map, limit, labels, task)
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path} is not valid UTF-8 text ({err.reason} at byte {err.start}): re-save it as UTF-8"
             ) from None
     if fmt is not None or header is not None:
         raise DataError("fmt= and header= only apply to files, not to a datasets.Dataset: drop them")
-    return _rows(_open_dataset(source, limit), fields, label, label_map, limit, labels)
+    return _rows(_open_dataset(source, limit), fields, label, label_map, limit, labels, task)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -176,8 +183,15 @@ def _rows(
     label_map: dict[str, str] | None,
     limit: int | None,
     labels: bool = True,
+    task: TaskSpec | None = None,
 ) -> list[Row]:
+    task = task or TaskSpec()
     field_keys, label_key = _resolve(records, fields, label)
+    label_cols = None
+    if task.label_columns is not None:  # one 0/1 column per label replaces the label column
+        label_key = None
+        if labels:
+            label_cols = {str(c): _key(records, c, "label_columns") for c in task.label_columns}
     if not labels:
         label_key = None  # the layout guess may have found one; an unlabelled read ignores it
     class_names = (records.class_names or {}).get(label_key) if isinstance(label_key, str) else None
@@ -185,7 +199,8 @@ def _rows(
         # A data row shorter than its header is broken even if the columns we read happen to exist.
         required = records.width
     else:
-        required = max((k for k in (*field_keys.values(), label_key) if isinstance(k, int)), default=-1) + 1
+        keys = (*field_keys.values(), label_key, *(label_cols or {}).values())
+        required = max((k for k in keys if isinstance(k, int)), default=-1) + 1
     names = _cell_names(records, field_keys, label_key)
     out: list[Row] = []
     joined: list[str] = []
@@ -200,15 +215,20 @@ def _rows(
                 rec = _join_extra(records, rec, loc, field_keys, label_key)
                 joined.append(loc.split(" of ")[0])
         texts = {name: _text(_cell(rec, key, loc), loc, key) for name, key in field_keys.items()}
-        name = None
-        if label_key is not None:
+        name: Any = None
+        if label_cols is not None:
+            name = task.from_columns({n: _cell(rec, k, loc) for n, k in label_cols.items()}, loc, label_map)
+        elif label_key is not None:
             value = _cell(rec, label_key, loc)
             if _blank(value) and not any(texts.values()):
                 raise DataError(
                     f"{loc} has neither text nor a label (every column read is empty): delete that line "
                     "or fill it in"
                 )
-            name = _label(value, loc, label_key, label_map, class_names, records.assumed)
+            if task.task == "single_label":
+                name = _label(value, loc, label_key, label_map, class_names, records.assumed)
+            else:
+                name = task.parse(value, loc, label_key, label_map, class_names)
         cells = dict(rec) if isinstance(rec, Mapping) else dict(zip(names, rec, strict=False))
         out.append(Row(Example(texts, name), cells, loc))
         if limit is not None and len(out) >= limit:

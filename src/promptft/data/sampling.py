@@ -1,9 +1,11 @@
-"""Few-shot sampling (LM-BFF style: k examples per class) and train/dev splits."""
+"""Few-shot sampling (LM-BFF style: k examples per class; multi-label: at least k per label) and
+train/dev splits."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from promptft.data.example import Example, label_names
 from promptft.errors import DataError
@@ -109,3 +111,75 @@ def train_dev_split(
     rng.shuffle(train)
     rng.shuffle(dev)
     return train, dev
+
+
+@dataclass(frozen=True)
+class MultiLabelSample:
+    """A multi-label k-shot sample: the examples (shuffled), how many examples each label got, and how
+    many examples were taken in all (at least K per label, usually more since examples share labels)."""
+
+    examples: list[Example]
+    counts: dict[str, int]
+
+    @property
+    def n_taken(self) -> int:
+        return len(self.examples)
+
+
+def sample_multi_label(
+    examples: Sequence[Example],
+    k: int,
+    seed: int,
+    *,
+    labels: Sequence[str] | None = None,
+    exclude: Iterable[Example] = (),
+) -> MultiLabelSample:
+    """A seeded greedy sample in which every label has at least `k` examples (the usual multi-label k-shot).
+
+    The examples are shuffled with `random.Random(seed)`; labels are then served rarest first, each taking
+    the next unused examples that carry it until it has `k` (an example counts for all its labels, so
+    frequent labels are often filled by rarer labels' picks). `labels` restricts the labels to fill (by
+    default every label present); `exclude` examples are never taken (e.g. the train sample, when dev is
+    drawn from the same pool). The same examples and seed always give the same sample.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise DataError(f"k must be a positive integer (examples per label), got {k!r}")
+    if not examples:
+        raise DataError("cannot sample k-shot data from no examples: check that the data file was read")
+    for i, ex in enumerate(examples):
+        if not isinstance(ex.label, tuple):
+            raise DataError(
+                f"multi-label sampling needs label sets, but example {i} has label {ex.label!r}: read the "
+                "data with task=TaskSpec('multi_label') (task.type: multi_label)"
+            )
+    wanted = list(labels) if labels is not None else label_names(examples)
+    if not wanted:
+        raise DataError("no labels to sample: the examples carry none, or labels= is empty")
+    skip = set(exclude)
+    order = [ex for ex in examples if ex not in skip]
+    random.Random(seed).shuffle(order)
+    holders = {label: [i for i, ex in enumerate(order) if label in ex.label] for label in wanted}  # type: ignore[operator]
+    short = {label: len(idx) for label, idx in holders.items() if len(idx) < k}
+    if short:
+        label, have = min(short.items(), key=lambda item: item[1])
+        raise DataError(
+            f"label {label!r} has {have} example(s) to draw from, but k={k} are needed per label "
+            f"({len(short)} label(s) fall short): use k <= {have}, more data, or drop the label with labels="
+        )
+    counts = dict.fromkeys(wanted, 0)
+    taken: list[int] = []
+    used: set[int] = set()
+    for label in sorted(wanted, key=lambda name: (len(holders[name]), name)):  # rarest first
+        for i in holders[label]:
+            if counts[label] >= k:
+                break
+            if i in used:
+                continue
+            used.add(i)
+            taken.append(i)
+            for other in order[i].label:  # type: ignore[union-attr]
+                if other in counts:
+                    counts[other] += 1
+    chosen = [order[i] for i in taken]
+    random.Random(seed + 1).shuffle(chosen)
+    return MultiLabelSample(chosen, counts)

@@ -263,10 +263,11 @@ def _open_dataset(source: Any, limit: int | None) -> _Records:
     if limit is not None and limit < len(source):
         source = source.select(range(limit))
     columns = list(source.column_names)
-    class_names = {
-        name: list(feat.names)
-        for name, feat in source.features.items()
-        if isinstance(feat, datasets.ClassLabel)
-    }
+    # A ClassLabel column, or a list of them (multi-label datasets such as GoEmotions' `labels`).
+    class_names = {}
+    for name, feat in source.features.items():
+        inner = getattr(feat, "feature", feat)
+        if isinstance(inner, datasets.ClassLabel):
+            class_names[name] = list(inner.names)
     rows = ((f"row {i} of the dataset", row) for i, row in enumerate(source))
     return _Records("the dataset", "dataset", columns, len(columns), rows, class_names)

@@ -28,8 +28,8 @@ def read_split(path: str | Path, spec: Mapping[str, Any], *, labelled: bool = Tr
 
 
 def read_split_rows(path: str | Path, spec: Mapping[str, Any], *, labelled: bool = True) -> list[Row]:
-    """Read one file with a column spec (`fields`, `label`, `label_map`, `header`, `fmt`: a job's
-    `data.reader_options()`), as rows that keep every column.
+    """Read one file with a column spec (`fields`, `label`, `label_map`, `header`, `fmt` and the task's
+    `TaskSpec` as `task`: a job's `reader_options()`), as rows that keep every column.
 
     Labelled reads default the label column to `label` when `fields` names columns; an unlabelled read
     (prediction inputs) reads no label at all. Errors are worded for the command line (`--format`, not
@@ -42,7 +42,7 @@ def read_split_rows(path: str | Path, spec: Mapping[str, Any], *, labelled: bool
         label = "label"
     options = {"fields": fields, "header": spec.get("header"), "fmt": spec.get("fmt")}
     if labelled:
-        options.update(label=label, label_map=spec.get("label_map"))
+        options.update(label=label, label_map=spec.get("label_map"), task=spec.get("task"))
     try:
         rows = read_rows(path, **options, labels=labelled)
     except DataError as err:

@@ -25,9 +25,24 @@ class Objective(ABC):
     name: ClassVar[str]
     metrics: ClassVar[dict[str, bool]]  # metric name -> higher is better; the first is the default
     loss_name: ClassVar[str]  # for logs: "cross-entropy", "bce", "mse", "kl"
+    # Whether decoding has settings fitted on dev (multi-label thresholds): the trainer then calls `tune`
+    # before each dev evaluation, and once more for the weights it keeps.
+    tunes_on_dev: ClassVar[bool] = False
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.labels = [str(label) for label in labels]
+
+    # ----- decoding fitted on dev, and what a saved classifier keeps -----
+    def tune(self, logits: torch.Tensor, examples: Sequence[Example]) -> None:  # noqa: B027
+        """Fit decoding settings on labelled dev logits (nothing to fit for most objectives)."""
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options beyond the labels (JSON-able), saved with a classifier and read back by
+        `objective_from_dict`: thresholds, a value range, ..."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "labels": list(self.labels), **self.options()}
 
     @abstractmethod
     def targets(self, examples: Sequence[Example]) -> torch.Tensor:
@@ -56,6 +71,10 @@ class Objective(ABC):
         return next(iter(self.metrics))
 
     def check_metric(self, metric: str) -> str:
+        """`metric` if this objective reports it. `accuracy`, the training config's default (the
+        single-label metric), means this objective's default metric when it reports no accuracy."""
+        if metric == "accuracy" and metric not in self.metrics:
+            return self.default_metric
         if metric not in self.metrics:
             raise ConfigError(
                 f"metric {metric!r} is not reported by the {self.name} objective: "

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from promptft.config import DataConfig, JobConfig
+from promptft.config import DataConfig, JobConfig, TaskConfig
+from promptft.data import label_names
 from promptft.data.readers import Row
 from promptft.data.splits import check_empty, read_split_rows
 from promptft.errors import DataError, ModelError
@@ -26,8 +27,9 @@ def saved_classifier(model_dir: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise ModelError(f"{model_dir} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
     config = json.loads(path.read_text())
-    if config.get("type") == "prompt":
-        config["fields"] = list(Template(config["template"]).fields)
+    if config.get("type") in ("prompt", "yes_no"):  # a yes/no question's {label} is not a data field
+        fields = Template(config["template"]).fields
+        config["fields"] = [f for f in fields if not (config["type"] == "yes_no" and f == "label")]
     return config
 
 
@@ -47,9 +49,20 @@ def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> Dat
     return DataConfig(fields={f: f for f in fields_of})
 
 
+def task_for(model_dir: str | Path, saved: Mapping[str, Any]) -> TaskConfig:
+    """How to read labels for a trained classifier: the task of the job that trained it (its job.yaml),
+    else the one its saved objective implies (multi-label with comma-separated labels, regression)."""
+    model_dir = Path(model_dir)
+    for candidate in (model_dir / JOB_FILE, model_dir.parent / JOB_FILE):
+        if candidate.is_file():
+            return JobConfig.from_yaml(candidate).task
+    return TaskConfig.from_objective(saved.get("objective"))
+
+
 def check_known_labels(rows: Sequence[Row], labels: Sequence[str], path: str | Path) -> None:
-    """Every label in the data must be one the classifier knows (checked before the model loads)."""
-    unknown = sorted({row.example.label for row in rows} - set(labels) - {None})
+    """Every label in the data must be one the classifier knows (checked before the model loads); a
+    multi-label set's every label; regression targets are numbers and were range-checked when read."""
+    unknown = sorted(set(label_names(row.example for row in rows)) - set(labels))
     if unknown:
         raise DataError(
             f"{path}: unknown label {unknown[0]!r}: this classifier knows {list(labels)}; fix the label map "
@@ -58,8 +71,9 @@ def check_known_labels(rows: Sequence[Row], labels: Sequence[str], path: str | P
 
 
 def evaluate_file(clf, path: str | Path, data: DataConfig, batch_size: int = 32, progress: bool = False):
-    """Accuracy, macro-F1 and n of a loaded classifier on a labelled file."""
-    rows = read_split_rows(path, data.reader_options())
+    """The objective's metrics (single-label: accuracy, macro-F1, n) of a loaded classifier on a file."""
+    task = TaskConfig.from_objective(clf.objective.to_dict())
+    rows = read_split_rows(path, {**data.reader_options(), "task": task.reader_task()})
     check_known_labels(rows, clf.labels, path)
     return clf.evaluate([row.example for row in rows], batch_size, progress)
 
@@ -75,13 +89,15 @@ def prepare(
 ) -> tuple[Path, dict[str, Any], DataConfig]:
     """Everything eval and predict can check without the model (~seconds to load): the folder, the
     device, and the data spec (the job's columns, then `given`, e.g. from flags; None values are left
-    out). Returns (classifier folder, saved config, data spec)."""
+    out). Returns (classifier folder, saved config, data spec); the saved config's `task` is the
+    `TaskConfig` to read labels with (`task_for`)."""
     from promptft.models.loading import check_device
 
     folder = classifier_dir(model_dir)
     saved = saved_classifier(folder)
     check_device(device)
     data = data_config_for(folder, saved.get("fields", ()))
+    saved["task"] = task_for(folder, saved)
     changes = {k: v for k, v in given.items() if v is not None}
     return folder, saved, DataConfig.parse({**data.to_dict(), **changes})
 
@@ -102,14 +118,16 @@ def evaluate(
     device: str | None = None,
     progress: bool = False,
 ) -> dict[str, float]:
-    """Accuracy, macro-F1 and n of a saved classifier (a run folder or its best/) on a labelled file.
+    """The metrics of a saved classifier (a run folder or its best/) on a labelled file: accuracy, macro-F1
+    and n (single-label); macro/micro-F1, subset accuracy, f1_<label> (multi-label); pearson, spearman,
+    mse (regression).
 
     `columns`: changes to the column spec (`DataConfig` fields: fields, label, label_map, header,
     format), which defaults to that of the job that trained the model. `empty`: rows with an empty text
     are kept (with a warning), skipped, or an error. Everything is checked before the model loads."""
     require_file(data)
     folder, saved, spec = prepare(model_dir, device, **dict(columns or {}))
-    rows = read_split_rows(data, spec.reader_options())
+    rows = read_split_rows(data, {**spec.reader_options(), "task": saved["task"].reader_task()})
     check_known_labels(rows, saved["labels"], data)
     skip = set(check_empty(rows, data, empty, "scored like the others" if empty == "keep" else "not scored"))
     if empty == "skip":

@@ -59,23 +59,56 @@ def prediction_columns(input_columns: Sequence[str], labels: Sequence[str]) -> t
 
 
 def prediction_rows(
-    clf, rows: Sequence[Row], batch_size: int = 32, progress: bool = False, skip: Sequence[int] = ()
+    clf,
+    rows: Sequence[Row],
+    batch_size: int = 32,
+    progress: bool = False,
+    skip: Sequence[int] = (),
+    label_separator: str = ",",
 ) -> list[dict[str, Any]]:
     """One dict per input row, in order: the row's own columns, the predicted label and a probability
-    per label (see `prediction_columns`). Rows in `skip` keep their columns with empty predictions."""
+    per label (see `prediction_columns`). Rows in `skip` keep their columns with empty predictions.
+
+    Multi-label: `label` is the predicted label set joined by `label_separator` (empty when no label
+    reaches its threshold) and `prob_<label>` each label's own probability; regression: one `value`."""
     columns = list(dict.fromkeys(c for row in rows for c in row.cells))
-    label_col, prob_cols = prediction_columns(columns, clf.labels)
+    objective = clf.objective
     skipped = set(skip)
     todo = [i for i in range(len(rows)) if i not in skipped]
+    if objective.name == "regression":
+        return _value_rows(clf, rows, columns, todo, batch_size)
+    label_col, prob_cols = prediction_columns(columns, clf.labels)
     probs = clf.predict_proba([rows[i].example for i in todo], batch_size, progress)
+    thresholds = getattr(objective, "thresholds", None) if objective.name == "multi_label" else None
     by_row = dict(zip(todo, probs, strict=True))
     out = []
     for i, row in enumerate(rows):
         record: dict[str, Any] = {c: row.cells.get(c, "") for c in columns}
         p = by_row.get(i)
-        record[label_col] = "" if p is None else clf.labels[int(p.argmax())]
+        if p is None:
+            record[label_col] = ""
+        elif thresholds is not None:
+            chosen = [label for label, q, t in zip(clf.labels, p, thresholds, strict=True) if q >= t]
+            record[label_col] = label_separator.join(chosen)
+        else:
+            record[label_col] = clf.labels[int(p.argmax())]
         for col, j in zip(prob_cols, range(len(clf.labels)), strict=True):
             record[col] = "" if p is None else round(float(p[j]), 6)
+        out.append(record)
+    return out
+
+
+def _value_rows(clf, rows: Sequence[Row], columns: list[str], todo: list[int], batch_size: int):
+    """Regression: the input's columns and the predicted `value` (`pred_value` if the input has one)."""
+    value_col = "value"
+    while value_col in columns:
+        value_col = "pred_" + value_col
+    values = clf.predict([rows[i].example for i in todo], batch_size) if todo else []
+    by_row = dict(zip(todo, values, strict=True))
+    out = []
+    for i, row in enumerate(rows):
+        record: dict[str, Any] = {c: row.cells.get(c, "") for c in columns}
+        record[value_col] = round(float(by_row[i]), 6) if i in by_row else ""
         out.append(record)
     return out
 
@@ -130,17 +163,21 @@ def predict(
     progress: bool = False,
 ) -> int:
     """Classify `input` with a saved classifier and write one row per input row to `output` (its columns,
-    then `label` and `prob_<label>`); returns the number of rows written. The output, the input and the
+    then `label` and `prob_<label>`; multi-label: the label set and each label's probability; regression:
+    `value`); returns the number of rows written. The output, the input and the
     device are checked before the model loads; `columns` changes the column spec (see `evaluate`)."""
     from promptft.recipes.evaluate import load, prepare, require_file
 
     check_output(output, overwrite)  # before the model loads
     require_file(input)
-    folder, _, spec = prepare(model_dir, device, **dict(columns or {}))
+    folder, saved, spec = prepare(model_dir, device, **dict(columns or {}))
     rows = read_split_rows(input, spec.reader_options(), labelled=False)
     what = "predicted from the template alone" if empty == "keep" else "kept with an empty prediction"
     skip = check_empty(rows, input, empty, what)
     clf = load(folder, device)
-    predictions = prediction_rows(clf, rows, batch_size, progress, skip=skip if empty == "skip" else ())
+    separator = saved["task"].label_separator
+    predictions = prediction_rows(
+        clf, rows, batch_size, progress, skip=skip if empty == "skip" else (), label_separator=separator
+    )
     write_predictions(predictions, output, overwrite)
     return len(predictions)

@@ -23,6 +23,7 @@ from promptft.config import JobConfig, PromptConfig
 from promptft.data import Example, label_names
 from promptft.data.splits import SPLITS, load_split
 from promptft.errors import ConfigError, DataError, TemplateError, VerbalizerError
+from promptft.objectives.regression import VALUE_LABEL
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
 from promptft.recipes.run_dir import (
@@ -46,7 +47,9 @@ __all__ = ["JobResult", "build_classifier", "check_data", "check_job", "train"]
 
 def job_labels(job: JobConfig, examples: Sequence[Example] = ()) -> list[str]:
     """The classifier's labels, in order: the label words' labels, else the label map's names, else
-    the labels found in `examples`."""
+    the labels found in `examples`. A regression head has one output, `value`."""
+    if job.task.type == "regression" and job.model.method == "head":
+        return [VALUE_LABEL]
     if job.prompt.label_words:
         return list(job.prompt.label_words)
     if job.data.label_map:
@@ -71,9 +74,24 @@ def make_verbalizer(prompt: PromptConfig) -> Verbalizer:
 def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
     """Catch configuration mistakes before any data or model is loaded."""
     m = job.model
-    if m.method == "prompt":
+    if m.method == "yes_no":
+        if "label" not in Template(job.prompt.template).fields:
+            raise ConfigError(
+                "--method yes_no asks a question per label: the template needs a {label} field, e.g. "
+                '"{text}\nDoes it express {label}? {mask}"'
+            )
+        if job.task.type != "multi_label":
+            raise ConfigError("--method yes_no is for multi-label tasks: add --task multi_label")
+        if not job.prompt.label_words and not job.data.label_map:
+            raise ConfigError("--method yes_no needs the label names: give --label-map (or --label-words)")
+    elif m.method == "prompt":
         Template(job.prompt.template)  # no slot, bad braces, ... raise TemplateError here
-        make_verbalizer(job.prompt)
+        verbalizer = make_verbalizer(job.prompt)
+        if job.task.type == "regression" and len(verbalizer.labels) != 2:
+            raise ConfigError(
+                f"regression through a prompt takes two label words, the lower pole first (e.g. --label-words "
+                f"low=no,high=yes); got {len(verbalizer.labels)}: {verbalizer.labels}"
+            )
     elif m.finetune == "none":
         raise ConfigError(
             "--finetune none (zero-shot) needs a prompt: the head baseline's new head must be trained; "
@@ -122,7 +140,26 @@ def check_data(
 
     `labels`: the head baseline's labels (default: `job_labels` of the train split)."""
     named = {which: ex for which, ex in splits.items() if ex}
-    if job.model.method == "prompt":
+    if job.model.method == "yes_no":
+        labels = job_labels(job)
+        check_label_words(job, label_names(ex for examples in named.values() for ex in examples))
+        for which, examples in named.items():
+            path = getattr(job.data, which, which)
+            unknown = sorted(set(label_names(examples)) - set(labels))
+            if unknown:
+                raise DataError(
+                    f"{path} has label(s) {unknown} that are not among {labels}: fix the label map"
+                )
+            missing = [
+                f
+                for f in Template(job.prompt.template).fields
+                if f != "label" and f not in examples[0].fields
+            ]
+            if missing:
+                raise TemplateError(
+                    f"{path}: the template's field(s) {missing} are not in the data (--field NAME=COLUMN)"
+                )
+    elif job.model.method == "prompt":
         template = Template(job.prompt.template)
         verbalizer = make_verbalizer(job.prompt)
         check_label_words(job, label_names(ex for examples in named.values() for ex in examples))
@@ -133,7 +170,8 @@ def check_data(
             except TemplateError as err:
                 raise TemplateError(f"{path}: {err} (--field NAME=COLUMN)") from None
             try:
-                verbalizer.check_labels([ex.label for ex in examples if ex.label is not None])
+                if job.task.type != "regression":  # a regression prompt's labels are its two poles
+                    verbalizer.check_labels(label_names(examples))
             except VerbalizerError as err:
                 raise VerbalizerError(f"{path}: {err} (--label-words, --label-map)") from None
     else:
@@ -141,7 +179,7 @@ def check_data(
         wanted = head_fields(job)
         for which, examples in named.items():
             path = getattr(job.data, which, which)
-            unknown = sorted({ex.label for ex in examples} - set(labels))
+            unknown = sorted(set(label_names(examples)) - set(labels))
             if unknown:
                 raise DataError(
                     f"{path} has label(s) {unknown} that the classifier does not know ({labels}): "
@@ -166,15 +204,32 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
     settings = m.adapter_settings()  # a fresh copy: the head adds its modules to LoRA's
     lora = settings if m.finetune == "lora" else None
     torch.manual_seed(job.train.seed)
-    if m.method == "prompt":
-        return PromptClassifier.from_model(
+    if m.method == "yes_no":
+        from promptft.classifiers import YesNoClassifier
+
+        texts = job.prompt.label_words or {label: label for label in job_labels(job)}
+        return YesNoClassifier.from_model(
             m.name,
             job.prompt.template,
-            make_verbalizer(job.prompt),
+            {label: text if isinstance(text, str) else text[0] for label, text in texts.items()},
+            answers=job.prompt.answers,
             kind=m.kind,
             finetune=settings,
             max_length=job.prompt.max_length,
             device=m.device,
+            objective=job.task.objective(list(texts)),
+        )
+    if m.method == "prompt":
+        verbalizer = make_verbalizer(job.prompt)
+        return PromptClassifier.from_model(
+            m.name,
+            job.prompt.template,
+            verbalizer,
+            kind=m.kind,
+            finetune=settings,
+            max_length=job.prompt.max_length,
+            device=m.device,
+            objective=job.task.objective(verbalizer.labels),
         )
     labels = list(labels) if labels else job_labels(job)
     if not labels:
@@ -186,6 +241,7 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
         m.name,
         labels,
         head_fields(job),
+        objective=job.task.objective(labels),
         finetune=m.finetune,
         lora=lora,
         max_length=job.prompt.max_length,
@@ -203,6 +259,7 @@ class JobResult:
     test: dict[str, float] | None
     train_time_s: float
     zero_shot: bool = False
+    metric: str = "accuracy"  # the dev metric that picked the best step (the task's, e.g. pearson)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -222,7 +279,7 @@ def train(job: JobConfig) -> JobResult:
     if zero_shot and job.data.train:
         log.info("--finetune none: no training, the train file is not read")
     paths = {which: getattr(job.data, which) for which in SPLITS}
-    spec = job.data.reader_options()
+    spec = job.reader_options()
     splits = {
         which: None if zero_shot and which == "train" else load_split(paths, which, spec) for which in SPLITS
     }
@@ -252,9 +309,14 @@ def _warn_empty(job: JobConfig, splits: Mapping[str, Sequence[Example] | None]) 
 def _show_first_prompt(job: JobConfig, splits: Mapping[str, Sequence[Example] | None]) -> None:
     """Show the prompt of the first example as the model reads it: a wrong template shows at once."""
     first = next((ex[0] for ex in (splits["train"], splits["dev"], splits["test"]) if ex), None)
-    if job.model.method != "prompt" or first is None:
+    if job.model.method == "head" or first is None:
         return
-    prompt = Template(job.prompt.template).render(first.fields)
+    fields = dict(first.fields)
+    if job.model.method == "yes_no":  # one question per label: show the first
+        fields["label"] = (
+            next(iter(job.prompt.label_words.values())) if job.prompt.label_words else job_labels(job)[0]
+        )
+    prompt = Template(job.prompt.template).render(fields)
     log.info("prompt of the first example ({mask} is where the label word goes):\n%s", prompt)
 
 
@@ -272,6 +334,8 @@ def _run_locked(
 
     if zero_shot:
         start = time.perf_counter()
+        if splits["dev"]:
+            clf.tune(splits["dev"], cfg.eval_batch_size, cfg.progress)  # e.g. multi-label thresholds
         best_dev = clf.evaluate(splits["dev"], cfg.eval_batch_size, cfg.progress) if splits["dev"] else None
         if is_main_process():  # under `accelerate launch`, one process writes
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -305,4 +369,5 @@ def _run_locked(
         test=test,
         train_time_s=result.train_time_s,
         zero_shot=zero_shot,
+        metric=clf.objective.check_metric(cfg.metric),
     )

@@ -172,8 +172,10 @@ class Trainer:
                         rows[i] = row
         finally:
             module.train(was_training)
-        predictions = self.objective.decode(torch.stack(rows))  # type: ignore[arg-type]
-        return self.objective.evaluate(dev, predictions)
+        logits = torch.stack(rows)  # type: ignore[arg-type]
+        if self.objective.tunes_on_dev:  # e.g. multi-label thresholds, fitted to these weights
+            self.objective.tune(logits, dev)
+        return self.objective.evaluate(dev, self.objective.decode(logits))
 
     # ----- training -----
     def train(self, train, dev=None) -> TrainResult:
@@ -218,6 +220,8 @@ class Trainer:
 
         enc_train = clf.encode(train)
         enc_dev = clf.encode(dev) if dev else []
+        if hasattr(clf, "prepare_training"):  # data-dependent init of task parameters (before resume loads)
+            clf.prepare_training(enc_train, targets)
         lengths = [clf.length_of(e) for e in enc_train]
         # One entry per optimizer step: a global batch of batch_size * grad_accum examples.
         schedule = batch_schedule(
@@ -371,6 +375,8 @@ class Trainer:
 
         if best_state is not None:
             clf.load_trainable_state(best_state)  # the model selected on dev, not the last one
+        if enc_dev and objective.tunes_on_dev:
+            self._dev_metrics(module, enc_dev, dev)  # decoding tuned for the kept weights, on every process
         result = TrainResult(
             best_step=best_step if enc_dev else step,
             best_dev=best_dev,
