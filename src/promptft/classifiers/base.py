@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from promptft.adapters import AdapterSettings, LoraSettings
 from promptft.data import Example
 from promptft.data.inputs import Inputs, as_examples
 from promptft.errors import DataError, PromptFTError
@@ -28,6 +29,7 @@ class BaseClassifier:
     module: nn.Module  # the trainable torch module
     peft_model: Any = None  # the peft wrapper when an adapter is applied
     _objective: Objective | None = None
+    adapter: AdapterSettings  # what trains (promptft.adapters); set by each classifier
 
     # ----- to implement -----
     def encode(self, examples: Sequence[Example]) -> list[Any]:
@@ -53,18 +55,19 @@ class BaseClassifier:
         return next(self.module.parameters()).device
 
     def label_index(self, examples: Sequence[Example]) -> list[int]:
-        index = {label: i for i, label in enumerate(self.labels)}
-        out = []
-        for ex in examples:
-            if ex.label is None:
-                raise DataError("an example has no label: training and evaluation need labelled data")
-            if ex.label not in index:
-                raise DataError(
-                    f"unknown label {ex.label!r}: this classifier knows {self.labels}; "
-                    "fix the label map or add label words for it"
-                )
-            out.append(index[ex.label])
-        return out
+        """Single-label class indices of `examples` in `self.labels` order (DataError for a missing or
+        unknown label)."""
+        return SingleLabel(self.labels).targets(examples).tolist()
+
+    @property
+    def finetune(self) -> str:
+        """The adapter's name ("full", "lora", "none", ...)."""
+        return self.adapter.name
+
+    @property
+    def lora_settings(self) -> LoraSettings | None:
+        """The LoRA settings when the adapter is LoRA, else None."""
+        return self.adapter if isinstance(self.adapter, LoraSettings) else None
 
     @property
     def objective(self) -> Objective:

@@ -148,14 +148,6 @@ class HeadClassifier(BaseClassifier):
         clf.set_finetune(finetune, lora)
         return clf
 
-    @property
-    def finetune(self) -> str:
-        return self.adapter.name
-
-    @property
-    def lora_settings(self) -> LoraSettings | None:
-        return self.adapter if isinstance(self.adapter, LoraSettings) else None
-
     def set_finetune(self, finetune: str | AdapterSettings, lora: LoraSettings | None = None) -> None:
         adapter = adapter_settings(lora if lora is not None and finetune == "lora" else finetune)
         if adapter.name not in ("full", "lora"):

@@ -189,15 +189,6 @@ class PromptClassifier(BaseClassifier):
         clf.set_finetune(finetune, lora)
         return clf
 
-    @property
-    def finetune(self) -> str:
-        """The adapter's name ("full", "lora", "none", ...)."""
-        return self.adapter.name
-
-    @property
-    def lora_settings(self) -> LoraSettings | None:
-        return self.adapter if isinstance(self.adapter, LoraSettings) else None
-
     def set_finetune(self, finetune: str | AdapterSettings, lora: LoraSettings | None = None) -> None:
         """Choose what trains: an adapter name or settings (`lora` is the LoRA settings for "lora")."""
         if lora is not None and finetune == "lora":
