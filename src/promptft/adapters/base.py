@@ -46,12 +46,10 @@ class AdapterSettings:
     # ----- applying -----
     def apply(self, model: nn.Module, kind: str, label_token_ids: list[int] | None = None):
         """Make `model` trainable this way; returns the peft wrapper (None for full and frozen)."""
-        from peft import get_peft_model
-
         self.check_kind(kind)
         config = self.peft_config(model, kind, label_token_ids or [])
         try:
-            return get_peft_model(model, config)
+            return wrap(model, config)
         except (ValueError, TypeError, AttributeError, NotImplementedError) as exc:
             raise ConfigError(
                 f"peft could not apply {self.name} to {type(model).__name__}: {str(exc).splitlines()[0]}"
@@ -66,6 +64,18 @@ class AdapterSettings:
                 f"{self.name} does not work with {kind} models in peft (it supports {', '.join(self.kinds)}): "
                 "choose another adapter, e.g. lora"
             )
+
+
+def wrap(model: nn.Module, config):
+    """`peft.get_peft_model`, without the deprecation warning transformers 5.2x raises when peft reads
+    `is_gradient_checkpointing`: it is peft's to fix and tells a user nothing they can act on."""
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def positive(settings: AdapterSettings, *names: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, raise_problems
+from promptft.adapters.base import PEFT_TASK_TYPES, AdapterSettings, positive, raise_problems, wrap
 from promptft.errors import ConfigError
 
 if TYPE_CHECKING:  # torch loads when an adapter is applied, not when a config is read
@@ -69,9 +69,7 @@ class LoraSettings(AdapterSettings):
 def apply_lora(model: nn.Module, settings: LoraSettings, kind: str | None = None):
     """Inject LoRA layers into `model` (in place); returns the PeftModel wrapper. Used by the head baseline,
     whose model is a sequence classifier rather than a prompt backbone."""
-    from peft import get_peft_model
-
-    return get_peft_model(model, settings.peft_config(model, kind))
+    return wrap(model, settings.peft_config(model, kind))
 
 
 def linear_names(model: nn.Module) -> list[str]:
