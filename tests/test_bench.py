@@ -740,3 +740,20 @@ def test_user_method_options_win_over_packaged_per_task_options(tmp_path, caplog
         "methods:\n  prompt_ft_lora: {max_steps: 2}\ntasks:\n  trec:\n    prompt_ft_lora: {max_steps: 5}\n"
     )
     assert load_config(both).method("prompt_ft_lora", "trec")["max_steps"] == 5  # the user's own task block
+
+
+def test_average_is_over_accuracy_tasks_only(tmp_path):
+    """A Pearson (STS-B) is not an accuracy: it gets its column but stays out of the method's average."""
+    from promptft.bench.runner import write_json_atomic
+
+    results = tmp_path / "results"
+    for seed in (13, 21, 42, 87, 100):
+        _fake_cell(results, "fake", "sst-2", "prompt_ft_lora", seed, 0.80, "SST-2/test.tsv")
+        _fake_cell(results, "fake", "sts-b", "prompt_ft_lora", seed, 0.20, "STS-B/test.tsv")
+        path = cell_path(results, "fake", "sts-b", "prompt_ft_lora", seed)
+        write_json_atomic(path, {**json.loads(path.read_text()), "metric": "pearson"})
+    text = build_report(results).markdown_path.read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    assert "Average (accuracy tasks)" in rows["Method"]
+    cells = [c.strip() for c in rows["prompt_ft_lora"].split("|")]
+    assert cells[2:5] == ["80.0 (0.0)", "20.0 (0.0)", "80.0"]  # SST-2, STS-B, then the average of SST-2 alone

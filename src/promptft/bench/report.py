@@ -243,6 +243,12 @@ def render_markdown(
     ]
     for model in sorted(grouped):
         tasks = _task_order(table, set(grouped[model]))
+        # The average is over accuracy tasks only: a Pearson or a macro-F1 is not an accuracy to average with.
+        accuracy_tasks = [
+            key
+            for key in tasks
+            if all(st.get("metric", "accuracy") == "accuracy" for st in summary[model][key].values())
+        ]
         methods = _method_order({m for t in grouped[model].values() for m in t})
         kind = next((c.get("model_kind") for c in used if c["model"] == model), "?")
         lines += ["", f"## {model} ({kind})", ""]
@@ -256,7 +262,12 @@ def render_markdown(
             if any(c.get("test_subset") for c in cells_t):
                 mark += SUBSET_MARK
             header.append(name + mark)
-        header += ["Average", "Trainable params", "Train s/cell", "Test s/cell"]
+        header += [
+            "Average" if len(accuracy_tasks) == len(tasks) else "Average (accuracy tasks)",
+            "Trainable params",
+            "Train s/cell",
+            "Test s/cell",
+        ]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for method in methods:
@@ -267,7 +278,8 @@ def render_markdown(
                 if stats is None:
                     row.append("–")
                     continue
-                means.append(stats["mean"])
+                if key in accuracy_tasks:
+                    means.append(stats["mean"])
                 text = _fmt(stats["mean"], stats["std"])
                 if stats["n_seeds"] < n_seeds_full:
                     text += f" [n={stats['n_seeds']}]"
@@ -275,7 +287,7 @@ def render_markdown(
                     text += MIXED_MARK
                 row.append(text)
             avg = f"{sum(means) / len(means):.1f}" if means else "–"
-            if means and len(means) < len(tasks):
+            if means and len(means) < len(accuracy_tasks):
                 avg += PARTIAL_MARK
             mcells = [c for key in tasks for c in grouped[model][key].get(method, [])]
             train = sum(c.get("train_time_s") or 0 for c in mcells) / max(len(mcells), 1)
