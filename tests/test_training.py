@@ -365,7 +365,7 @@ def test_progress_lines_when_not_a_terminal(caplog):
 
 
 def test_best_model_replaced_atomically(tmp_path):
-    from promptft.training.checkpoint import write_dir_atomically
+    from promptft.files import write_dir_atomically
 
     target = tmp_path / "best"
     target.mkdir()

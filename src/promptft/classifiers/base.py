@@ -46,7 +46,7 @@ class BaseClassifier:
     def length_of(encoded: Any) -> int:
         return len(encoded.input_ids)
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
         raise NotImplementedError
 
     # ----- shared -----

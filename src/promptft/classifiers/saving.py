@@ -7,9 +7,6 @@ a frozen model as nothing but the config. Folders are written to a temporary sib
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +14,7 @@ from torch import nn
 
 from promptft.adapters import AdapterSettings
 from promptft.errors import ModelError
+from promptft.files import write_dir_atomically
 
 CONFIG_FILE = "promptft_config.json"
 CALIBRATION_FILE = "label_calibration.safetensors"  # a multi-label prompt's per-label scale and bias
@@ -62,7 +60,7 @@ def write_weights(directory: Path, adapter: AdapterSettings, model, tokenizer, p
 
 
 def save_folder(directory: str | Path, overwrite: bool, write: Callable[[Path], None]) -> None:
-    """Write a classifier folder atomically: into a temporary sibling, then renamed into place.
+    """Write a classifier folder atomically (`<folder>.tmp`, then renamed into place).
 
     An existing classifier is replaced only with `overwrite=True`, and only once the new one is complete,
     so a crash mid-save never loses the previous one."""
@@ -78,19 +76,7 @@ def save_folder(directory: str | Path, overwrite: bool, write: Callable[[Path], 
         raise ModelError(
             f"{directory} is not empty and holds no saved classifier: choose an empty or new folder"
         )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    try:
-        write(tmp)
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_dir_atomically(directory, write)
 
 
 def load_peft_adapter(model: nn.Module, adapter_dir: Path):

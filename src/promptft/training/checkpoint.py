@@ -10,10 +10,8 @@ under a temporary name and renamed, so a crash mid-write leaves the previous fol
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from promptft.errors import RunDirError
+from promptft.files import write_dir_atomically
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "state.json"
@@ -109,21 +108,6 @@ def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # ----- folders written atomically -----
-def write_dir_atomically(target: Path, build: Callable[[Path], None]) -> None:
-    """`build(tmp)` fills a temporary folder that then replaces `target`; the old `target` is removed only
-    once the new one is complete and in place."""
-    tmp = target.with_name(target.name + ".tmp")
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def checkpoint_dir(run_dir: str | Path) -> Path | None:
     """The run's checkpoint folder, or its previous copy when a crash came between the two renames."""
     for name in (CHECKPOINT, CHECKPOINT + ".old"):

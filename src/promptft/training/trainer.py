@@ -30,7 +30,6 @@ from promptft.training.checkpoint import (
     load_checkpoint,
     restore_rng,
     save_checkpoint,
-    write_dir_atomically,
 )
 from promptft.training.config import TrainConfig
 from promptft.training.distributed import all_gather, all_sum, broadcast, local_share, make_accelerator
@@ -387,7 +386,7 @@ class Trainer:
             run_dir=str(self.run_dir) if self.run_dir else None,
         )
         if self.run_dir is not None and main:
-            write_dir_atomically(self.run_dir / BEST, clf.save_pretrained)
+            clf.save_pretrained(self.run_dir / BEST, overwrite=True)  # atomic: best.tmp, then renamed
             _write_json(self.run_dir / FINAL, result.to_dict())
             for name in (CHECKPOINT, *_TEMPORARY):
                 shutil.rmtree(self.run_dir / name, ignore_errors=True)
