@@ -100,6 +100,11 @@ class PromptScorer(nn.Module):
 class PromptClassifier(BaseClassifier):
     """Classify by asking the LM to fill a template's slot with one of the label words."""
 
+    @property
+    def peft_model(self):
+        """The peft wrapper (None without a peft adapter): the backbone's, where forward routes through it."""
+        return self.backbone.peft_model
+
     def __init__(
         self,
         backbone: Backbone,
@@ -207,7 +212,6 @@ class PromptClassifier(BaseClassifier):
             if hasattr(adapter, "init_from_text"):
                 adapter.init_from_text(peft_model, self.backbone.tokenizer)
             self.backbone.attach(peft_model)
-            self.peft_model = peft_model
         self.adapter = adapter
         log.info("%s: %s", adapter.name, self.describe_trainable())
 
@@ -290,8 +294,7 @@ def restore_adapter(clf: PromptClassifier, directory: Path, config: dict) -> Non
     # adapter_config.json holds everything the forward needs.
     clf.adapter = adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
     if adapter_cls.uses_peft:
-        clf.peft_model = load_peft_adapter(backbone.model, directory / "adapter")
-        backbone.attach(clf.peft_model)
+        backbone.attach(load_peft_adapter(backbone.model, directory / "adapter"))
     else:
         clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
     backbone.eval()
