@@ -169,3 +169,9 @@ def test_setfit_one_vs_rest_on_a_multi_label_task(tiny_model, table, tmp_path): 
     predicted = fitted.predictor.predict(train, batch_size=8)
     assert len(predicted) == len(train)
     assert all(isinstance(p, tuple) and set(p) <= {"joy", "anger", "love"} for p in predicted)
+    # Per-label cuts come from dev (SetFit's own 0.5 cut predicts nothing on rare labels) and decide the sets.
+    assert len(fitted.predictor.thresholds) == 3 and fitted.info["thresholds"] == fitted.predictor.thresholds
+    fitted.predictor.thresholds = [0.0] * 3
+    assert all(set(p) == {"joy", "anger", "love"} for p in fitted.predictor.predict(train[:4]))
+    fitted.predictor.thresholds = [1.01] * 3
+    assert all(p == () for p in fitted.predictor.predict(train[:4]))

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from promptft.bench.tasks import TaskSpec
 from promptft.config.base import check_keys
 from promptft.config.bench import method_job
@@ -284,6 +286,23 @@ class SetFitPredictor:
         self.labels = labels
         self.fields = fields
         self.sep = sep
+        # Multi-label only: per-label cuts on the one-vs-rest probabilities, tuned on dev like the prompt
+        # methods' (SetFit's own 0.5 cut predicts no label at all when each label has ~8 positives in 160).
+        self.thresholds: list[float] | None = None
+
+    def probabilities(self, inputs: Sequence[Example], batch_size: int = 32) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(self.texts(inputs), batch_size=batch_size, as_numpy=True))
+
+    def tune_thresholds(self, dev: Sequence[Example]) -> None:
+        """The F1-best cut per label on dev (the rule the multi-label objective uses); 0.5 without dev."""
+        from promptft.objectives.multi_label import best_threshold  # torch: imported when a model trains
+
+        self.thresholds = [0.5] * len(self.labels)
+        if not dev:
+            return
+        probs = self.probabilities(dev)
+        gold = np.array([[int(label in ex.label) for label in self.labels] for ex in dev])  # type: ignore[operator]
+        self.thresholds = [best_threshold(probs[:, j], gold[:, j], 0.5) for j in range(len(self.labels))]
 
     def texts(self, examples: Sequence[Example]) -> list[str]:
         return [self.sep.join(ex.fields[f] for f in self.fields) for ex in examples]
@@ -291,9 +310,10 @@ class SetFitPredictor:
     def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list:
         if not inputs:
             return []
+        if self.thresholds is not None:  # one-vs-rest (multi-label): a label set per input
+            on = self.probabilities(inputs, batch_size) >= np.array(self.thresholds)
+            return [tuple(sorted(self.labels[j] for j in np.flatnonzero(row))) for row in on]
         out = self.model.predict(self.texts(inputs), batch_size=batch_size, as_numpy=True)
-        if getattr(out, "ndim", 1) == 2:  # one-vs-rest (multi-label): a 0/1 row per input
-            return [tuple(sorted(self.labels[j] for j, on in enumerate(row) if on)) for row in out]
         return [self.labels[int(i)] for i in out]
 
 
@@ -367,12 +387,19 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
         trainer.train()
         train_time = time.perf_counter() - start
         steps = int(getattr(getattr(trainer, "state", None), "global_step", 0) or 0)
+    if multi:
+        predictor.tune_thresholds(data.dev)
     return Fitted(
         predictor,
         train_time_s=round(train_time, 3),
         steps=steps,
         best_step=steps,
-        info={"encoder": encoder, "encoder_path": resolve_model(encoder), "pair_separator": sep.strip()},
+        info={
+            "encoder": encoder,
+            "encoder_path": resolve_model(encoder),
+            "pair_separator": sep.strip(),
+            **({"thresholds": predictor.thresholds} if multi else {}),
+        },
     )
 
 
