@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -309,7 +309,7 @@ def evaluate_prompts(
     from promptft.prompts.calibration import check_calibration
 
     calibrate = check_calibration(calibrate)
-    candidates = list(candidates)
+    candidates = [c if c.name else replace(c, name=f"P{i + 1}") for i, c in enumerate(candidates)]
     check_candidates(candidates)
     check_data(candidates, examples, "evaluation")
     if finetune_steps < 0:
@@ -329,7 +329,7 @@ def evaluate_prompts(
         raw, calibrated = score_classifier(clf, examples, batch_size, calibrate is not None)
         rows.append(
             PromptScore(
-                name=c.name or f"P{i + 1}",
+                name=c.name,
                 template=c.template,
                 label_words=c.words_dict(),
                 calibrated=calibrated,
