@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/calibration.py",
     }
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("ece_before", "ece_after", "accuracy_before", "accuracy_after")}))
+    print(
+        json.dumps({k: result[k] for k in ("ece_before", "ece_after", "accuracy_before", "accuracy_after")})
+    )
     return 0
 
 

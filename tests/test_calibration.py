@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from planted import PlantedBackbone
 
 from promptft import Example, PromptClassifier
 from promptft.errors import ConfigError, PromptFTError
@@ -8,18 +9,19 @@ from promptft.evaluation import expected_calibration_error
 from promptft.models import backbone_from_model
 from promptft.objectives import MultiLabel
 from promptft.prompts.calibration import ContextualCalibration, apply_prior, content_free_prior
-from planted import PlantedBackbone
 from tiny import tiny_bert, tiny_llama
 
 WORDS = {"negative": "terrible", "positive": "great"}
-DATA = [Example({"text": f"{w} movie number {i}"}, lab) for i in range(6) for w, lab in (("good", "positive"), ("bad", "negative"))]
+DATA = [
+    Example({"text": f"{w} movie number {i}"}, lab)
+    for i in range(6)
+    for w, lab in (("good", "positive"), ("bad", "negative"))
+]
 
 
 def biased():
     """Says "great" far more than "terrible" whatever the input, with a real signal on top."""
-    return PlantedBackbone(
-        bias={"great": 4.0}, cues={"good": {"great": 2.0}, "bad": {"great": -2.0}}
-    )
+    return PlantedBackbone(bias={"great": 4.0}, cues={"good": {"great": 2.0}, "bad": {"great": -2.0}})
 
 
 def ece(clf, data):
@@ -55,7 +57,10 @@ def test_contextual_calibration_balances_a_biased_model_and_cuts_ece():
 def test_content_free_input_is_uniform_after_calibration_on_a_real_tiny_model():
     model, tok = tiny_llama()
     clf = PromptClassifier(
-        backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS, calibrate="contextual",
+        backbone_from_model(model, tok, "causal"),
+        "{text} It was {mask}.",
+        WORDS,
+        calibrate="contextual",
         content_free=["N/A"],
     )
     np.testing.assert_allclose(clf.predict_proba(["N/A"]), [[0.5, 0.5]], atol=1e-5)
@@ -86,9 +91,7 @@ def test_calibration_survives_save_and_load(tmp_path):
     loaded = PromptClassifier.from_pretrained(tmp_path / "c")
     assert loaded.calibrate == "contextual"
     np.testing.assert_allclose(loaded.predict_proba(DATA), clf.predict_proba(DATA), atol=1e-5)
-    plain = PromptClassifier(
-        backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS
-    )
+    plain = PromptClassifier(backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS)
     assert "calibration" not in plain.saved_config()
     assert not np.allclose(plain.predict_proba(DATA), clf.predict_proba(DATA))
 
@@ -96,7 +99,9 @@ def test_calibration_survives_save_and_load(tmp_path):
 def test_masked_model_skips_its_own_mask_token_as_content_free_input():
     model, tok = tiny_bert()
     clf = PromptClassifier(
-        backbone_from_model(model, tok, "masked"), "{text} It was {mask}.", {"a": "good", "b": "bad"},
+        backbone_from_model(model, tok, "masked"),
+        "{text} It was {mask}.",
+        {"a": "good", "b": "bad"},
         calibrate="contextual",
     )
     assert len(clf.module.content_free) == 2  # "[MASK]" is BERT's mask token: left out

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from planted import PlantedBackbone
 
 from promptft import Example
 from promptft.errors import ConfigError, DataError
@@ -15,7 +16,6 @@ from promptft.search.label_words import (
     search_assignments,
     search_label_words,
 )
-from planted import PlantedBackbone
 from tiny import tiny_bert, tiny_llama, tiny_roberta, tiny_t5
 
 TEMPLATE = "{text} It was {mask}."
@@ -124,7 +124,9 @@ def test_slot_log_probs_equal_the_backbones_word_scores(factory, kind):
     template = Template(TEMPLATE)
     encoder = backbone.make_encoder(template, 64)
     prompts = [encoder.encode({"text": t}) for t in ("I loved it", "a long and boring film indeed")]
-    words = Verbalizer({"a": "great", "b": "terrible", "c": "good"}).tokenize(tok, backbone.leading_space(template))
+    words = Verbalizer({"a": "great", "b": "terrible", "c": "good"}).tokenize(
+        tok, backbone.leading_space(template)
+    )
     assert words.max_tokens == 1
     with torch.no_grad():
         full = backbone.slot_log_probs(prompts)

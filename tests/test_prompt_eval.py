@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from planted import PlantedBackbone
 from typer.testing import CliRunner
 
 from promptft import Example
@@ -18,7 +19,6 @@ from promptft.search.prompt_eval import (
     pair_candidates,
     prediction_scores,
 )
-from planted import PlantedBackbone
 from tiny import tiny_bert, tiny_llama
 
 WORDS = {"negative": "terrible", "positive": "great"}
@@ -91,7 +91,11 @@ def test_library_errors_name_the_candidate():
 
     bert = lambda: backbone_from_model(*tiny_bert(), "masked")  # noqa: E731  (WordPiece: [UNK] exists)
     with pytest.raises(VerbalizerError, match="P1 .* cannot be represented"):
-        evaluate_prompts(bert, [PromptCandidate("{text} It was {mask}.", {"negative": "bad", "positive": "\u2603\u2604"})], DATA)
+        evaluate_prompts(
+            bert,
+            [PromptCandidate("{text} It was {mask}.", {"negative": "bad", "positive": "\u2603\u2604"})],
+            DATA,
+        )
     with pytest.raises(VerbalizerError, match="no label word"):
         evaluate_prompts(planted, [PromptCandidate("{text} It was {mask}.", {"positive": "great"})], DATA)
 
@@ -129,15 +133,31 @@ def env(tmp_path_factory) -> Path:
 
 def test_cli_eval_table_and_json(env):
     args = [
-        "prompts", "eval", "--data", env / "dev.tsv", "--model", env / "tiny", "--device", "cpu",
-        "--template", "{text} It was {mask}.", "--template", "Review: {text}\\nSentiment: {mask}",
-        "--label-words", "negative=terrible,positive=great", "--label-map", "0=negative,1=positive",
+        "prompts",
+        "eval",
+        "--data",
+        env / "dev.tsv",
+        "--model",
+        env / "tiny",
+        "--device",
+        "cpu",
+        "--template",
+        "{text} It was {mask}.",
+        "--template",
+        "Review: {text}\\nSentiment: {mask}",
+        "--label-words",
+        "negative=terrible,positive=great",
+        "--label-map",
+        "0=negative,1=positive",
     ]
     result = invoke(*args, "--json", "--calibrate", "contextual")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert len(data["rows"]) == 2 and data["n"] == 8
-    assert {r["template"] for r in data["rows"]} == {"{text} It was {mask}.", "Review: {text}\nSentiment: {mask}"}
+    assert {r["template"] for r in data["rows"]} == {
+        "{text} It was {mask}.",
+        "Review: {text}\nSentiment: {mask}",
+    }
     assert all(r["calibrated"] is not None for r in data["rows"])
     table = invoke(*args)
     assert table.exit_code == 0, table.output
@@ -148,33 +168,74 @@ def test_cli_eval_reads_a_label_words_file(env, tmp_path):
     words = tmp_path / "words.json"
     words.write_text(json.dumps({"label_words": {"negative": "bad", "positive": "good"}, "other": 1}))
     result = invoke(
-        "prompts", "eval", "--data", env / "dev.tsv", "--model", env / "tiny", "--template",
-        "{text} It was {mask}.", "--label-words-file", words, "--label-map", "0=negative,1=positive", "--json",
+        "prompts",
+        "eval",
+        "--data",
+        env / "dev.tsv",
+        "--model",
+        env / "tiny",
+        "--template",
+        "{text} It was {mask}.",
+        "--label-words-file",
+        words,
+        "--label-map",
+        "0=negative,1=positive",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"][0]["label_words"] == {"negative": "bad", "positive": "good"}
 
 
 def test_cli_errors(env):
-    base = ["prompts", "eval", "--data", env / "dev.tsv", "--model", env / "tiny", "--label-map", "0=negative,1=positive"]
+    base = [
+        "prompts",
+        "eval",
+        "--data",
+        env / "dev.tsv",
+        "--model",
+        env / "tiny",
+        "--label-map",
+        "0=negative,1=positive",
+    ]
     user_error(
         invoke(*base, "--template", "{text} It was", "--label-words", "negative=terrible,positive=great"),
         "no {mask} slot",
     )
     bert = [a if a != env / "tiny" else env / "bert" for a in base]
     user_error(
-        invoke(*bert, "--template", "{text} It was {mask}", "--label-words", "negative=bad,positive=\u2603\u2604"),
+        invoke(
+            *bert, "--template", "{text} It was {mask}", "--label-words", "negative=bad,positive=\u2603\u2604"
+        ),
         "cannot be represented",
     )
     user_error(invoke(*base, "--template", "{text} It was {mask}"), "no label words")
     user_error(
-        invoke(*base, "--template", "{text} It was {mask}", "--label-words", "negative=bad,positive=good",
-               "--finetune-steps", "2"),
+        invoke(
+            *base,
+            "--template",
+            "{text} It was {mask}",
+            "--label-words",
+            "negative=bad,positive=good",
+            "--finetune-steps",
+            "2",
+        ),
         "--train",
     )
     user_error(
-        invoke("prompts", "search-words", "--train", env / "train.tsv", "--dev", env / "dev.tsv", "--model",
-               env / "tiny", "--template", "{text} It was", "--output", env / "w.json"),
+        invoke(
+            "prompts",
+            "search-words",
+            "--train",
+            env / "train.tsv",
+            "--dev",
+            env / "dev.tsv",
+            "--model",
+            env / "tiny",
+            "--template",
+            "{text} It was",
+            "--output",
+            env / "w.json",
+        ),
         "no {mask} slot",
     )
 
@@ -182,9 +243,26 @@ def test_cli_errors(env):
 def test_cli_search_words_and_templates(env, tmp_path):
     out = tmp_path / "words.json"
     result = invoke(
-        "prompts", "search-words", "--train", env / "train.tsv", "--dev", env / "dev.tsv", "--model",
-        env / "tiny", "--template", "{text} It was {mask}.", "--label-map", "0=negative,1=positive",
-        "--output", out, "--k", 3, "--top-n", 2, "--finetune-top", 0,
+        "prompts",
+        "search-words",
+        "--train",
+        env / "train.tsv",
+        "--dev",
+        env / "dev.tsv",
+        "--model",
+        env / "tiny",
+        "--template",
+        "{text} It was {mask}.",
+        "--label-map",
+        "0=negative,1=positive",
+        "--output",
+        out,
+        "--k",
+        3,
+        "--top-n",
+        2,
+        "--finetune-top",
+        0,
     )
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
@@ -192,9 +270,25 @@ def test_cli_search_words_and_templates(env, tmp_path):
     assert len(saved["assignments"]) == 2
     folder = tmp_path / "templates"
     result = invoke(
-        "prompts", "search-templates", "--train", env / "train.tsv", "--dev", env / "dev.tsv", "--model",
-        env / "tiny", "--label-words-file", out, "--label-map", "0=negative,1=positive", "--task-type",
-        "sentiment", "--no-generate", "--finetune-top", 0, "--output", folder,
+        "prompts",
+        "search-templates",
+        "--train",
+        env / "train.tsv",
+        "--dev",
+        env / "dev.tsv",
+        "--model",
+        env / "tiny",
+        "--label-words-file",
+        out,
+        "--label-map",
+        "0=negative,1=positive",
+        "--task-type",
+        "sentiment",
+        "--no-generate",
+        "--finetune-top",
+        0,
+        "--output",
+        folder,
     )
     assert result.exit_code == 0, result.output
     record = json.loads((folder / "template_search.json").read_text())
@@ -202,8 +296,23 @@ def test_cli_search_words_and_templates(env, tmp_path):
     assert record["settings"]["counts"]["library"] >= 5
     assert record["template"] == record["ranked"][0]["template"]
     user_error(
-        invoke("prompts", "search-templates", "--train", env / "train.tsv", "--dev", env / "dev.tsv",
-               "--model", env / "tiny", "--label-map", "0=negative,1=positive", "--task-type", "poetry",
-               "--label-words", "negative=bad,positive=good", "--output", folder / "x"),
+        invoke(
+            "prompts",
+            "search-templates",
+            "--train",
+            env / "train.tsv",
+            "--dev",
+            env / "dev.tsv",
+            "--model",
+            env / "tiny",
+            "--label-map",
+            "0=negative,1=positive",
+            "--task-type",
+            "poetry",
+            "--label-words",
+            "negative=bad,positive=good",
+            "--output",
+            folder / "x",
+        ),
         "unknown task type",
     )

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from planted import PlantedBackbone
 
 from promptft import Example
 from promptft.errors import ConfigError
@@ -16,7 +17,6 @@ from promptft.search.templates import (
     search_templates,
     usable_by,
 )
-from planted import PlantedBackbone
 from tiny import tiny_llama
 
 WORDS = {"negative": "terrible", "positive": "great"}
@@ -86,7 +86,12 @@ def test_search_ranks_the_template_the_model_understands_first(tmp_path):
         cues={("loved", "It was"): {"great": 3.0}, ("hated", "It was"): {"terrible": 5.0}},
     )
     result = search_templates(
-        backbone, data(4), data(4, 10), WORDS, task_type="sentiment", generate=False,
+        backbone,
+        data(4),
+        data(4, 10),
+        WORDS,
+        task_type="sentiment",
+        generate=False,
         templates=["{sentence} Verdict: {mask}"],
     )
     assert result.best.template == "{sentence} It was {mask}."
@@ -104,8 +109,16 @@ def test_search_ranks_the_template_the_model_understands_first(tmp_path):
 def test_search_with_generation_and_fine_tunes_on_a_tiny_model(tmp_path):
     factory = lambda: backbone_from_model(*tiny_llama(), "causal")  # noqa: E731
     result = search_templates(
-        factory, data(3), data(2, 10), WORDS, task_type="sentiment", n_contexts=2, samples=3,
-        keep_generated=2, finetune_top=1, finetune_steps=2,
+        factory,
+        data(3),
+        data(2, 10),
+        WORDS,
+        task_type="sentiment",
+        n_contexts=2,
+        samples=3,
+        keep_generated=2,
+        finetune_top=1,
+        finetune_steps=2,
     )
     sources = [c.source for c in result.ranked]
     assert sources.count("generated") <= 2 and "library" in sources

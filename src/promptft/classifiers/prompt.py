@@ -202,8 +202,10 @@ class PromptClassifier(BaseClassifier):
                 f"contextual calibration divides out a bias over mutually exclusive labels; the "
                 f"{self.objective.name} objective has none to divide: drop calibrate='contextual'"
             )
-        settings = ContextualCalibration(tuple(content_free)) if content_free is not None else (
-            ContextualCalibration()
+        settings = (
+            ContextualCalibration(tuple(content_free))
+            if content_free is not None
+            else (ContextualCalibration())
         )
         inputs = settings.inputs(self.fields, self.backbone.slot_text)
         self.contextual = settings

@@ -59,9 +59,14 @@ LabelWordsFileOpt = Annotated[
     ),
 ]
 FinetuneTopOpt = Annotated[
-    int, typer.Option("--finetune-top", min=0, help="Short LoRA fine-tunes for the top N of the zero-shot ranking.")
+    int,
+    typer.Option(
+        "--finetune-top", min=0, help="Short LoRA fine-tunes for the top N of the zero-shot ranking."
+    ),
 ]
-FinetuneStepsOpt = Annotated[int, typer.Option("--finetune-steps", min=1, help="Steps of each short fine-tune.")]
+FinetuneStepsOpt = Annotated[
+    int, typer.Option("--finetune-steps", min=1, help="Steps of each short fine-tune.")
+]
 
 
 def _data_config(field, text_field, label_column, label_map, header, data_format):
@@ -156,7 +161,9 @@ def eval_command(
     for name in extra:
         table.add_column(f"acc / ECE {name}")
     for i, row in enumerate(result.rows, 1):
-        words = ", ".join(f"{k}={v if isinstance(v, str) else '|'.join(v)}" for k, v in row.label_words.items())
+        words = ", ".join(
+            f"{k}={v if isinstance(v, str) else '|'.join(v)}" for k, v in row.label_words.items()
+        )
         cells = [
             str(i),
             repr(row.template)[1:-1],
@@ -177,12 +184,16 @@ def eval_command(
 
 @prompts_app.command("search-words")
 def search_words_command(
-    train: Annotated[Path, typer.Option("--train", help="Training examples: the vocabulary is ranked on them.")],
+    train: Annotated[
+        Path, typer.Option("--train", help="Training examples: the vocabulary is ranked on them.")
+    ],
     dev: Annotated[Path, typer.Option("--dev", help="Dev examples: assignments are chosen on them.")],
     template: Annotated[str, typer.Option("--template", "-t", help="The template with one {mask} slot.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The label-words JSON file to write.")],
     k: Annotated[int, typer.Option("--k", min=1, help="Candidate words kept per class.")] = 10,
-    top_n: Annotated[int, typer.Option("--top-n", min=1, help="Assignments kept from the zero-shot screen.")] = 10,
+    top_n: Annotated[
+        int, typer.Option("--top-n", min=1, help="Assignments kept from the zero-shot screen.")
+    ] = 10,
     rank: Annotated[
         Literal["lmbff", "contrast"],
         typer.Option(
@@ -251,12 +262,16 @@ def search_words_command(
     print_result(table)
     cands = "; ".join(f"{label}: {', '.join(c.word for c in cs)}" for label, cs in result.candidates.items())
     console.print(f"candidates ({rank}): {cands}", highlight=False, markup=False)
-    console.print(f"chosen by {result.settings['chosen_by']}; written to {output}", highlight=False, markup=False)
+    console.print(
+        f"chosen by {result.settings['chosen_by']}; written to {output}", highlight=False, markup=False
+    )
 
 
 @prompts_app.command("search-templates")
 def search_templates_command(
-    train: Annotated[Path, typer.Option("--train", help="Training examples: generate and pre-screen on them.")],
+    train: Annotated[
+        Path, typer.Option("--train", help="Training examples: generate and pre-screen on them.")
+    ],
     dev: Annotated[Path, typer.Option("--dev", help="Dev examples: templates are ranked on them.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for template_search.json.")],
     label_words: LabelWordsOpt = None,
@@ -272,7 +287,9 @@ def search_templates_command(
     template: Annotated[
         list[str] | None, typer.Option("--template", "-t", help="Also try this template (repeatable).")
     ] = None,
-    library: Annotated[bool, typer.Option("--library/--no-library", help="Try the built-in patterns.")] = True,
+    library: Annotated[
+        bool, typer.Option("--library/--no-library", help="Try the built-in patterns.")
+    ] = True,
     generate: Annotated[
         bool, typer.Option("--generate/--no-generate", help="Generate templates with a causal LM.")
     ] = True,

@@ -329,7 +329,10 @@ class Seq2SeqBackbone(Backbone):
         enc_ids, enc_mask = self._pad([p.input_ids for p in prompts])
         dec_ids, dec_mask = self._pad([list(self.decoder_prefix)] * len(prompts))
         out = self.net(
-            input_ids=enc_ids, attention_mask=enc_mask, decoder_input_ids=dec_ids, decoder_attention_mask=dec_mask
+            input_ids=enc_ids,
+            attention_mask=enc_mask,
+            decoder_input_ids=dec_ids,
+            decoder_attention_mask=dec_mask,
         )
         return torch.log_softmax(out.logits[:, len(self.decoder_prefix) - 1].float(), dim=-1)
 

@@ -115,17 +115,26 @@ def read_label_words_file(path: str | Path) -> dict[str, str | list[str]]:
     """Label words from a JSON file: a search result (its `label_words`) or a plain {label: word(s)}."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"label-words file not found: {path}; write one with `promptft prompts search-words`")
+        raise ConfigError(
+            f"label-words file not found: {path}; write one with `promptft prompts search-words`"
+        )
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err.msg}); expected {{\"label\": \"word\", ...}}") from None
+        raise ConfigError(
+            f'{path} is not valid JSON ({err.msg}); expected {{"label": "word", ...}}'
+        ) from None
     words = data.get("label_words", data) if isinstance(data, dict) else None
-    if not isinstance(words, dict) or not words or not all(
-        isinstance(v, str) or (isinstance(v, list) and all(isinstance(w, str) for w in v)) for v in words.values()
+    if (
+        not isinstance(words, dict)
+        or not words
+        or not all(
+            isinstance(v, str) or (isinstance(v, list) and all(isinstance(w, str) for w in v))
+            for v in words.values()
+        )
     ):
         raise ConfigError(
-            f"{path} holds no label words: expected {{\"negative\": \"terrible\", \"positive\": \"great\"}} "
+            f'{path} holds no label words: expected {{"negative": "terrible", "positive": "great"}} '
             "or a file written by `promptft prompts search-words`"
         )
     return {str(k): v for k, v in words.items()}
@@ -136,7 +145,12 @@ def read_label_words_file(path: str | Path) -> dict[str, str | list[str]]:
 
 
 def class_vocabulary_scores(
-    backbone, template: Template, examples: Sequence[Example], labels: Sequence[str], *, chunk: int = 8,
+    backbone,
+    template: Template,
+    examples: Sequence[Example],
+    labels: Sequence[str],
+    *,
+    chunk: int = 8,
     max_length: int = 256,
 ) -> np.ndarray:
     """`[n_labels, vocab]`: per class, the sum over its examples of log P(slot = token)."""
@@ -232,8 +246,15 @@ def prune_candidates(
 # 3: assignments
 
 
-def word_scores(backbone, template: Template, examples: Sequence[Example], token_ids: Sequence[int], *,
-                batch_size: int = 16, max_length: int = 256) -> np.ndarray:
+def word_scores(
+    backbone,
+    template: Template,
+    examples: Sequence[Example],
+    token_ids: Sequence[int],
+    *,
+    batch_size: int = 16,
+    max_length: int = 256,
+) -> np.ndarray:
     """`[n, n_words]` log P(slot = word) of single-token words, one backbone pass over `examples`."""
     import torch
 
@@ -303,7 +324,10 @@ def search_assignments(
     for start in range(0, len(pool), 4096):
         combos = np.array(pool[start : start + 4096])
         acc, margin = _evaluate(scores, gold, combos)
-        results.extend((tuple(int(x) for x in combo), float(a), float(m)) for combo, a, m in zip(combos, acc, margin, strict=True))
+        results.extend(
+            (tuple(int(x) for x in combo), float(a), float(m))
+            for combo, a, m in zip(combos, acc, margin, strict=True)
+        )
     results.sort(key=lambda r: (-r[1], -r[2]))
     return results[:top_n]
 
@@ -392,7 +416,9 @@ def search_label_words(
 
     for i, a in enumerate(assignments[:finetune_top]):
         if on_progress:
-            on_progress(f"fine-tuning assignment {i + 1}/{min(finetune_top, len(assignments))}: {a.label_words}")
+            on_progress(
+                f"fine-tuning assignment {i + 1}/{min(finetune_top, len(assignments))}: {a.label_words}"
+            )
         _, numbers = short_finetune(
             model,
             PromptCandidate(template, a.label_words),

@@ -114,7 +114,9 @@ def prediction_scores(probs: np.ndarray, gold: Sequence[str], labels: Sequence[s
     `[n, n_labels]` in `labels` order against gold label names."""
     probs = np.asarray(probs, dtype=float)
     if probs.shape != (len(gold), len(labels)):
-        raise DataError(f"probabilities {probs.shape} do not match {len(gold)} examples x {len(labels)} labels")
+        raise DataError(
+            f"probabilities {probs.shape} do not match {len(gold)} examples x {len(labels)} labels"
+        )
     predicted = [labels[i] for i in probs.argmax(1)]
     metrics = classification_metrics(list(gold), predicted, list(labels))
     correct = np.array([p == g for p, g in zip(predicted, gold, strict=True)])
@@ -282,9 +284,7 @@ def short_finetune(
     result = clf.fit(train, dev, config)
     gold = [str(ex.label) for ex in dev]
     numbers = prediction_scores(clf.predict_proba(dev), gold, clf.labels)
-    numbers.update(
-        steps=steps, best_step=result.best_step, seconds=round(time.perf_counter() - start, 2)
-    )
+    numbers.update(steps=steps, best_step=result.best_step, seconds=round(time.perf_counter() - start, 2))
     return clf, numbers
 
 

@@ -81,7 +81,9 @@ def load_template_library() -> dict[str, TaskPatterns]:
         for t in templates:
             fields = Template(t).fields  # raises TemplateError for a broken pattern
             if set(fields) not in (set(SINGLE), set(PAIR)):
-                raise TemplateError(f"{LIBRARY_FILE}: {name} pattern {t!r} uses {fields}, not {SINGLE} or {PAIR}")
+                raise TemplateError(
+                    f"{LIBRARY_FILE}: {name} pattern {t!r} uses {fields}, not {SINGLE} or {PAIR}"
+                )
         out[str(name)] = TaskPatterns(str(name), str(spec.get("description", "")), templates)
     return out
 
@@ -222,7 +224,9 @@ def generate_templates(
                 for phrase in phrases_from(continuation, max_words):
                     body = skeleton.replace("{", "{{").replace("}", "}}")
                     body = re.sub(r"\{\{(\w+)\}\}", r"{\1}", body)  # the skeleton's fields stay fields
-                    candidate = rename_fields(body + phrase.replace("{", "").replace("}", "") + " {mask}", rename)
+                    candidate = rename_fields(
+                        body + phrase.replace("{", "").replace("}", "") + " {mask}", rename
+                    )
                     try:
                         Template(candidate)
                     except TemplateError:
@@ -329,7 +333,9 @@ def search_templates(
     """Rank library, generated and `templates` (given) candidates on dev for fixed `label_words`."""
     start = time.perf_counter()
     if not train or not dev:
-        raise DataError("template search needs training examples (to generate and pre-screen) and dev examples")
+        raise DataError(
+            "template search needs training examples (to generate and pre-screen) and dev examples"
+        )
     if finetune_top < 0 or keep_generated < 0:
         raise ConfigError("--finetune-top and --keep-generated must be 0 or more")
     fields = list(train[0].fields)
@@ -337,7 +343,9 @@ def search_templates(
     name = model if isinstance(model, str) else backbone.name
     candidates: list[TemplateCandidate] = [TemplateCandidate(t, "given") for t in templates]
     if use_library:
-        candidates += [TemplateCandidate(t, "library") for t in library_templates(task_type, fields, backbone.kind)]
+        candidates += [
+            TemplateCandidate(t, "library") for t in library_templates(task_type, fields, backbone.kind)
+        ]
     given = [PromptCandidate(c.template, label_words, name=c.source) for c in candidates]
     check_candidates(given, backbone.tokenizer, backbone.leading_space)
     check_data(given, dev, "dev")
@@ -350,13 +358,22 @@ def search_templates(
         else:
             gen_backbone = load_model(generator or "smollm2-135m", device=device)
             if gen_backbone.kind != "causal":
-                raise ConfigError(f"the template generator must be a causal LM, got a {gen_backbone.kind} model")
+                raise ConfigError(
+                    f"the template generator must be a causal LM, got a {gen_backbone.kind} model"
+                )
             gen_model, gen_tok = gen_backbone.model, gen_backbone.tokenizer
         if on_progress:
             on_progress(f"generating templates from {n_contexts} training examples")
         generated = generate_templates(
-            gen_model, gen_tok, train, fields, n_contexts=n_contexts, samples=samples, max_words=max_words,
-            seed=seed, kind=backbone.kind,
+            gen_model,
+            gen_tok,
+            train,
+            fields,
+            n_contexts=n_contexts,
+            samples=samples,
+            max_words=max_words,
+            seed=seed,
+            kind=backbone.kind,
         )
         seen = {c.template for c in candidates}
         generated = [t for t in generated if t not in seen]
@@ -370,7 +387,9 @@ def search_templates(
             if on_progress and i % 10 == 0:
                 on_progress(f"pre-screening generated templates on train ({i}/{len(generated)})")
             try:
-                scored.append(TemplateCandidate(t, "generated", _screen(backbone, t, label_words, screen, max_length)))
+                scored.append(
+                    TemplateCandidate(t, "generated", _screen(backbone, t, label_words, screen, max_length))
+                )
             except PromptFTError as err:  # e.g. a phrase that makes the prompt too long
                 log.info("generated template %r dropped: %s", t, err)
         scored.sort(key=lambda c: (c.train_screen["accuracy"], c.train_screen["gold_logprob"]), reverse=True)
@@ -390,8 +409,16 @@ def search_templates(
         if on_progress:
             on_progress(f"fine-tuning {i + 1}/{min(finetune_top, len(candidates))}: {c.template!r}")
         _, c.finetuned = short_finetune(
-            model, PromptCandidate(c.template, label_words), train, dev, steps=finetune_steps,
-            learning_rate=learning_rate, seed=seed, kind=kind, device=device, max_length=max_length,
+            model,
+            PromptCandidate(c.template, label_words),
+            train,
+            dev,
+            steps=finetune_steps,
+            learning_rate=learning_rate,
+            seed=seed,
+            kind=kind,
+            device=device,
+            max_length=max_length,
         )
     candidates.sort(key=lambda c: c.rank_key, reverse=True)
     settings = {
@@ -411,7 +438,8 @@ def search_templates(
         "n_train": len(train),
         "n_dev": len(dev),
         "counts": {
-            source: sum(1 for c in candidates if c.source == source) for source in ("given", "library", "generated")
+            source: sum(1 for c in candidates if c.source == source)
+            for source in ("given", "library", "generated")
         },
         "chosen_by": (
             f"dev accuracy after {finetune_steps} LoRA steps (top {finetune_top} of the zero-shot ranking)"
