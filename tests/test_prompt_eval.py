@@ -316,3 +316,29 @@ def test_cli_search_words_and_templates(env, tmp_path):
         ),
         "unknown task type",
     )
+
+
+def test_cli_train_with_contextual_calibration_saves_it(env, tmp_path):
+    import yaml
+
+    from promptft import load_classifier
+
+    run = tmp_path / "run"
+    result = invoke(
+        "train", "--finetune", "none", "--dev", env / "dev.tsv", "--model", env / "tiny", "--device", "cpu",
+        "--label-map", "0=negative,1=positive", "--label-words", "negative=terrible,positive=great",
+        "--calibrate", "contextual", "--output", run, "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert saved["calibration"]["method"] == "contextual"
+    assert yaml.safe_load((run / "job.yaml").read_text())["prompt"]["calibrate"] == "contextual"
+    assert load_classifier(run / "best").calibrate == "contextual"
+    user_error(
+        invoke(
+            "train", "--finetune", "none", "--dev", env / "dev.tsv", "--model", env / "tiny", "--task",
+            "multi_label", "--label-map", "0=negative,1=positive", "--label-words",
+            "negative=terrible,positive=great", "--calibrate", "contextual", "--output", tmp_path / "r2",
+        ),
+        "single-label",
+    )  # fmt: skip

@@ -107,6 +107,14 @@ def train(
         typer.Option("--word-reduction", help="Score of a label with several words."),
     ] = None,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Longest input in tokens.")] = None,
+    calibrate: Annotated[
+        Literal["none", "contextual"] | None,
+        typer.Option(
+            "--calibrate",
+            help="contextual: divide out the label bias of content-free inputs (N/A, '', [MASK]) when "
+            "predicting (prompt.calibrate; single-label prompts).",
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Offline alias, local model folder or hub id.")
     ] = None,
@@ -215,6 +223,7 @@ def train(
         "prompt.label_words": parse_label_words(label_words) if label_words else None,
         "prompt.token_reduction": token_reduction,
         "prompt.word_reduction": word_reduction,
+        "prompt.calibrate": calibrate,
         "prompt.max_length": max_length,
         "model.name": model,
         "model.kind": kind,
