@@ -119,3 +119,6 @@ def test_calibration_errors():
     clf.objective = MultiLabel(clf.labels)
     with pytest.raises(PromptFTError, match="multi_label"):
         clf.set_calibration("contextual")
+    calibrated = PromptClassifier(biased(), "{text} It was {mask}.", WORDS, calibrate="contextual")
+    with pytest.raises(PromptFTError, match="set_calibration"):
+        calibrated.objective = MultiLabel(calibrated.labels)

@@ -217,6 +217,11 @@ class PromptClassifier(BaseClassifier):
         return self.module.content_free_prior().tolist()
 
     def _objective_changed(self, objective: Objective) -> None:
+        if getattr(self, "contextual", None) is not None and objective.name != "single_label":
+            raise PromptFTError(
+                f"this classifier uses contextual calibration, which needs a single-label objective, not "
+                f"{objective.name}: call set_calibration(None) first"
+            )
         if isinstance(objective, MultiLabel):
             if self.module.calibration is None:
                 device = next(self.backbone.model.parameters()).device
