@@ -152,6 +152,8 @@ SAMPLES = {
     "prompt.token_reduction": "mean",
     "prompt.word_reduction": "mean",
     "prompt.answers": ("nope", "yep"),
+    "prompt.calibrate": "contextual",
+    "prompt.content_free": ["N/A", "nothing"],
     "prompt.max_length": 64,
     "model.name": "some/model",
     "model.kind": "masked",

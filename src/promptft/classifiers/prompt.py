@@ -28,6 +28,12 @@ from promptft.errors import PromptFTError
 from promptft.models.backbones import Backbone
 from promptft.models.loading import load_backbone
 from promptft.objectives import MultiLabel, Objective, objective_from_dict
+from promptft.prompts.calibration import (
+    ContextualCalibration,
+    apply_prior,
+    check_calibration,
+    content_free_prior,
+)
 from promptft.prompts.encoding import EncodedPrompt
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
@@ -70,7 +76,12 @@ class PromptScorer(nn.Module):
     """The trainable module of a PromptClassifier: encoded prompts -> label logits `[batch, n_labels]`.
 
     Word scores come from the backbone's forward; a label with several words combines them by
-    log-sum-exp (any of its words) or mean. A multi-label classifier adds a per-label calibration."""
+    log-sum-exp (any of its words) or mean. A multi-label classifier adds a per-label calibration.
+
+    With contextual calibration (`content_free` set: encoded content-free prompts), the module in eval
+    mode divides out the label distribution those prompts get (`promptft.prompts.calibration`); training
+    sees the raw scores. The bias is computed with the current weights and recomputed whenever a weight
+    has changed since (a parameter's in-place version counter moves with every optimizer step or load)."""
 
     def __init__(self, backbone: Backbone, words, verbalizer: Verbalizer) -> None:
         super().__init__()
@@ -80,10 +91,35 @@ class PromptScorer(nn.Module):
         self.word_reduction = verbalizer.word_reduction
         self.n_labels = len(verbalizer.labels)
         self.calibration: LabelCalibration | None = None
+        self.content_free: list[EncodedPrompt] | None = None
+        self._prior: tuple[tuple, torch.Tensor] | None = None
 
     def forward(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
         scores = self.label_scores(encoded)
-        return scores if self.calibration is None else self.calibration(scores)
+        if self.calibration is not None:
+            return self.calibration(scores)
+        if self.content_free is not None and not self.training:
+            return apply_prior(scores, self.content_free_prior())
+        return scores
+
+    def _weights_key(self) -> tuple:
+        return tuple((id(p), p._version) for p in self.parameters())
+
+    def content_free_prior(self) -> torch.Tensor:
+        """`p_cf` `[n_labels]` for the current weights (cached until a weight changes)."""
+        if self.content_free is None:
+            raise PromptFTError("this classifier is not calibrated: set_calibration('contextual') first")
+        key = self._weights_key()
+        if self._prior is None or self._prior[0] != key:
+            was_training = self.training
+            self.eval()
+            try:
+                with torch.no_grad():
+                    prior = content_free_prior(self.label_scores(self.content_free))
+            finally:
+                self.train(was_training)
+            self._prior = (key, prior)
+        return self._prior[1]
 
     def label_scores(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
         """Each label's log-probability at the slot `[batch, n_labels]` (before any calibration)."""
@@ -114,8 +150,12 @@ class PromptClassifier(BaseClassifier):
         max_length: int = 256,
         base_model: str | None = None,
         objective: Objective | None = None,
+        calibrate: str | None = None,
+        content_free: Sequence[str] | None = None,
     ) -> None:
-        """`objective`: the task type (default single-label); its labels are the verbalizer's."""
+        """`objective`: the task type (default single-label); its labels are the verbalizer's.
+        `calibrate="contextual"`: divide out the label bias of content-free inputs at prediction time
+        (`content_free`, default "N/A", "" and "[MASK]"); see `set_calibration`."""
         self.backbone = backbone
         self.template = template if isinstance(template, Template) else Template(template)
         self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
@@ -137,8 +177,51 @@ class PromptClassifier(BaseClassifier):
             )
         if objective is not None:
             self.objective = objective
+        self.contextual: ContextualCalibration | None = None
+        self.set_calibration(calibrate, content_free)
+
+    @property
+    def calibrate(self) -> str | None:
+        """The prediction-time calibration: "contextual" or None."""
+        return "contextual" if self.contextual is not None else None
+
+    def set_calibration(self, method: str | None, content_free: Sequence[str] | None = None) -> None:
+        """Turn contextual calibration (Zhao et al. 2021) on (`"contextual"`) or off (None / "none").
+
+        Content-free inputs (each fills every field) go through the template; their average label
+        distribution `p_cf` is divided out of every prediction, dev evaluations during `fit` included
+        (training itself sees the raw scores). Saved with the classifier. Single-label objectives only."""
+        method = check_calibration(method)
+        if method is None:
+            if content_free is not None:
+                raise PromptFTError("content_free inputs are only used with calibrate='contextual'")
+            self.contextual, self.module.content_free, self.module._prior = None, None, None
+            return
+        if self.objective.name != "single_label":
+            raise PromptFTError(
+                f"contextual calibration divides out a bias over mutually exclusive labels; the "
+                f"{self.objective.name} objective has none to divide: drop calibrate='contextual'"
+            )
+        settings = (
+            ContextualCalibration(tuple(content_free))
+            if content_free is not None
+            else (ContextualCalibration())
+        )
+        inputs = settings.inputs(self.fields, self.backbone.slot_text)
+        self.contextual = settings
+        self.module.content_free = [self.encoder.encode(values) for values in inputs]
+        self.module._prior = None
+
+    def content_free_prior(self) -> list[float]:
+        """The label distribution `p_cf` of the content-free inputs (labels order), with current weights."""
+        return self.module.content_free_prior().tolist()
 
     def _objective_changed(self, objective: Objective) -> None:
+        if getattr(self, "contextual", None) is not None and objective.name != "single_label":
+            raise PromptFTError(
+                f"this classifier uses contextual calibration, which needs a single-label objective, not "
+                f"{objective.name}: call set_calibration(None) first"
+            )
         if isinstance(objective, MultiLabel):
             if self.module.calibration is None:
                 device = next(self.backbone.model.parameters()).device
@@ -180,16 +263,26 @@ class PromptClassifier(BaseClassifier):
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         objective: Objective | None = None,
+        calibrate: str | None = None,
+        content_free: Sequence[str] | None = None,
     ) -> PromptClassifier:
         """Load a model by alias, folder or hub id. `finetune`: an adapter name ("full", "lora", "none"
         for zero-shot, "ia3", "prompt_tuning", "p_tuning", "prefix_tuning", "label_embeddings") or
         its settings (e.g. `LoraSettings(r=8)`); see `promptft.adapters`. `objective`: the task type,
-        e.g. `MultiLabel(labels)` or `Regression(["low", "high"], value_range=(0, 5))` (default single-label)."""
+        e.g. `MultiLabel(labels)` or `Regression(["low", "high"], value_range=(0, 5))` (default single-label).
+        `calibrate="contextual"`: contextual calibration at prediction time (see `set_calibration`)."""
         if label_words is None:
             raise PromptFTError('label_words is required, e.g. {"negative": "terrible", "positive": "great"}')
         backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
         clf = cls(
-            backbone, template, label_words, max_length=max_length, base_model=model, objective=objective
+            backbone,
+            template,
+            label_words,
+            max_length=max_length,
+            base_model=model,
+            objective=objective,
+            calibrate=calibrate,
+            content_free=content_free,
         )
         clf.set_finetune(finetune, lora)
         return clf
@@ -240,7 +333,7 @@ class PromptClassifier(BaseClassifier):
 
     def saved_config(self) -> dict:
         """What promptft_config.json holds (read back by `from_pretrained`)."""
-        return {
+        config = {
             "type": "prompt",
             "format_version": FORMAT_VERSION,
             "base_model": self.base_model,
@@ -252,6 +345,9 @@ class PromptClassifier(BaseClassifier):
             "max_length": self.max_length,
             "objective": self.objective.to_dict(),
         }
+        if self.contextual is not None:  # with p_cf of the saved weights, for the record
+            config["calibration"] = self.contextual.to_dict(self.content_free_prior())
+        return config
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
@@ -269,6 +365,9 @@ class PromptClassifier(BaseClassifier):
         if clf.module.calibration is not None:
             read_tensors(directory / CALIBRATION_FILE, clf.module.calibration)
         restore_adapter(clf, directory, config)
+        contextual = ContextualCalibration.from_dict(config.get("calibration"))
+        if contextual is not None:  # p_cf is recomputed from the restored weights (equal to the saved one)
+            clf.set_calibration("contextual", contextual.content_free)
         return clf
 
     def describe(self) -> str:

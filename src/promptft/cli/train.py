@@ -107,6 +107,25 @@ def train(
         typer.Option("--word-reduction", help="Score of a label with several words."),
     ] = None,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Longest input in tokens.")] = None,
+    auto: Annotated[
+        bool,
+        typer.Option(
+            "--auto",
+            help="Search label words and templates, fine-tune the finalists, keep the best on dev "
+            "(decisions in <output>/auto.json).",
+        ),
+    ] = False,
+    budget_minutes: Annotated[
+        float, typer.Option("--budget-minutes", min=0.01, help="--auto: time budget, checked between stages.")
+    ] = 30.0,
+    calibrate: Annotated[
+        Literal["none", "contextual"] | None,
+        typer.Option(
+            "--calibrate",
+            help="contextual: divide out the label bias of content-free inputs (N/A, '', [MASK]) when "
+            "predicting (prompt.calibrate; single-label prompts).",
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Offline alias, local model folder or hub id.")
     ] = None,
@@ -215,6 +234,7 @@ def train(
         "prompt.label_words": parse_label_words(label_words) if label_words else None,
         "prompt.token_reduction": token_reduction,
         "prompt.word_reduction": word_reduction,
+        "prompt.calibrate": calibrate,
         "prompt.max_length": max_length,
         "model.name": model,
         "model.kind": kind,
@@ -242,6 +262,9 @@ def train(
     if patience is not None:
         overrides["train.early_stopping_patience"] = patience or None
     job = load_job(config, overrides, sets or ())
+    if auto:
+        _auto(job, budget_minutes)
+        return
     try:
         result = run_train(job)
     except KeyboardInterrupt:
@@ -269,3 +292,29 @@ def train(
     table.add_row("time", f"{result.train_time_s:.1f} s")
     table.add_row("model", str(Path(result.run_dir) / "best"))
     print_result(table)
+
+
+def _auto(job, budget_minutes: float) -> None:
+    """`promptft train --auto`: the auto recipe, then the choice and the decisions as a table."""
+    from promptft.recipes.auto import AUTO_FILE, auto_train
+
+    console = Console(stderr=True)
+    with console.status("auto") as status:
+        result = auto_train(job, budget_minutes, on_progress=status.update)
+    table = Table(title=f"promptft train --auto: {result.run_dir}", title_justify="left")
+    table.add_column("stage")
+    table.add_column("outcome")
+    table.add_column("why", overflow="fold")
+    for d in result.decisions:
+        table.add_row(d.stage, d.outcome, d.reason)
+    print_result(table)
+    chosen = result.chosen
+    lines = [f"chosen: {chosen['template']!r} with {chosen['label_words']} ({chosen['source']})"]
+    if result.beats_manual is not None:
+        lines.append(f"beats the job's own prompt on dev: {'yes' if result.beats_manual else 'no'}")
+    if result.test is not None:
+        lines += [f"test {name}: {fmt(value)}" for name, value in headline_metrics(result.test)]
+    lines.append(f"decisions: {result.run_dir}/{AUTO_FILE}")
+    from rich.text import Text
+
+    print_result(Text("\n".join(lines)))

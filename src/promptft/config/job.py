@@ -92,6 +92,11 @@ class PromptConfig(Section):
     """Longest input in tokens (the text is cut, never the template)."""
     answers: tuple[str, str] = ("no", "yes")
     """model.method yes_no: the (no, yes) answer words; prompt.label_words then gives each label's text."""
+    calibrate: Literal["none", "contextual"] = "none"
+    """contextual: divide out the label bias of content-free inputs at prediction time (Zhao et al. 2021;
+    single-label prompts)."""
+    content_free: list[str] | None = None
+    """calibrate contextual: the content-free inputs (default "N/A", "" and "[MASK]")."""
 
     @field_validator("label_words", mode="before")
     @classmethod
@@ -210,6 +215,9 @@ class JobConfig(Section):
             data["model"].pop("lora")  # used by LoRA only
         if not data["model"]["adapter"]:
             data["model"].pop("adapter")
+        if data["prompt"]["calibrate"] == "none" and data["prompt"]["content_free"] is None:
+            data["prompt"].pop("calibrate")  # jobs without calibration read as before
+            data["prompt"].pop("content_free")
         if data["model"]["method"] == "yes_no":
             data["prompt"]["answers"] = list(data["prompt"]["answers"])
         else:

@@ -128,6 +128,14 @@ class Backbone(nn.Module):
         """Same as calling the module (kept for readability at call sites that are not training)."""
         return self(prompts, words, token_reduction)
 
+    def slot_log_probs(self, prompts: Sequence[EncodedPrompt]) -> torch.Tensor:
+        """Log-probability of every vocabulary token as the slot's first token: `[len(prompts), vocab]`.
+
+        For vocabulary-wide searches (label-word search ranks every token). One forward of `net`, the
+        output head applied at the slot position only (never `[batch, seq, vocab]`); equal to `forward`'s
+        score of any single-token word. Call it on a few prompts at a time: each row holds the vocabulary."""
+        raise NotImplementedError
+
     # Shared by all kinds: gather per-token log-probs and reduce them per word.
     @staticmethod
     def _reduce(
@@ -180,6 +188,15 @@ class CausalBackbone(Backbone):
 
     def disable_prefix_cache(self) -> None:
         self.prefix_cache = None
+
+    def slot_log_probs(self, prompts):
+        ids, mask = self._pad([p.input_ids for p in prompts])
+        r = torch.arange(len(prompts), device=ids.device)
+        c = torch.tensor([len(p.input_ids) - 1 for p in prompts], device=ids.device)
+        logits = self._scoring_logits(
+            self.model.get_output_embeddings(), r, c, ids.shape[1], input_ids=ids, attention_mask=mask
+        )
+        return torch.log_softmax(logits.float(), dim=-1)
 
     def forward(self, prompts, words, token_reduction="sum"):
         rows: list[tuple[int, ...]] = []
@@ -244,6 +261,13 @@ class MaskedBackbone(Backbone):
     def slot_text(self) -> str:
         return self.tokenizer.mask_token
 
+    def slot_log_probs(self, prompts):
+        ids, mask = self._pad([p.input_ids for p in prompts])
+        r = torch.arange(len(prompts), device=ids.device)
+        c = torch.tensor([p.slot_index for p in prompts], device=ids.device)
+        logits = self._scoring_logits(self.head, r, c, ids.shape[1], input_ids=ids, attention_mask=mask)
+        return torch.log_softmax(logits.float(), dim=-1)
+
     def forward(self, prompts, words, token_reduction="sum"):
         mask_id = self.tokenizer.mask_token_id
         rows: list[list[int]] = []
@@ -300,6 +324,17 @@ class Seq2SeqBackbone(Backbone):
         if start is None:
             raise ModelError(f"{self.name}: config has no decoder_start_token_id; set it before use")
         self.decoder_prefix = [start] + ([vocab[self._sentinel]] if self._sentinel else [])
+
+    def slot_log_probs(self, prompts):
+        enc_ids, enc_mask = self._pad([p.input_ids for p in prompts])
+        dec_ids, dec_mask = self._pad([list(self.decoder_prefix)] * len(prompts))
+        out = self.net(
+            input_ids=enc_ids,
+            attention_mask=enc_mask,
+            decoder_input_ids=dec_ids,
+            decoder_attention_mask=dec_mask,
+        )
+        return torch.log_softmax(out.logits[:, len(self.decoder_prefix) - 1].float(), dim=-1)
 
     def make_encoder(self, template, max_length, reserve=0):
         if self._sentinel is None:

@@ -87,6 +87,11 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
     elif m.method == "prompt":
         Template(job.prompt.template)  # no slot, bad braces, ... raise TemplateError here
         verbalizer = make_verbalizer(job.prompt)
+        if job.prompt.calibrate != "none" and job.task.type != "single_label":
+            raise ConfigError(
+                f"--calibrate {job.prompt.calibrate} divides out a bias over mutually exclusive labels: it is "
+                f"for single-label tasks, not {job.task.type}; drop it"
+            )
         if job.task.type == "regression" and len(verbalizer.labels) != 2:
             raise ConfigError(
                 f"regression through a prompt takes two label words, the lower pole first (e.g. --label-words "
@@ -230,6 +235,8 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
             max_length=job.prompt.max_length,
             device=m.device,
             objective=job.task.objective(verbalizer.labels),
+            calibrate=job.prompt.calibrate,
+            content_free=job.prompt.content_free,
         )
     labels = list(labels) if labels else job_labels(job)
     if not labels:

@@ -1,5 +1,7 @@
-"""Workflows that train and score many classifiers to choose one: model selection today (`select.py`),
-label-word and template search next. `models.py` describes the models at hand without loading them."""
+"""Workflows that train and score many classifiers to choose one: model selection (`select.py`), prompt
+evaluation (`prompt_eval.py`), label-word search (`label_words.py`) and template search (`templates.py`,
+patterns in `template_library.yaml`). `models.py` describes the models at hand without loading them.
+Import the prompt tools from their modules (`from promptft.search.label_words import search_label_words`)."""
 
 from promptft.search.models import (
     DEFAULT_BATCH,

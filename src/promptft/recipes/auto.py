@@ -1,0 +1,345 @@
+"""The auto recipe (`promptft train --auto --budget-minutes N`): search label words and templates, fine-tune
+the finalists, keep the one that does best on dev, and record every decision.
+
+    from promptft.config import load_job
+    from promptft.recipes.auto import auto_train
+
+    result = auto_train(load_job("examples/sst2_prompt_lora.yaml", {"output": "runs/auto"}), budget_minutes=20)
+
+Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbers, what was chosen and why):
+
+1. **manual**: the job's own prompt (template + label words), scored zero-shot on dev, when it has words.
+2. **label_words**: LM-BFF label-word search on the job's template (zero-shot screen on dev).
+3. **templates**: template search (library patterns for `task_type`, or every type that fits the fields,
+   plus generated templates) with the better-scoring label words, the job's template competing too.
+4. **finetune**: the finalists (the manual prompt, the best searched prompt) trained with the job's training
+   settings, one run folder each under `<output>/candidates/`; the best dev metric wins (a tie keeps the
+   manual prompt). With `finetune: none` the zero-shot dev scores decide.
+
+Everything is chosen on dev; the test file (if any) scores the winner once, at the end. The budget is checked
+before each stage and each fine-tune: a stage that does not fit is skipped (and says so), but the first
+finalist always trains, so the run ends with a model. `<output>` ends up like a `train` run folder (best/,
+job.yaml with the chosen prompt, final_metrics.json, test_metrics.json), so `promptft eval` and `predict`
+take it as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptft.config import JobConfig, apply_overrides
+from promptft.data import Example
+from promptft.data.splits import SPLITS, load_split
+from promptft.errors import ConfigError
+from promptft.recipes.run_dir import (
+    BEST_DIR,
+    JOB_FILE,
+    TEST_FILE,
+    check_writable,
+    run_dir_state,
+    run_lock,
+    write_json,
+)
+from promptft.recipes.train import build_classifier, check_data, check_job, job_labels
+from promptft.search.label_words import search_label_words
+from promptft.search.prompt_eval import score_classifier
+from promptft.search.templates import search_templates
+from promptft.training.trainer import FINAL, Trainer
+
+log = logging.getLogger(__name__)
+
+AUTO_FILE = "auto.json"
+CANDIDATES_DIR = "candidates"
+
+
+@dataclass
+class Decision:
+    stage: str
+    outcome: str  # "done" | "skipped"
+    reason: str
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AutoResult:
+    run_dir: str
+    chosen: dict[str, Any]  # template, label_words, source, dev
+    manual: dict[str, Any] | None  # the job's own prompt and its dev numbers (None without label words)
+    beats_manual: bool | None  # the chosen prompt is not the manual one and scored higher on dev
+    decisions: list[Decision]
+    test: dict[str, float] | None
+    budget_minutes: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["decisions"] = [asdict(d) for d in self.decisions]
+        return out
+
+
+class _Clock:
+    def __init__(self, minutes: float) -> None:
+        self.start = time.perf_counter()
+        self.budget = minutes * 60
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    @property
+    def left(self) -> float:
+        return self.budget - self.elapsed
+
+
+def _prompt_job(job: JobConfig, template: str, words: Mapping[str, Any], output: str | None) -> JobConfig:
+    return apply_overrides(
+        job, {"prompt.template": template, "prompt.label_words": dict(words), "output": output}
+    )
+
+
+def auto_train(
+    job: JobConfig,
+    budget_minutes: float,
+    *,
+    task_type: str | None = None,
+    generate: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> AutoResult:
+    """Search, fine-tune and choose on dev within about `budget_minutes` (see the module's docstring)."""
+    if budget_minutes <= 0:
+        raise ConfigError(f"--budget-minutes must be positive, got {budget_minutes}")
+    if job.model.method != "prompt" or job.task.type != "single_label":
+        raise ConfigError("--auto searches prompts for single-label tasks: use --method prompt (the default)")
+    if not job.data.dev or not job.data.train:
+        raise ConfigError(
+            "--auto chooses everything on dev and searches on train: pass both --train and --dev"
+        )
+    if not job.prompt.label_words:  # check_job wants words; the search will find some
+        labels = list(dict.fromkeys((job.data.label_map or {}).values()))
+        if not labels:
+            raise ConfigError("--auto without --label-words needs the label names: give --label-map")
+        job = apply_overrides(job, {"prompt.label_words": {label: label for label in labels}})
+        manual_words = False
+    else:
+        manual_words = True
+    check_job(job)
+    run_dir = Path(str(job.output))
+    check_writable(run_dir, "the run folder")
+    if run_dir_state(run_dir) == "resume":
+        raise ConfigError(
+            f"{run_dir} holds an interrupted run: --auto does not resume; choose a new --output"
+        )
+    spec = job.reader_options()
+    paths = {which: getattr(job.data, which) for which in SPLITS}
+    splits = {which: load_split(paths, which, spec) for which in SPLITS}
+    check_data(job, splits)
+    train, dev = splits["train"] or [], splits["dev"] or []
+    with run_lock(run_dir):
+        return _run(job, run_dir, train, dev, splits["test"], budget_minutes, task_type, generate,
+                    manual_words, on_progress)  # fmt: skip
+
+
+def _run(
+    job: JobConfig,
+    run_dir: Path,
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    test: Sequence[Example] | None,
+    budget_minutes: float,
+    task_type: str | None,
+    generate: bool,
+    manual_words: bool,
+    on_progress: Callable[[str], None] | None,
+) -> AutoResult:
+    clock = _Clock(budget_minutes)
+    m = job.model
+    labels = job_labels(job, [*train, *dev])
+    decisions: list[Decision] = []
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def note(text: str) -> None:
+        log.info("auto: %s", text)
+        if on_progress:
+            on_progress(text)
+
+    def record(decision: Decision) -> None:
+        decisions.append(decision)
+        write_json(run_dir / AUTO_FILE, {"decisions": [asdict(d) for d in decisions], "finished": False})
+
+    template = job.prompt.template
+    words = dict(job.prompt.label_words or {})
+    manual = None
+    zero_shot_of: dict[tuple, dict[str, Any]] = {}
+    if manual_words:
+        start = time.perf_counter()
+        note("scoring the job's own prompt zero-shot on dev")
+        clf = build_classifier(apply_overrides(job, {"model.finetune": "none"}), labels)
+        numbers, _ = score_classifier(clf, dev)
+        del clf
+        manual = {"template": template, "label_words": words, "zero_shot": numbers}
+        zero_shot_of[(template, json.dumps(words, sort_keys=True))] = numbers
+        record(
+            Decision("manual", "done", "the job's prompt, the baseline", time.perf_counter() - start, manual)
+        )
+    best_words, words_source = words, "manual" if manual_words else "label names"
+
+    # 2. label words
+    if clock.left > 0:
+        start = time.perf_counter()
+        note("searching label words")
+        found = search_label_words(
+            m.name, template, train, dev, labels=labels, k=8, top_n=5, kind=m.kind, device=m.device,
+            max_length=job.prompt.max_length, seed=job.train.seed,
+        )  # fmt: skip
+        best = found.best
+        manual_acc = manual["zero_shot"]["accuracy"] if manual else None
+        take = manual_acc is None or best.screen_accuracy > manual_acc
+        if take:
+            best_words, words_source = found.label_words, "label-word search"
+        reason = (
+            f"searched words {found.label_words} score {best.screen_accuracy:.3f} zero-shot on dev"
+            + (f" vs the job's {manual_acc:.3f}" if manual_acc is not None else "")
+            + ("; taken" if take else "; the job's words kept")
+        )
+        record(Decision("label_words", "done", reason, time.perf_counter() - start, found.to_dict()))
+    else:
+        record(Decision("label_words", "skipped", "no budget left"))
+
+    # 3. templates
+    best_template, template_source = template, "manual"
+    if clock.left > 0:
+        start = time.perf_counter()
+        note("searching templates")
+        found_t = search_templates(
+            m.name, train, dev, best_words, task_type=task_type, templates=[template], generate=generate,
+            keep_generated=5, max_generated=20, samples=4, kind=m.kind, device=m.device,
+            max_length=job.prompt.max_length, seed=job.train.seed,
+        )  # fmt: skip
+        top = found_t.best
+        best_template, template_source = top.template, top.source
+        for c in found_t.ranked:
+            zero_shot_of[(c.template, json.dumps(best_words, sort_keys=True))] = c.zero_shot or {}
+        record(
+            Decision(
+                "templates",
+                "done",
+                f"{top.template!r} ({top.source}) scores {top.zero_shot['accuracy']:.3f} zero-shot on dev, best of "
+                f"{len(found_t.ranked)}",
+                time.perf_counter() - start,
+                found_t.to_dict(),
+            )
+        )
+    else:
+        record(Decision("templates", "skipped", "no budget left"))
+
+    # 4. finalists
+    finalists: list[dict[str, Any]] = []
+    if manual is not None:
+        finalists.append({"name": "manual", "template": template, "label_words": words, "source": "manual"})
+    searched = {
+        "name": "searched",
+        "template": best_template,
+        "label_words": best_words,
+        "source": f"template: {template_source}; words: {words_source}",
+    }
+    if not finalists or (searched["template"], searched["label_words"]) != (template, words):
+        finalists.append(searched)
+    for f in finalists:
+        f["zero_shot"] = zero_shot_of.get((f["template"], json.dumps(f["label_words"], sort_keys=True)))
+
+    zero_shot = m.finetune == "none"
+    candidates_dir = run_dir / CANDIDATES_DIR
+    per_run: float | None = None
+    for i, f in enumerate(finalists):
+        if zero_shot:
+            f["dev"] = f["zero_shot"]
+            continue
+        if i > 0 and per_run is not None and per_run > clock.left:
+            f["skipped"] = f"a fine-tune takes about {per_run:.0f}s and {max(clock.left, 0):.0f}s are left"
+            record(Decision(f"finetune_{f['name']}", "skipped", f["skipped"]))
+            continue
+        note(f"fine-tuning the {f['name']} prompt: {f['template']!r} {f['label_words']}")
+        start = time.perf_counter()
+        folder = candidates_dir / f["name"]
+        cand_job = _prompt_job(job, f["template"], f["label_words"], str(folder))
+        clf = build_classifier(cand_job, labels)
+        result = Trainer(clf, cand_job.train, run_dir=folder).train(train, dev)
+        cand_job.to_yaml(folder / JOB_FILE)
+        per_run = time.perf_counter() - start
+        f["dev"] = result.best_dev
+        f["best_step"] = result.best_step
+        f["folder"] = str(folder)
+        record(
+            Decision(
+                f"finetune_{f['name']}",
+                "done",
+                f"dev {result.best_dev} at step {result.best_step}",
+                per_run,
+                {"template": f["template"], "label_words": f["label_words"], "folder": str(folder)},
+            )
+        )
+
+    metric = job.train.metric if job.train.metric in ("accuracy", "macro_f1") else "accuracy"
+    scored = [f for f in finalists if f.get("dev")]
+    winner = max(scored, key=lambda f: f["dev"][metric])  # max keeps the first (manual) on a tie
+    manual_final = next((f for f in scored if f["name"] == "manual"), None)
+    beats = None
+    if manual_final is not None:
+        beats = winner is not manual_final and winner["dev"][metric] > manual_final["dev"][metric]
+    record(
+        Decision(
+            "choice",
+            "done",
+            f"{winner['name']} prompt: dev {metric} {winner['dev'][metric]:.3f}"
+            + (
+                f" vs manual {manual_final['dev'][metric]:.3f}"
+                if manual_final is not None and winner is not manual_final
+                else ""
+            ),
+            details={"finalists": finalists, "metric": metric},
+        )
+    )
+
+    # 5. the run folder of the winner
+    final_job = _prompt_job(job, winner["template"], winner["label_words"], str(run_dir))
+    if zero_shot:
+        clf = build_classifier(final_job, labels)
+        clf.save_pretrained(run_dir / BEST_DIR, overwrite=True)
+    else:
+        shutil.rmtree(run_dir / BEST_DIR, ignore_errors=True)
+        shutil.copytree(Path(winner["folder"]) / BEST_DIR, run_dir / BEST_DIR)
+        from promptft.classifiers import load_classifier
+
+        clf = load_classifier(run_dir / BEST_DIR, device=m.device)
+    (run_dir / JOB_FILE).unlink(missing_ok=True)
+    final_job.to_yaml(run_dir / JOB_FILE)
+    test_metrics = None
+    if test:
+        note("scoring the chosen model on the test file")
+        test_metrics = clf.evaluate(test, job.train.eval_batch_size)
+        write_json(run_dir / TEST_FILE, test_metrics)
+    chosen = {k: winner.get(k) for k in ("name", "template", "label_words", "source", "dev")}
+    result = AutoResult(
+        run_dir=str(run_dir),
+        chosen=chosen,
+        manual=manual,
+        beats_manual=beats,
+        decisions=decisions,
+        test=test_metrics,
+        budget_minutes=budget_minutes,
+        seconds=round(clock.elapsed, 2),
+    )
+    write_json(run_dir / AUTO_FILE, {**result.to_dict(), "finished": True})
+    write_json(
+        run_dir / FINAL,
+        {"auto": True, "best_dev": winner["dev"], "best_step": winner.get("best_step", 0), "chosen": chosen},
+    )
+    return result

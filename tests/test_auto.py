@@ -1,0 +1,98 @@
+"""`promptft train --auto` on a tiny Llama: searches, fine-tunes the finalists, chooses on dev, records it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from promptft import load_classifier
+from promptft.cli import app
+from promptft.config import load_job
+from promptft.errors import ConfigError
+from promptft.recipes.auto import AUTO_FILE, auto_train
+from tiny import tiny_llama
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("auto")
+    model, tok = tiny_llama()
+    model.save_pretrained(root / "tiny")
+    tok.save_pretrained(root / "tiny")
+    rows = [(f"I {v} it {i}", lab) for i in range(3) for v, lab in (("loved", 1), ("hated", 0))]
+    for name in ("train", "dev", "test"):
+        (root / f"{name}.tsv").write_text("sentence\tlabel\n" + "".join(f"{s}\t{lab}\n" for s, lab in rows))
+    return root
+
+
+def job(env, output, **extra):
+    overrides = {
+        "data.train": str(env / "train.tsv"),
+        "data.dev": str(env / "dev.tsv"),
+        "data.test": str(env / "test.tsv"),
+        "data.label_map": {"0": "negative", "1": "positive"},
+        "prompt.label_words": {"negative": "terrible", "positive": "great"},
+        "model.name": str(env / "tiny"),
+        "model.finetune": "lora",
+        "model.device": "cpu",
+        "train.max_steps": 2,
+        "train.eval_every": 1,
+        "train.batch_size": 4,
+        "train.progress": False,
+        "output": str(output),
+        **extra,
+    }
+    return load_job(None, overrides)
+
+
+def test_auto_records_every_decision_and_leaves_a_usable_run(env, tmp_path):
+    result = auto_train(job(env, tmp_path / "run"), budget_minutes=10, task_type="sentiment", generate=False)
+    stages = [d.stage for d in result.decisions]
+    assert stages[:3] == ["manual", "label_words", "templates"]
+    assert "finetune_manual" in stages and stages[-1] == "choice"
+    saved = json.loads((tmp_path / "run" / AUTO_FILE).read_text())
+    assert saved["finished"] is True and len(saved["decisions"]) == len(stages)
+    assert saved["chosen"]["template"] == result.chosen["template"]
+    finalists = saved["decisions"][-1]["details"]["finalists"]
+    assert finalists[0]["name"] == "manual" and "dev" in finalists[0]
+    best = max(f["dev"]["accuracy"] for f in finalists if f.get("dev"))
+    assert result.chosen["dev"]["accuracy"] == best  # chosen on dev
+    clf = load_classifier(tmp_path / "run" / "best")
+    assert clf.template.text == result.chosen["template"]
+    assert (tmp_path / "run" / "test_metrics.json").exists()
+    assert (tmp_path / "run" / "final_metrics.json").exists()
+    assert result.beats_manual in (True, False)
+
+
+def test_auto_on_a_tiny_budget_still_ends_with_a_model(env, tmp_path):
+    result = auto_train(job(env, tmp_path / "run"), budget_minutes=0.001, generate=False)
+    outcomes = {d.stage: d.outcome for d in result.decisions}
+    assert outcomes["label_words"] == "skipped" and outcomes["templates"] == "skipped"
+    assert result.chosen["name"] == "manual"
+    assert load_classifier(tmp_path / "run" / "best").template.text == "{text} It was {mask}."
+
+
+def test_auto_errors(env, tmp_path):
+    with pytest.raises(ConfigError, match="--dev"):
+        auto_train(job(env, tmp_path / "a", **{"data.dev": None}), 5)
+    with pytest.raises(ConfigError, match="budget"):
+        auto_train(job(env, tmp_path / "b"), 0)
+
+
+def test_cli_train_auto(env, tmp_path):
+    run = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "--auto", "--budget-minutes", "10", "--train", str(env / "train.tsv"), "--dev",
+            str(env / "dev.tsv"), "--label-map", "0=negative,1=positive", "--model", str(env / "tiny"),
+            "--finetune", "none", "--template", "{text} It was {mask}.", "--output", str(run), "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "chosen:" in result.stdout and "auto.json" in result.stdout
+    saved = json.loads((run / AUTO_FILE).read_text())
+    assert saved["manual"] is None  # no label words given: the search supplies them
+    assert saved["chosen"]["name"] == "searched"
