@@ -167,7 +167,7 @@ def head_arrays(encoded: Sequence[EncodedInput], pad_id: int, with_types: bool) 
 def onnx_folder(path: str | Path) -> Path:
     """The export folder for `path`: the folder itself, or the folder of a `.onnx` file in it."""
     path = Path(path)
-    folder = path.parent if path.suffix == ".onnx" else path
+    folder = path.parent if path.is_file() else path
     if not (folder / ONNX_CONFIG).exists():
         if not path.exists():
             raise ModelError(f"no such ONNX model: {path} (looked at {path.resolve()})")
@@ -180,7 +180,20 @@ def onnx_folder(path: str | Path) -> Path:
 def is_onnx(path: str | Path) -> bool:
     """Whether `path` is an exported ONNX classifier (its folder, or the .onnx file in it)."""
     path = Path(path)
-    return (path.suffix == ".onnx" and (path.parent / ONNX_CONFIG).exists()) or (path / ONNX_CONFIG).exists()
+    return (path.is_file() and (path.parent / ONNX_CONFIG).exists()) or (path / ONNX_CONFIG).exists()
+
+
+def onnx_saved_config(path: str | Path) -> dict[str, Any]:
+    """What an ONNX folder's JSON says, as `recipes.evaluate.saved_classifier` gives it for a saved
+    classifier (labels, fields, objective), plus `folder`; read without loading the graph."""
+    folder = onnx_folder(path)
+    config = json.loads((folder / ONNX_CONFIG).read_text())
+    if config.get("type") == "prompt":
+        from promptft.prompts.template import Template
+
+        config["fields"] = list(Template(config["template"]).fields)
+    config["folder"] = folder
+    return config
 
 
 def session_threads() -> int:
@@ -206,7 +219,7 @@ class OnnxClassifier(BaseClassifier):
         if self.config.get("format_version", 0) > ONNX_FORMAT_VERSION:
             raise ModelError(f"{self.folder} was exported by a newer promptft: upgrade promptft to run it")
         path = Path(folder)
-        self.model_path = path if path.suffix == ".onnx" else self.folder / (model_file or ONNX_MODEL)
+        self.model_path = path if path.is_file() else self.folder / (model_file or ONNX_MODEL)
         self.type = self.config["type"]
         self.labels = list(self.config["labels"])
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder / TOKENIZER_DIR)
