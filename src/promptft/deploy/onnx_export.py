@@ -121,6 +121,8 @@ def merge_adapter(clf: BaseClassifier) -> None:
             "added inside peft's forward, which the exported graph does not reproduce; train with "
             "finetune lora (or full) to export"
         )
+    if getattr(clf, "peft_model", None) is None:
+        return  # merged already
     if isinstance(clf, PromptClassifier):
         merged = clf.backbone.peft_model.merge_and_unload()
         clf.backbone.model = merged
