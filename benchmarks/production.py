@@ -1,5 +1,6 @@
 """Production benchmark (issue 14): accuracy, size on disk, latency (batch 1 and 32) and throughput of one
-trained SST-2 prompt model as PyTorch fp32, torch int8 (dynamic), ONNX fp32 and ONNX int8, in one process,
+trained SST-2 prompt model as PyTorch fp32, torch int8 (dynamic), ONNX fp32, ONNX int8 and ONNX int4
+(weight-only), in one process,
 with ratios to PyTorch fp32.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/production.py --run ../main/runs/demo-bench
@@ -96,9 +97,9 @@ def main() -> None:
         variants = {"prompt_fp32": (fp32, size_mb(tmp / "fp32"))}
         int8 = quantize_torch_int8(copy.deepcopy(fp32))
         variants["int8"] = (int8, round(state_size_bytes(int8.backbone.model) / 2**20, 2))
-        for name, quantized in (("onnx", False), ("onnx_int8", True)):
+        for name, quantization in (("onnx", {}), ("onnx_int8", {"int8": True}), ("onnx_int4", {"int4": True})):
             start = time.perf_counter()
-            export_onnx(copy.deepcopy(fp32), tmp / name, int8=quantized)
+            export_onnx(copy.deepcopy(fp32), tmp / name, **quantization)
             details[f"{name}_export_s"] = round(time.perf_counter() - start, 1)
             variants[name] = (OnnxClassifier(tmp / name), size_mb(tmp / name / ONNX_MODEL))
         reference = None
@@ -135,7 +136,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "notes": "LoRA merged into the weights for every variant; torch int8 = quantize_dynamic on every "
         "Linear except the output head; ONNX int8 = onnxruntime quantize_dynamic (per-channel int8 weights, "
-        "uint8 embedding gather); size: merged safetensors (fp32), torch.save of the quantized state (int8), "
+        "uint8 embedding gather); ONNX int4 = onnxruntime MatMulNBits weight-only int4, symmetric blocks of 32, "
+        "accuracy_level 4 (embedding gather stays fp32); size: merged safetensors (fp32), torch.save of the quantized state (int8), "
         "the .onnx file (onnx)",
         **details,
     }
@@ -145,7 +147,7 @@ def main() -> None:
     keys = ("variant", "accuracy", "size_mb", "latency_ms_b1", "latency_ms_b32", "examples_per_s")
     merged = [r for r in existing if r.get("variant") not in mine]
     merged += [{**{k: r[k] for k in keys}, "source": "benchmarks/results/production_quant.json"} for r in rows]
-    order = ["prompt_fp32", "int8", "pruned_30", "pruned_50", "onnx", "onnx_int8", "student"]
+    order = ["prompt_fp32", "int8", "pruned_30", "pruned_50", "onnx", "onnx_int8", "onnx_int4", "student"]
     merged.sort(key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
     out.write_text(json.dumps(merged, indent=2) + "\n")
     Path(args.details).write_text(json.dumps({**meta, "rows": rows}, indent=2) + "\n")

@@ -134,7 +134,7 @@ def weight_bytes(path) -> int:
     return sum(numpy_helper.to_array(t).nbytes for t in onnx.load(str(path)).graph.initializer)
 
 
-def test_int8_variants_are_smaller_and_close(tmp_path):
+def test_quantized_variants_are_smaller_and_close(tmp_path):
     clf = prompt_clf(tiny_llama)
     reference = clf.predict_proba(TEXTS)
     export_onnx(clf, tmp_path / "fp32")
@@ -142,9 +142,15 @@ def test_int8_variants_are_smaller_and_close(tmp_path):
     fp32, int8 = (weight_bytes(tmp_path / name / ONNX_MODEL) for name in ("fp32", "int8"))
     assert int8 < 0.3 * fp32, (int8, fp32)  # int8 weights (+ scales); the tiny graph's other constants stay
     assert (tmp_path / "int8" / ONNX_MODEL).stat().st_size < (tmp_path / "fp32" / ONNX_MODEL).stat().st_size
-    int8 = OnnxClassifier(tmp_path / "int8")
-    assert int8.config["quantization"].startswith("int8")
-    assert np.abs(int8.predict_proba(TEXTS) - reference).max() < 0.05
+    runtime = OnnxClassifier(tmp_path / "int8")
+    assert runtime.config["quantization"].startswith("int8")
+    assert np.abs(runtime.predict_proba(TEXTS) - reference).max() < 0.05
+
+    export_onnx(clf, tmp_path / "int4", int4=True)
+    int4 = OnnxClassifier(tmp_path / "int4")
+    assert "MatMulNBits" in {n.op_type for n in __import__("onnx").load(str(int4.model_path)).graph.node}
+    assert weight_bytes(int4.model_path) < 0.5 * fp32
+    assert np.abs(int4.predict_proba(TEXTS) - reference).max() < 0.05
 
     before = state_size_bytes(clf.backbone.model)
     quantize_torch_int8(clf)

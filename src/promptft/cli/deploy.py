@@ -22,6 +22,9 @@ def export(
     int8: Annotated[
         bool, typer.Option("--int8", help="Quantize the weights to int8 (onnxruntime dynamic quantization).")
     ] = False,
+    int4: Annotated[
+        bool, typer.Option("--int4", help="Weight-only int4 (onnxruntime MatMulNBits, blocks of 32).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
@@ -35,14 +38,15 @@ def export(
     """
     from promptft.recipes.export import export as run_export
 
-    summary = run_export(model_dir, onnx, int8=int8, overwrite=overwrite)
+    summary = run_export(model_dir, onnx, int8=int8, int4=int4, overwrite=overwrite)
     if as_json:
         typer.echo(json.dumps(summary))
         return
     diff = summary.get("max_abs_diff")
     check = f"; max |ONNX - PyTorch| = {diff:.2g}" if diff is not None else ""
     Console(stderr=True).print(
-        f"wrote {summary['folder']} ({summary['size_mb']} MB{', int8' if int8 else ''}) in {summary['seconds']} s{check}",
+        f"wrote {summary['folder']} ({summary['size_mb']} MB, {summary['quantization'] or 'fp32'}) "
+        f"in {summary['seconds']} s{check}",
         markup=False,
         highlight=False,
     )

@@ -234,12 +234,14 @@ def export_onnx(
     out_dir: str | Path,
     *,
     int8: bool = False,
+    int4: bool = False,
     source: str = "",
     overwrite: bool = False,
     opset: int = OPSET,
 ) -> Path:
     """Write `out_dir/` with model.onnx, promptft_onnx.json and tokenizer/ (atomically); `int8` quantizes
-    the graph's weights with onnxruntime's dynamic int8 quantization. Returns the folder.
+    the graph's weights with onnxruntime's dynamic int8 quantization, `int4` to weight-only int4 blocks
+    (onnxruntime MatMulNBits). Returns the folder.
 
     The classifier is changed in place (LoRA merged into the weights): pass one loaded for export."""
     out_dir = Path(out_dir)
@@ -253,11 +255,18 @@ def export_onnx(
             fp32 = Path(tmp) / ONNX_MODEL
             info = export_graph(clf, fp32, opset)
             config = folder_config(clf, info, source)
+            if int8 and int4:
+                raise PromptFTError("choose one of int8 and int4")
             if int8:
                 from promptft.deploy.quantize import quantize_onnx_int8
 
                 quantize_onnx_int8(fp32, folder / ONNX_MODEL)
                 config["quantization"] = "int8 (onnxruntime dynamic, per-channel weights)"
+            elif int4:
+                from promptft.deploy.quantize import quantize_onnx_int4
+
+                quantize_onnx_int4(fp32, folder / ONNX_MODEL)
+                config["quantization"] = "int4 weight-only (onnxruntime MatMulNBits, blocks of 32)"
             else:
                 _copy_model(fp32, folder / ONNX_MODEL)
         tokenizer_of(clf).save_pretrained(folder / TOKENIZER_DIR)

@@ -23,16 +23,25 @@ SAMPLE = ["a short sentence", "another, somewhat longer sentence to check the ex
 
 
 def export(
-    model_dir: str | Path, onnx: str | Path, *, int8: bool = False, overwrite: bool = False, check: bool = True
+    model_dir: str | Path,
+    onnx: str | Path,
+    *,
+    int8: bool = False,
+    int4: bool = False,
+    overwrite: bool = False,
+    check: bool = True,
 ) -> dict[str, Any]:
     """Export and (with `check`) compare the ONNX graph's label logits with PyTorch's on two sentences
-    (fp32: they must agree to 1e-3; int8 only reports the difference). Returns a summary (folder, size,
+    (fp32: they must agree to 1e-3; int8/int4 only report the difference). `int8`: onnxruntime dynamic
+    int8; `int4`: weight-only int4 (onnxruntime MatMulNBits). Returns a summary (folder, size,
     seconds, max_abs_diff)."""
     from promptft.classifiers import load_classifier
     from promptft.deploy.onnx_export import export_onnx
     from promptft.deploy.onnx_runtime import ONNX_MODEL, OnnxClassifier
 
     onnx = Path(onnx)  # a folder (named as given, `out.onnx` too): model.onnx, the prompt, the tokenizer
+    if int8 and int4:
+        raise PromptFTError("--int8 and --int4 are two quantizations: choose one")
     if onnx.exists() and not overwrite:
         raise PromptFTError(f"{onnx} already exists: choose another --onnx folder, or pass --overwrite")
     check_writable(onnx, "the ONNX folder")
@@ -41,13 +50,13 @@ def export(
     clf = load_classifier(folder, device="cpu")
     sample = [{f: text for f in clf.fields} for text in SAMPLE]
     reference = clf.logits_encoded(clf.encode(sample)) if check else None
-    export_onnx(clf, onnx, int8=int8, source=str(folder.resolve()), overwrite=overwrite)
+    export_onnx(clf, onnx, int8=int8, int4=int4, source=str(folder.resolve()), overwrite=overwrite)
     job = next((p for p in (folder / JOB_FILE, folder.parent / JOB_FILE) if p.is_file()), None)
     if job is not None:
         shutil.copy(job, onnx / JOB_FILE)
     summary: dict[str, Any] = {
         "folder": str(onnx),
-        "int8": int8,
+        "quantization": "int8" if int8 else "int4" if int4 else None,
         "size_mb": round((onnx / ONNX_MODEL).stat().st_size / 2**20, 2),
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -56,7 +65,7 @@ def export(
         got = runtime.logits_encoded(runtime.encode(sample))
         diff = float((got - reference).abs().max())
         summary["max_abs_diff"] = diff
-        if not int8 and diff > 1e-3:
+        if not (int8 or int4) and diff > 1e-3:
             raise PromptFTError(
                 f"the exported graph's scores differ from PyTorch's by {diff:.2g}: please report this model; "
                 f"the folder {onnx} is kept for inspection"
