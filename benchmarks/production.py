@@ -30,7 +30,11 @@ from promptft.data import read_examples  # noqa: E402
 
 
 def size_mb(path: Path) -> float:
-    total = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    total = (
+        path.stat().st_size
+        if path.is_file()
+        else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    )
     return round(total / 2**20, 2)
 
 
@@ -97,7 +101,11 @@ def main() -> None:
         variants = {"prompt_fp32": (fp32, size_mb(tmp / "fp32"))}
         int8 = quantize_torch_int8(copy.deepcopy(fp32))
         variants["int8"] = (int8, round(state_size_bytes(int8.backbone.model) / 2**20, 2))
-        for name, quantization in (("onnx", {}), ("onnx_int8", {"int8": True}), ("onnx_int4", {"int4": True})):
+        for name, quantization in (
+            ("onnx", {}),
+            ("onnx_int8", {"int8": True}),
+            ("onnx_int4", {"int4": True}),
+        ):
             start = time.perf_counter()
             export_onnx(copy.deepcopy(fp32), tmp / name, **quantization)
             details[f"{name}_export_s"] = round(time.perf_counter() - start, 1)
@@ -110,7 +118,9 @@ def main() -> None:
             if reference is None:
                 reference = predictions
             agreement = sum(a == b for a, b in zip(predictions, reference, strict=True)) / len(reference)
-            rows.append({"variant": name, **result, "size_mb": size, "agreement_with_fp32": round(agreement, 4)})
+            rows.append(
+                {"variant": name, **result, "size_mb": size, "agreement_with_fp32": round(agreement, 4)}
+            )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     base = rows[0]
     for row in rows:
@@ -146,7 +156,9 @@ def main() -> None:
     mine = {r["variant"] for r in rows}
     keys = ("variant", "accuracy", "size_mb", "latency_ms_b1", "latency_ms_b32", "examples_per_s")
     merged = [r for r in existing if r.get("variant") not in mine]
-    merged += [{**{k: r[k] for k in keys}, "source": "benchmarks/results/production_quant.json"} for r in rows]
+    merged += [
+        {**{k: r[k] for k in keys}, "source": "benchmarks/results/production_quant.json"} for r in rows
+    ]
     order = ["prompt_fp32", "int8", "pruned_30", "pruned_50", "onnx", "onnx_int8", "onnx_int4", "student"]
     merged.sort(key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order))
     out.write_text(json.dumps(merged, indent=2) + "\n")

@@ -73,11 +73,15 @@ def schemathesis_5xx(url: str, max_examples: int) -> dict:
         strategy = operation.as_strategy()
 
         @given(case=strategy)
-        @settings(max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def run(case):
             response = case.call(base_url=url)
             counts["requests"] += 1
-            counts["statuses"][str(response.status_code)] = counts["statuses"].get(str(response.status_code), 0) + 1
+            counts["statuses"][str(response.status_code)] = (
+                counts["statuses"].get(str(response.status_code), 0) + 1
+            )
             if response.status_code >= 500:
                 counts["5xx"] += 1
 
@@ -125,7 +129,9 @@ def main() -> None:
         async def run_all() -> float:
             start = time.perf_counter()
             until = start + args.seconds
-            await asyncio.gather(*(client(url, texts, until, i, latencies, errors) for i in range(args.clients)))
+            await asyncio.gather(
+                *(client(url, texts, until, i, latencies, errors) for i in range(args.clients))
+            )
             return time.perf_counter() - start
 
         wall = asyncio.run(run_all())

@@ -34,7 +34,9 @@ def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model") / "clf"
     model, tok = tiny_llama()
     clf = PromptClassifier(
-        backbone_from_model(model, tok), "{text} It was {mask}.", {"negative": "terrible", "positive": "great"}
+        backbone_from_model(model, tok),
+        "{text} It was {mask}.",
+        {"negative": "terrible", "positive": "great"},
     )
     clf.save_pretrained(folder)
     return folder
@@ -150,13 +152,31 @@ def test_two_processes_write_the_rows_in_input_order(tmp_path, saved):
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     assert run_cli("predict", saved, "-i", tmp_path / "in.tsv", "-o", one, "--device", "cpu").exit_code == 0
     src = str(Path(promptft.__file__).parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
     launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     launch += ["--main_process_port", str(free_port())]
-    command = [*launch, "-m", "promptft", "predict", str(saved), "-i", str(tmp_path / "in.tsv"), "-o", str(two)]
+    command = [
+        *launch,
+        "-m",
+        "promptft",
+        "predict",
+        str(saved),
+        "-i",
+        str(tmp_path / "in.tsv"),
+        "-o",
+        str(two),
+    ]
     done = subprocess.run(
-        [*command, "--chunk-size", "4", "--device", "cpu"], env=env, capture_output=True, text=True, timeout=180
+        [*command, "--chunk-size", "4", "--device", "cpu"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr.count("wrote 11 predictions") == 1  # one process writes and reports

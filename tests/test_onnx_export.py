@@ -142,7 +142,9 @@ def test_quantized_variants_are_smaller_and_close(tmp_path):
     fp32, int8 = (weight_bytes(tmp_path / name / ONNX_MODEL) for name in ("fp32", "int8"))
     # int8 weights, except the output head and the MLP's down projection (kept fp32 on purpose)
     assert int8 < 0.6 * fp32, (int8, fp32)
-    nodes = {n.name: n.op_type for n in __import__("onnx").load(str(tmp_path / "int8" / ONNX_MODEL)).graph.node}
+    nodes = {
+        n.name: n.op_type for n in __import__("onnx").load(str(tmp_path / "int8" / ONNX_MODEL)).graph.node
+    }
     assert nodes["/net/model/layers.0/mlp/down_proj/MatMul"] == "MatMul"
     assert nodes["/net/lm_head/MatMul"] == "MatMul"
     assert "MatMulInteger" in nodes.values()
@@ -178,7 +180,9 @@ def test_cli_export_then_predict_and_eval_with_onnxruntime(tmp_path):
     rows = "sentence\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(TEXTS))
     (tmp_path / "data.tsv").write_text(rows)
     runner = CliRunner()
-    done = runner.invoke(app, ["export", str(tmp_path / "run"), "--onnx", str(tmp_path / "out.onnx"), "--json"])
+    done = runner.invoke(
+        app, ["export", str(tmp_path / "run"), "--onnx", str(tmp_path / "out.onnx"), "--json"]
+    )
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     assert summary["max_abs_diff"] < 1e-3
@@ -193,9 +197,20 @@ def test_cli_export_then_predict_and_eval_with_onnxruntime(tmp_path):
         got = [json.loads(line) for line in out.read_text().splitlines()]
         expected = clf.predict_proba(TEXTS)
         assert [r["pred_label"] for r in got] == clf.predict(TEXTS)
-        assert np.abs(np.array([[r["prob_negative"], r["prob_positive"]] for r in got]) - expected).max() < 1e-4
+        assert (
+            np.abs(np.array([[r["prob_negative"], r["prob_positive"]] for r in got]) - expected).max() < 1e-4
+        )
     done = runner.invoke(
-        app, ["eval", str(tmp_path / "out.onnx"), "-d", str(tmp_path / "data.tsv"), "--label-map", "0=negative,1=positive", "--json"]
+        app,
+        [
+            "eval",
+            str(tmp_path / "out.onnx"),
+            "-d",
+            str(tmp_path / "data.tsv"),
+            "--label-map",
+            "0=negative,1=positive",
+            "--json",
+        ],
     )
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["n"] == len(TEXTS)

@@ -4,7 +4,6 @@ concurrent requests, a clean shutdown that finishes requests in flight, and sche
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import threading
 import time
@@ -60,7 +59,10 @@ def test_health_and_info(client):
     assert client.get("/health").json() == {"status": "ok"}
     info = client.get("/info").json()
     assert info["labels"] == ["negative", "positive"]
-    assert info["prompt"] == {"template": "{text} It was {mask}.", "label_words": {"negative": ["terrible"], "positive": ["great"]}}
+    assert info["prompt"] == {
+        "template": "{text} It was {mask}.",
+        "label_words": {"negative": ["terrible"], "positive": ["great"]},
+    }
     assert info["model"]["runtime"] == "pytorch" and info["model"]["source"] == "tiny-llama"
     assert info["task"]["name"] == "single_label" and info["version"]
     assert info["limits"]["max_texts"] == 8
@@ -207,7 +209,9 @@ def test_shutdown_finishes_requests_in_flight():
 
     port = free_port()
     app = create_app(SlowClassifier(CLF, pause=1.0), source="slow")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=10)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -237,7 +241,9 @@ def test_shutdown_finishes_requests_in_flight():
 # ----- schemathesis: generated requests (valid and invalid) never get a 5xx
 
 # A separate app: schemathesis runs the app's lifespan (the batcher) itself.
-SCHEMA = schemathesis.openapi.from_asgi("/openapi.json", create_app(CLF, source="tiny-llama", settings=LIMITS))
+SCHEMA = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_app(CLF, source="tiny-llama", settings=LIMITS)
+)
 
 
 @SCHEMA.parametrize()

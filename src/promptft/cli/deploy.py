@@ -67,7 +67,10 @@ def serve(
         int, typer.Option("--max-body-bytes", min=1, help="Largest request body (bytes).")
     ] = 1_000_000,
     max_batch: Annotated[
-        int, typer.Option("--max-batch", min=1, help="Most texts per forward (concurrent requests batch together).")
+        int,
+        typer.Option(
+            "--max-batch", min=1, help="Most texts per forward (concurrent requests batch together)."
+        ),
     ] = 32,
     max_wait_ms: Annotated[
         float, typer.Option("--max-wait-ms", min=0, help="How long a request waits for others to batch with.")

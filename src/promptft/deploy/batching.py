@@ -10,6 +10,7 @@ queued one before returning, for a clean shutdown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -104,10 +105,8 @@ class DynamicBatcher:
             await self._queue.join()
         if self._worker is not None:
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
@@ -120,7 +119,11 @@ class DynamicBatcher:
         while size < self.max_batch:
             remaining = deadline - time.perf_counter()
             try:
-                nxt = self._queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(self._queue.get(), remaining)
+                nxt = (
+                    self._queue.get_nowait()
+                    if remaining <= 0
+                    else await asyncio.wait_for(self._queue.get(), remaining)
+                )
             except (TimeoutError, asyncio.QueueEmpty):
                 break
             if size + len(nxt.items) > self.max_batch:
@@ -139,7 +142,9 @@ class DynamicBatcher:
             try:
                 results = await loop.run_in_executor(self._executor, self.run, items)
                 if len(results) != len(items):
-                    raise RuntimeError(f"the batch function returned {len(results)} results for {len(items)} items")
+                    raise RuntimeError(
+                        f"the batch function returned {len(results)} results for {len(items)} items"
+                    )
             except Exception as err:  # every request of the batch gets the error
                 for request in batch:
                     if not request.future.done():

@@ -19,7 +19,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,12 @@ class Progress:
 
 def _fingerprint(input: Path, model: str) -> dict[str, Any]:
     stat = input.stat()
-    return {"input": str(input.resolve()), "input_size": stat.st_size, "input_mtime": stat.st_mtime, "model": model}
+    return {
+        "input": str(input.resolve()),
+        "input_size": stat.st_size,
+        "input_mtime": stat.st_mtime,
+        "model": model,
+    }
 
 
 def read_progress(output: Path, input: Path, model: str) -> Progress | None:
@@ -59,7 +64,9 @@ def read_progress(output: Path, input: Path, model: str) -> Progress | None:
         data = json.loads(marker.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if {k: data.get(k) for k in ("input", "input_size", "input_mtime", "model")} != _fingerprint(input, model):
+    if {k: data.get(k) for k in ("input", "input_size", "input_mtime", "model")} != _fingerprint(
+        input, model
+    ):
         log.warning("%s belongs to another input or model: starting %s afresh", marker, output)
         return None
     if partial.stat().st_size < data["bytes_written"]:
@@ -70,7 +77,11 @@ def read_progress(output: Path, input: Path, model: str) -> Progress | None:
 def write_marker(output: Path, input: Path, model: str, progress: Progress) -> None:
     marker = marker_path(output)
     tmp = marker.with_name(marker.name + ".tmp")
-    data = {**_fingerprint(input, model), "rows_done": progress.rows_done, "bytes_written": progress.bytes_written}
+    data = {
+        **_fingerprint(input, model),
+        "rows_done": progress.rows_done,
+        "bytes_written": progress.bytes_written,
+    }
     data["columns"] = progress.columns
     tmp.write_text(json.dumps(data))
     os.replace(tmp, marker)
@@ -124,7 +135,9 @@ def stream_predictions(
             records = predict_chunk([chunk[i] for i in mine])
             gathered = all_gather(list(zip(mine, records, strict=True)), world)
             if rank == 0:
-                ordered = [rec for _, rec in sorted(itertools.chain.from_iterable(gathered), key=lambda p: p[0])]
+                ordered = [
+                    rec for _, rec in sorted(itertools.chain.from_iterable(gathered), key=lambda p: p[0])
+                ]
                 if state.columns is None:
                     state.columns = list(ordered[0]) if ordered else ["label"]
                 text = render(ordered, state.columns, state.rows_done == 0)
@@ -143,7 +156,9 @@ def stream_predictions(
             handle.close()
     if rank == 0:
         if output.exists():
-            raise PromptFTError(f"{output} appeared while predicting: the finished predictions are in {partial}")
+            raise PromptFTError(
+                f"{output} appeared while predicting: the finished predictions are in {partial}"
+            )
         os.replace(partial, output)
         marker_path(output).unlink(missing_ok=True)
     return state.rows_done

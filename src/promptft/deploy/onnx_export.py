@@ -68,7 +68,15 @@ class PromptGraph(nn.Module):
         self.register_buffer("member", member, persistent=False)
         self.register_buffer("mean_weights", member.float() / member.sum(1, keepdim=True), persistent=False)
 
-    def forward(self, input_ids, attention_mask, score_rows, score_cols, decoder_input_ids=None, decoder_attention_mask=None):
+    def forward(
+        self,
+        input_ids,
+        attention_mask,
+        score_rows,
+        score_cols,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+    ):
         seq_len = input_ids.shape[1]
         seq2seq = decoder_input_ids is not None
 
@@ -171,7 +179,9 @@ def export_graph(clf: BaseClassifier, path: Path, opset: int = OPSET) -> dict[st
         extra: dict[str, Any] = {"plan": plan.to_dict()}
     elif isinstance(clf, HeadClassifier):
         graph = HeadGraph(clf)
-        encoded = clf.encode([{f: "a short example" for f in clf.fields}, {f: "a longer example here" for f in clf.fields}])
+        encoded = clf.encode(
+            [{f: "a short example" for f in clf.fields}, {f: "a longer example here" for f in clf.fields}]
+        )
         with_types = encoded[0].token_type_ids is not None
         sample = {k: torch.from_numpy(v) for k, v in head_arrays(encoded, clf.pad_id, with_types).items()}
         names = list(sample)

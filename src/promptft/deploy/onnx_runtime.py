@@ -54,7 +54,9 @@ class ScoringPlan:
     decoder_prefix: list[int] = field(default_factory=list)
 
     @classmethod
-    def build(cls, kind: str, word_ids: Sequence[Sequence[int]], word_label: Sequence[int], decoder_prefix=()):
+    def build(
+        cls, kind: str, word_ids: Sequence[Sequence[int]], word_label: Sequence[int], decoder_prefix=()
+    ):
         rows: list[list[int]] = []
         positions: list[tuple[int, int]] = []
         index: dict[tuple[int, int], int] = {}
@@ -107,7 +109,9 @@ class ScoringPlan:
         data["targets"] = [tuple(t) for t in data["targets"]]
         return cls(**data)
 
-    def arrays(self, prompts: Sequence[EncodedPrompt], pad_id: int, mask_id: int | None) -> dict[str, np.ndarray]:
+    def arrays(
+        self, prompts: Sequence[EncodedPrompt], pad_id: int, mask_id: int | None
+    ) -> dict[str, np.ndarray]:
         """The graph's inputs for a batch of encoded prompts (right-padded int64 arrays)."""
         n_rows = len(self.rows)
         seqs: list[list[int]] = []
@@ -283,8 +287,12 @@ class OnnxClassifier(BaseClassifier):
         for ex in examples:
             missing = [f for f in self.fields if f not in ex.fields]
             if missing:
-                raise DataError(f"example lacks field(s) {missing} (it has {sorted(ex.fields)}): map those columns")
-            enc = self.tokenizer(*[ex.fields[f] for f in self.fields], truncation=True, max_length=self.max_length)
+                raise DataError(
+                    f"example lacks field(s) {missing} (it has {sorted(ex.fields)}): map those columns"
+                )
+            enc = self.tokenizer(
+                *[ex.fields[f] for f in self.fields], truncation=True, max_length=self.max_length
+            )
             types = enc.get("token_type_ids")
             out.append(EncodedInput(tuple(enc["input_ids"]), tuple(types) if types is not None else None))
         return out

@@ -34,7 +34,6 @@ KEEP_FP32 = ("down_proj",)
 _HEADS = ("lm_head", "/cls/", "/classifier", "/score/")
 
 
-
 def quantize_torch_int8(clf, *, keep: Sequence[str] = KEEP_FP32, keep_head: bool = True):
     """Quantize a classifier's Linear layers to int8 in place (CPU only); returns the classifier.
 
@@ -44,7 +43,9 @@ def quantize_torch_int8(clf, *, keep: Sequence[str] = KEEP_FP32, keep_head: bool
     from promptft.deploy.onnx_export import merge_adapter
 
     if clf.device.type != "cpu":
-        raise PromptFTError("int8 dynamic quantization runs on the CPU: load the classifier with device='cpu'")
+        raise PromptFTError(
+            "int8 dynamic quantization runs on the CPU: load the classifier with device='cpu'"
+        )
     merge_adapter(clf)
     model = clf.backbone.model if isinstance(clf, PromptClassifier) else clf.model
     head = model.get_output_embeddings() if isinstance(clf, PromptClassifier) else None

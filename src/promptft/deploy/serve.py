@@ -36,7 +36,9 @@ class ServeSettings:
     """Limits and batching of the service (each a `promptft serve` flag)."""
 
     max_texts: int = 64  # texts per request
-    max_text_chars: int = 4000  # characters per text (longer prompts are truncated to max_length tokens anyway)
+    max_text_chars: int = (
+        4000  # characters per text (longer prompts are truncated to max_length tokens anyway)
+    )
     max_body_bytes: int = 1_000_000  # request body
     max_batch: int = 32  # texts per forward (whole requests are batched together up to this)
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for others
@@ -205,7 +207,7 @@ def create_app(clf, *, source: str = "", settings: ServeSettings | None = None) 
             where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
         hint = (
-            f'; send {{"texts": ["first text", "second text"]}}'
+            '; send {"texts": ["first text", "second text"]}'
             if len(fields) == 1
             else f'; send {{"texts": [{{{", ".join(repr(f) + ": ..." for f in fields)}}}]}}'
         )
@@ -244,7 +246,9 @@ def create_app(clf, *, source: str = "", settings: ServeSettings | None = None) 
     return app
 
 
-def _error(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": message}
     if detail is not None:
         body["detail"] = detail

@@ -1,8 +1,8 @@
 """The serve recipe: load a classifier (a run, its best/, or an ONNX export) and serve it over HTTP.
 
-    from promptft.recipes.serve import build_app, serve
-    app = build_app("runs/sst2")             # a FastAPI app (e.g. for your own ASGI server or tests)
-    serve("exports/sst2-onnx", port=8000)    # blocks; Ctrl-C / SIGTERM finish in-flight requests first
+from promptft.recipes.serve import build_app, serve
+app = build_app("runs/sst2")             # a FastAPI app (e.g. for your own ASGI server or tests)
+serve("exports/sst2-onnx", port=8000)    # blocks; Ctrl-C / SIGTERM finish in-flight requests first
 """
 
 from __future__ import annotations
