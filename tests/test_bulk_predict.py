@@ -55,6 +55,14 @@ def test_streamed_output_equals_the_in_memory_one(tmp_path, saved, suffix):
     assert done.exit_code == 0, done.output
     assert streamed.read_text() == whole.read_text()
     assert not partial_path(streamed).exists() and not marker_path(streamed).exists()
+    again = run_cli("predict", saved, "-i", tmp_path / "in.tsv", "-o", streamed, "--chunk-size", 50)
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    if suffix == ".jsonl":
+        replaced = run_cli(
+            "predict", saved, "-i", tmp_path / "in.tsv", "-o", streamed, "--chunk-size", 50, "--overwrite"
+        )
+        assert replaced.exit_code == 0, replaced.output
+        assert streamed.read_text() == whole.read_text()
 
 
 def test_iter_rows_is_lazy(tmp_path):

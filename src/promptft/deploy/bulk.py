@@ -105,6 +105,7 @@ def stream_predictions(
     rank: int = 0,
     world: int = 1,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> int:
     """Predict `rows` chunk by chunk into `output` (see the module docstring); returns the rows written.
 
@@ -155,7 +156,7 @@ def stream_predictions(
         if handle is not None:
             handle.close()
     if rank == 0:
-        if output.exists():
+        if output.exists() and not overwrite:
             raise PromptFTError(
                 f"{output} appeared while predicting: the finished predictions are in {partial}"
             )

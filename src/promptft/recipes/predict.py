@@ -180,7 +180,18 @@ def predict(
     folder, saved, spec = prepare(model_dir, device, **dict(columns or {}))
     if chunk_size is not None:
         return _predict_streamed(
-            folder, saved, spec, input, output, empty, batch_size, device, chunk_size, resume, progress
+            folder,
+            saved,
+            spec,
+            input,
+            output,
+            empty,
+            batch_size,
+            device,
+            chunk_size,
+            resume,
+            progress,
+            overwrite,
         )
     rows = read_split_rows(input, spec.reader_options(), labelled=False)
     what = "predicted from the template alone" if empty == "keep" else "kept with an empty prediction"
@@ -195,7 +206,7 @@ def predict(
 
 
 def _predict_streamed(
-    folder, saved, spec, input, output, empty, batch_size, device, chunk_size, resume, progress
+    folder, saved, spec, input, output, empty, batch_size, device, chunk_size, resume, progress, overwrite
 ) -> int:
     from promptft.data.readers import iter_rows
     from promptft.deploy.bulk import render_rows, stream_predictions
@@ -246,6 +257,7 @@ def _predict_streamed(
         rank=rank,
         world=world,
         progress=report,
+        overwrite=overwrite,
     )
 
 
