@@ -144,11 +144,13 @@ def main() -> None:
         "onnxruntime": __import__("onnxruntime").__version__,
         "seconds": round(time.time() - started, 1),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "notes": "LoRA merged into the weights for every variant; torch int8 = quantize_dynamic on every "
-        "Linear except the output head; ONNX int8 = onnxruntime quantize_dynamic (per-channel int8 weights, "
-        "uint8 embedding gather); ONNX int4 = onnxruntime MatMulNBits weight-only int4, symmetric blocks of 32, "
-        "accuracy_level 4 (embedding gather stays fp32); size: merged safetensors (fp32), torch.save of the quantized state (int8), "
-        "the .onnx file (onnx)",
+        "notes": "LoRA merged into the weights for every variant; torch int8 = quantize_dynamic with per-channel "
+        "int8 weights on every Linear except the output head and the MLP down_proj (kept fp32, see "
+        "promptft.deploy.quantize.KEEP_FP32); ONNX int8 = onnxruntime quantize_dynamic (per-channel int8 weights, "
+        "uint8 embedding gather; output head and down_proj MatMuls kept fp32); ONNX int4 = onnxruntime "
+        "MatMulNBits weight-only int4, symmetric blocks of 32, accuracy_level 4 (same nodes kept fp32; embedding "
+        "gather fp32); size: merged safetensors (fp32), torch.save of the quantized state (int8), the .onnx file "
+        "(onnx; the tied embedding is stored twice, as the gather table and the transposed head)",
         **details,
     }
     out = Path(args.out)

@@ -18,7 +18,7 @@ from promptft.deploy.quantize import quantize_torch_int8, state_size_bytes
 from promptft.errors import PromptFTError
 from promptft.models import backbone_from_model
 from promptft.objectives import MultiLabel
-from tiny import minilm_tokenizer, tiny_llama, tiny_roberta, tiny_t5
+from tiny import minilm_tokenizer, tiny_bert, tiny_llama, tiny_roberta, tiny_t5
 
 # "wonderful film" takes several tokens: extra rows (causal, seq2seq) or extra masks (masked)
 WORDS = {"negative": "terrible", "positive": ["great", "wonderful film"]}
@@ -37,7 +37,11 @@ def prompt_clf(factory, template="{text} It was {mask}.", words=WORDS, **kw):
     return PromptClassifier(backbone_from_model(model, tok), template, words, max_length=64, **kw)
 
 
-@pytest.mark.parametrize("factory", [tiny_llama, tiny_roberta, tiny_t5], ids=["causal", "masked", "seq2seq"])
+@pytest.mark.parametrize(
+    "factory",
+    [tiny_llama, tiny_roberta, tiny_bert, tiny_t5],
+    ids=["causal", "masked", "masked-wordpiece", "seq2seq"],
+)
 def test_onnx_scores_equal_pytorch(tmp_path, factory):
     clf = prompt_clf(factory)
     assert max(len(w) for w in clf.words.word_ids) > 1  # the multi-token path is exercised

@@ -253,3 +253,13 @@ def test_schemathesis_finds_no_server_error(case):
 
     response = case.call_and_validate(checks=[not_a_server_error])
     assert response.status_code < 500, response.text[:500]
+
+
+def test_cli_serve_checks_the_model_before_starting(tmp_path):
+    from typer.testing import CliRunner
+
+    from promptft.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing"), "--port", "8123"])
+    assert result.exit_code == 2 and "no such folder" in result.stderr
+    assert "Traceback" not in result.output
