@@ -39,7 +39,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument("--chunk-size", type=int, default=512)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "SST-2" / "train.tsv"))
-    parser.add_argument("--make-minilm", action="store_true", help="first save MiniLM-L6 + an untrained head to MODEL")
+    parser.add_argument(
+        "--make-minilm", action="store_true", help="first save MiniLM-L6 + an untrained head to MODEL"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bulk_memory.json"))
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -47,9 +49,9 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "src"))
         from promptft import HeadClassifier
 
-        HeadClassifier.from_model("minilm-l6", ["negative", "positive"], device="cpu", seed=0).save_pretrained(
-            args.model
-        )
+        HeadClassifier.from_model(
+            "minilm-l6", ["negative", "positive"], device="cpu", seed=0
+        ).save_pretrained(args.model)
     lines = Path(args.data).read_text(encoding="utf-8").splitlines()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,11 +60,25 @@ def main() -> None:
             data.write_text("\n".join(lines[: n + 1]) + "\n", encoding="utf-8")
             for mode in ("streamed", "in_memory"):
                 out = Path(tmp) / f"pred_{n}_{mode}.jsonl"
-                command = [sys.executable, "-m", "promptft", "predict", args.model, "-i", str(data), "-o", str(out)]
+                command = [
+                    sys.executable,
+                    "-m",
+                    "promptft",
+                    "predict",
+                    args.model,
+                    "-i",
+                    str(data),
+                    "-o",
+                    str(out),
+                ]
                 if mode == "streamed":
                     command += ["--chunk-size", str(args.chunk_size)]
                 done = subprocess.run(
-                    [sys.executable, "-c", PEAK, *command], env=env, capture_output=True, text=True, check=True
+                    [sys.executable, "-c", PEAK, *command],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 peak_kb, seconds = done.stdout.split()
                 written = sum(1 for _ in out.open())

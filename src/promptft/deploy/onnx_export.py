@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,12 @@ def export_graph(clf: BaseClassifier, path: Path, opset: int = OPSET) -> dict[st
         raise ModelError(f"cannot export a {type(clf).__name__} to ONNX: export a prompt or head classifier")
     graph.eval()
     args = tuple(sample[n] for n in names)
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about every Python branch on a shape in transformers' mask code (taken the same
+        # way for any padded batch: the parity tests run other batch sizes and lengths than the trace) and
+        # about negative indices (ours are never negative): noise for a user who cannot act on it.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=r".*advanced indexing.*", category=UserWarning)
         torch.onnx.export(
             graph,
             args,
