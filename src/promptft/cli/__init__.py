@@ -6,7 +6,15 @@ select), `bench.py` (bench run, bench report); `app.py` holds the app, error han
 stays fast); each command imports what it needs when it runs.
 """
 
-from promptft.cli import bench, diagnostics, models, prompts, train, use  # noqa: F401  (each module adds its commands)
+from promptft.cli import (  # noqa: F401  (each module adds its commands)
+    bench,
+    deploy,
+    diagnostics,
+    models,
+    prompts,
+    train,
+    use,
+)
 from promptft.cli.app import app
 
 __all__ = ["app"]

@@ -88,7 +88,9 @@ def evaluate(
 
 @app.command()
 def predict(
-    model_dir: Annotated[Path, typer.Argument(help="A saved classifier (a run's best/ folder, or the run).")],
+    model_dir: Annotated[
+        Path, typer.Argument(help="A saved classifier (a run's best/ folder, or the run), or an ONNX export.")
+    ],
     input: Annotated[str, typer.Option("--input", "-i", help="File to classify (labels not needed).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions file: .csv, .tsv or .jsonl.")],
     field: FieldOpt = None,
@@ -100,6 +102,18 @@ def predict(
     device: DeviceOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     progress: ProgressOpt = None,
+    chunk_size: Annotated[
+        int | None,
+        typer.Option(
+            "--chunk-size",
+            min=1,
+            help="Stream a large file this many rows at a time: constant memory, resumable after an "
+            "interruption (rerun the same command), data-parallel under `accelerate launch`.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--restart", help="With --chunk-size: continue an interrupted run.")
+    ] = True,
 ) -> None:
     """Classify a file: writes every input row with its columns (in order), the predicted label and prob_<label> for every label (multi-label: the predicted label set, comma-separated, and each label's own probability; regression: the predicted value).
 
@@ -108,6 +122,8 @@ def predict(
     Example:
 
         promptft predict runs/sst2/best --input reviews.csv --output predictions.jsonl
+
+    MODEL_DIR may also be an exported ONNX folder or its model.onnx (run by onnxruntime on the CPU). A large file: add --chunk-size 4096; under `accelerate launch -m promptft predict ...` each process takes a share of every chunk.
     """
     from promptft.recipes.predict import predict as run_predict
 
@@ -121,5 +137,10 @@ def predict(
         device=device,
         overwrite=overwrite,
         progress=show_progress(progress),
+        chunk_size=chunk_size,
+        resume=resume,
     )
-    Console(stderr=True).print(f"wrote {n} predictions to {output}", markup=False, highlight=False)
+    from promptft.training.distributed import is_main_process
+
+    if is_main_process():
+        Console(stderr=True).print(f"wrote {n} predictions to {output}", markup=False, highlight=False)

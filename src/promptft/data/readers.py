@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -118,6 +118,32 @@ def read_rows(
     return _rows(_open_dataset(source, limit), fields, label, label_map, limit, labels, task)
 
 
+def iter_rows(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str | int] | None = None,
+    header: bool | None = None,
+    fmt: str | None = None,
+) -> Iterator[Row]:
+    """Unlabelled rows of a csv/tsv/jsonl file, one at a time, as `read_rows(..., labels=False)` reads
+    them: for files too large to hold (bulk prediction). A .json file is parsed whole."""
+    _check_spec(fields, None, None)
+    path = Path(path)
+    fmt = _file_format(path, fmt)
+    if fmt in ("csv", "tsv"):
+        records = _open_table(path, fmt, fields, None, header)
+    else:
+        if header is not None:
+            raise DataError(f"header= only applies to csv/tsv files, but {path} is {fmt}: drop it")
+        records = _open_json(path, fmt)
+    try:
+        yield from _iter_rows(records, fields, None, None, None, labels=False)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path} is not valid UTF-8 text ({err.reason} at byte {err.start}): re-save it as UTF-8"
+        ) from None
+
+
 # ---------------------------------------------------------------------------------------------------------
 # argument checks
 
@@ -185,6 +211,19 @@ def _rows(
     labels: bool = True,
     task: TaskSpec | None = None,
 ) -> list[Row]:
+    return list(_iter_rows(records, fields, label, label_map, limit, labels, task))
+
+
+def _iter_rows(
+    records: _Records,
+    fields: Mapping[str, Column] | None,
+    label: Column | None,
+    label_map: dict[str, str] | None,
+    limit: int | None,
+    labels: bool = True,
+    task: TaskSpec | None = None,
+) -> Iterator[Row]:
+    """The rows one at a time (a file is read as it goes: memory does not grow with its length)."""
     task = task or TaskSpec()
     field_keys, label_key = _resolve(records, fields, label)
     label_cols = None
@@ -202,7 +241,7 @@ def _rows(
         keys = (*field_keys.values(), label_key, *(label_cols or {}).values())
         required = max((k for k in keys if isinstance(k, int)), default=-1) + 1
     names = _cell_names(records, field_keys, label_key)
-    out: list[Row] = []
+    count = 0
     joined: list[str] = []
     for loc, rec in records.rows:
         if not isinstance(rec, Mapping):
@@ -230,10 +269,11 @@ def _rows(
             else:
                 name = task.parse(value, loc, label_key, label_map, class_names)
         cells = dict(rec) if isinstance(rec, Mapping) else dict(zip(names, rec, strict=False))
-        out.append(Row(Example(texts, name), cells, loc))
-        if limit is not None and len(out) >= limit:
+        yield Row(Example(texts, name), cells, loc)
+        count += 1
+        if limit is not None and count >= limit:
             break
-    if not out:
+    if not count:
         raise DataError(
             f"{records.name} has no data rows after the header: check that it is the file you meant"
         )
@@ -248,7 +288,6 @@ def _rows(
             records.delimiter,
             names[records.width - 1],
         )
-    return out
 
 
 def _join_extra(

@@ -91,8 +91,15 @@ def prepare(
     device, and the data spec (the job's columns, then `given`, e.g. from flags; None values are left
     out). Returns (classifier folder, saved config, data spec); the saved config's `task` is the
     `TaskConfig` to read labels with (`task_for`)."""
+    from promptft.deploy.onnx_runtime import is_onnx, onnx_saved_config
     from promptft.models.loading import check_device
 
+    if is_onnx(model_dir):  # an exported ONNX folder (or its .onnx file): `load` runs it on onnxruntime
+        folder, saved = Path(model_dir), onnx_saved_config(model_dir)
+        data = data_config_for(saved["folder"], saved.get("fields", ()))
+        saved["task"] = task_for(saved["folder"], saved)
+        changes = {k: v for k, v in given.items() if v is not None}
+        return folder, saved, DataConfig.parse({**data.to_dict(), **changes})
     folder = classifier_dir(model_dir)
     saved = saved_classifier(folder)
     check_device(device)
@@ -103,8 +110,12 @@ def prepare(
 
 
 def load(folder: Path, device: str | None):
+    """The classifier in `folder`: a saved one, or an exported ONNX folder / .onnx file (onnxruntime, CPU)."""
     from promptft.classifiers import load_classifier
+    from promptft.deploy.onnx_runtime import OnnxClassifier, is_onnx
 
+    if is_onnx(folder):
+        return OnnxClassifier(folder)
     return load_classifier(folder, device=device)
 
 

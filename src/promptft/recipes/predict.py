@@ -161,16 +161,38 @@ def predict(
     device: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    chunk_size: int | None = None,
+    resume: bool = True,
 ) -> int:
-    """Classify `input` with a saved classifier and write one row per input row to `output` (its columns,
-    then `label` and `prob_<label>`; multi-label: the label set and each label's probability; regression:
-    `value`); returns the number of rows written. The output, the input and the
-    device are checked before the model loads; `columns` changes the column spec (see `evaluate`)."""
+    """Classify `input` with a saved classifier (or an exported ONNX folder / .onnx file) and write one
+    row per input row to `output` (its columns, then `label` and `prob_<label>`; multi-label: the label set
+    and each label's probability; regression: `value`); returns the number of rows written. The output,
+    the input and the device are checked before the model loads; `columns` changes the column spec (see
+    `evaluate`).
+
+    `chunk_size`: stream the file `chunk_size` rows at a time (memory stays that of one chunk), resumable
+    after an interruption (`resume`, see `promptft.deploy.bulk`) and data-parallel under `accelerate
+    launch` with the output in input order; csv/tsv/jsonl inputs."""
     from promptft.recipes.evaluate import load, prepare, require_file
 
     check_output(output, overwrite)  # before the model loads
     require_file(input)
     folder, saved, spec = prepare(model_dir, device, **dict(columns or {}))
+    if chunk_size is not None:
+        return _predict_streamed(
+            folder,
+            saved,
+            spec,
+            input,
+            output,
+            empty,
+            batch_size,
+            device,
+            chunk_size,
+            resume,
+            progress,
+            overwrite,
+        )
     rows = read_split_rows(input, spec.reader_options(), labelled=False)
     what = "predicted from the template alone" if empty == "keep" else "kept with an empty prediction"
     skip = check_empty(rows, input, empty, what)
@@ -181,3 +203,72 @@ def predict(
     )
     write_predictions(predictions, output, overwrite)
     return len(predictions)
+
+
+def _predict_streamed(
+    folder, saved, spec, input, output, empty, batch_size, device, chunk_size, resume, progress, overwrite
+) -> int:
+    from promptft.data.readers import iter_rows
+    from promptft.deploy.bulk import render_rows, stream_predictions
+    from promptft.recipes.evaluate import load
+
+    if chunk_size < 1:
+        raise PromptFTError(f"--chunk-size must be at least 1, got {chunk_size}")
+    output = Path(output)
+    fmt = prediction_format(output)
+    rank, world, device = _process_group(device)
+    options = spec.reader_options()
+    try:
+        rows = iter_rows(input, fields=options["fields"], header=options["header"], fmt=options["fmt"])
+    except DataError as err:
+        from promptft.data.splits import cli_wording
+
+        raise DataError(cli_wording(str(err))) from None
+    clf = load(folder, device)
+    separator = saved["task"].label_separator
+    what = "predicted from the template alone" if empty == "keep" else "kept with an empty prediction"
+
+    def predict_chunk(chunk: list[Row]) -> list[dict[str, Any]]:
+        if not chunk:
+            return []
+        skip = check_empty(chunk, input, empty, what)
+        return prediction_rows(
+            clf, chunk, batch_size, skip=skip if empty == "skip" else (), label_separator=separator
+        )
+
+    report = None
+    if progress and rank == 0:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+
+        def report(done: int) -> None:
+            console.print(f"predicted {done} rows", markup=False, highlight=False)
+
+    return stream_predictions(
+        rows,
+        output,
+        input=Path(input),
+        model=str(Path(folder).resolve()),
+        predict_chunk=predict_chunk,
+        render=render_rows(fmt),
+        chunk_size=chunk_size,
+        resume=resume,
+        rank=rank,
+        world=world,
+        progress=report,
+        overwrite=overwrite,
+    )
+
+
+def _process_group(device: str | None) -> tuple[int, int, str | None]:
+    """(rank, world size, device): (0, 1, device) alone; under `accelerate launch` / `torchrun`, this
+    process's place and, without --device, its own device (GPU i for process i)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, device
+    import torch
+    from accelerate.state import PartialState
+
+    cpu = device == "cpu" or (device is None and not torch.cuda.is_available())
+    state = PartialState(cpu=cpu)
+    return state.process_index, state.num_processes, device or str(state.device)
