@@ -44,7 +44,7 @@ _ADAPTER_KEYS = (
 
 
 def _version() -> str:
-    from promptft import __version__
+    from promptft.version import __version__
 
     return __version__
 

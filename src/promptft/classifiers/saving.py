@@ -29,7 +29,7 @@ FORMAT_VERSION = 2
 def write_config(directory: Path, config: dict, card: dict | None = None) -> None:
     """promptft_config.json (with the promptft version and the model card's notes), then the model card
     (README.md, `promptft.classifiers.card`); call it once the weights are in `directory`."""
-    from promptft import __version__
+    from promptft.version import __version__
 
     directory.mkdir(parents=True, exist_ok=True)
     config = {**config, "promptft_version": __version__, "card": card or {}}
@@ -72,7 +72,7 @@ def read_config(directory: str | Path, expected_type: str) -> dict:
 
 
 def _installed_version() -> str:
-    from promptft import __version__
+    from promptft.version import __version__
 
     return __version__
 
