@@ -2,7 +2,8 @@
 
 * ```python blocks run in order, one namespace per file, from a scratch folder where `../shared/data` is
   the shared data and `runs/` is fresh. By default the offline aliases (`smollm2-135m`, `gemma3-270m`) are
-  tiny random Llamas (through `$PROMPTFT_CACHE`, the real code path): the API is exercised in seconds.
+  tiny random Llamas (through `$PROMPTFT_CACHE`, the real code path) and every training run is cut to 4
+  steps: the API is exercised in seconds.
 * A file with a block preceded by `<!-- docs-test: real-model -->` runs on the real offline model
   instead (marked slow: the quickstart's 60 LoRA steps, ~1-2 min on a CPU).
 * `<!-- docs-test: skip (reason) -->` before a block leaves it out (a sketch with placeholders).
@@ -93,10 +94,28 @@ def tiny_cache(tmp_path_factory) -> Path:
     return cache
 
 
+def _short_training(monkeypatch, steps: int = 4) -> None:
+    """On the tiny model the examples check the API, not what training reaches: every run is cut to a
+    few steps (with a dev evaluation in between), whatever its TrainConfig says."""
+    from promptft.training.trainer import Trainer
+
+    original = Trainer.__init__
+
+    def short(self, clf, config=None, *args, **kwargs):
+        from promptft.training import TrainConfig
+
+        config = config or TrainConfig()
+        update = {"max_steps": min(config.max_steps, steps), "eval_every": min(config.eval_every, steps // 2)}
+        original(self, clf, config.model_copy(update=update), *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "__init__", short)
+
+
 @pytest.mark.parametrize("path", _pages("tiny"), ids=_rel)
 def test_python_examples_run_on_a_tiny_model(path, tiny_cache, tmp_path, monkeypatch):
     _scratch(tmp_path, monkeypatch)
     monkeypatch.setenv("PROMPTFT_CACHE", str(tiny_cache))
+    _short_training(monkeypatch)
     _run_page(path)
 
 

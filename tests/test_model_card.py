@@ -133,3 +133,16 @@ def test_train_command_records_data_command_and_test_metrics_in_the_card(tmp_pat
     assert "promptft train --train" in card and "--steps 2" in card
     assert "Test:" in card and f"| accuracy | {test['accuracy']:.4f} |" in card
     assert Path(tmp_path / "run" / "best" / CONFIG_FILE).exists()
+
+
+def test_head_baseline_gets_a_card_too(tmp_path):
+    from promptft import HeadClassifier
+
+    model, tok = tiny_llama()
+    model.save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    clf = HeadClassifier.from_model(str(tmp_path / "base"), ["negative", "positive"], device="cpu", seed=0)
+    clf.save_pretrained(tmp_path / "head")
+    card = (tmp_path / "head" / "README.md").read_text()
+    assert "# A classification-head single-label classifier on" in card
+    assert "| classifier | head |" in card and "## Prompt" not in card and "backbone kind" not in card

@@ -165,7 +165,7 @@ def render_model_card(folder: str | Path) -> str:
         "| | |",
         "|---|---|",
         f"| base model | `{base}` |",
-        f"| backbone kind | {config.get('kind', 'encoder with a head' if kind == 'head' else '?')} |",
+        *([f"| backbone kind | {config['kind']} |"] if config.get("kind") else []),
         f"| classifier | {kind} |",
         f"| adapter (`finetune=`) | `{adapter}` |",
         f"| task | {task} |",
