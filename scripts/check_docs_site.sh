@@ -32,7 +32,7 @@ if [ -z "$BROWSER" ]; then
     exit 1
 fi
 
-FLAGS=(--headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1400
+FLAGS=(--headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1440,1400
        --virtual-time-budget=3000 --user-data-dir="$(mktemp -d)")
 DOM=$(mktemp)
 trap 'rm -f "$DOM"' EXIT
