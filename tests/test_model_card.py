@@ -132,6 +132,7 @@ def test_train_command_records_data_command_and_test_metrics_in_the_card(tmp_pat
     assert f"* train: `{tmp_path / 'd.tsv'}`, 4 examples" in card
     assert "promptft train --train" in card and "--steps 2" in card
     assert "Test:" in card and f"| accuracy | {test['accuracy']:.4f} |" in card
+    assert f"`{tmp_path / 'run' / 'job.yaml'}`" in card
     assert Path(tmp_path / "run" / "best" / CONFIG_FILE).exists()
 
 

@@ -217,6 +217,8 @@ def render_model_card(folder: str | Path) -> str:
     ):
         if training.get(key) is not None:
             lines.append(f"* {name}: {training[key]}")
+    if notes.get("job"):
+        lines.append(f"* the whole job (to repeat or resume it): `{notes['job']}`")
     if notes.get("command"):
         lines += ["", "Command:", "", "```bash", notes["command"], "```"]
     lines.append("")
