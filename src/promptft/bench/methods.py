@@ -334,15 +334,13 @@ _SETFIT_KEYS = {
 def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """SetFit (Tunstall et al. 2022) on its own sentence encoder (default: the offline MiniLM-L6)."""
     check_keys(config, sorted(_SETFIT_KEYS), "methods.setfit", "setfit option")
-    try:
-        from datasets import Dataset
-        from setfit import SetFitModel, TrainingArguments
-        from setfit import Trainer as SetFitTrainer
-    except ImportError as exc:
-        raise ConfigError(
-            f"the setfit method needs the `setfit` package ({exc}): pip install 'promptft[setfit]', "
-            "or leave setfit out of --methods"
-        ) from None
+    from datasets import Dataset
+
+    from promptft.optional import require
+
+    setfit_pkg = require("setfit", "setfit", feature="the setfit method (or leave setfit out of --methods)")
+    SetFitModel, TrainingArguments = setfit_pkg.SetFitModel, setfit_pkg.TrainingArguments
+    SetFitTrainer = setfit_pkg.Trainer
     from promptft.models.registry import resolve_model
     from promptft.training import set_seed
 

@@ -114,9 +114,12 @@ def minilm_cosine(
         config, ["encoder", "eval_batch_size", "max_length"], "methods.minilm_cosine", "minilm_cosine option"
     )
     _require(task, "regression", "minilm_cosine")
-    from sentence_transformers import SentenceTransformer
-
     from promptft.models.registry import resolve_model
+    from promptft.optional import require
+
+    SentenceTransformer = require(
+        "sentence_transformers", "setfit", feature="the minilm_cosine method"
+    ).SentenceTransformer
 
     encoder_name = str(config.get("encoder", "minilm-l6"))
     path = resolve_model(encoder_name)

@@ -31,6 +31,8 @@ class BaseClassifier:
     _objective: Objective | None = None
     adapter: AdapterSettings  # what trains (promptft.adapters); set by each classifier
 
+    card_notes: dict[str, Any] | None = None  # what the model card says about training (note_for_card)
+
     # ----- to implement -----
     def encode(self, examples: Sequence[Example]) -> list[Any]:
         raise NotImplementedError
@@ -50,6 +52,16 @@ class BaseClassifier:
         raise NotImplementedError
 
     # ----- shared -----
+    def note_for_card(self, **notes: Any) -> None:
+        """Record facts for the model card (README.md) that `save_pretrained` writes: `data={"train":
+        path, ...}`, `training={"n_train": ..., "steps": ...}`, `dev={...}`, `test={...}`, `command="..."`.
+        The Trainer and the `train` recipe note what they know; see `promptft.classifiers.card`."""
+        self.card_notes = {**(self.card_notes or {}), **notes}
+
+    def card_details(self) -> dict[str, Any]:
+        """The notes the model card is written from, with the parameter counts."""
+        return {**(self.card_notes or {}), "parameters": list(self.parameter_counts())}
+
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device

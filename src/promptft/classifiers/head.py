@@ -195,6 +195,7 @@ class HeadClassifier(BaseClassifier):
                     "max_length": self.max_length,
                     "objective": self.objective.to_dict(),
                 },
+                self.card_details(),
             )
 
         save_folder(directory, overwrite, write)

@@ -319,12 +319,12 @@ class PromptClassifier(BaseClassifier):
         return [self.encoder.encode(ex.fields) for ex in examples]
 
     def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
-        """Adapter (peft format) or full weights (safetensors) plus the prompt as JSON; refuses to replace
-        a saved classifier unless `overwrite=True`."""
+        """Adapter (peft format) or full weights (safetensors) plus the prompt as JSON and a model card
+        (README.md); refuses to replace a saved classifier unless `overwrite=True`."""
 
         def write(folder: Path) -> None:
             write_weights(folder, self.adapter, self.backbone.model, self.backbone.tokenizer, self.peft_model)
-            write_config(folder, self.saved_config())
+            write_config(folder, self.saved_config(), self.card_details())
             calibration = getattr(self.module, "calibration", None)
             if calibration is not None:
                 write_tensors(folder / CALIBRATION_FILE, calibration)

@@ -13,18 +13,33 @@ from pathlib import Path
 from torch import nn
 
 from promptft.adapters import AdapterSettings
+from promptft.classifiers.card import write_model_card
 from promptft.errors import ModelError
 from promptft.files import write_dir_atomically
 
 CONFIG_FILE = "promptft_config.json"
 CALIBRATION_FILE = "label_calibration.safetensors"  # a multi-label prompt's per-label scale and bias
+# Loading checks it: a folder of a newer format is a clear error (upgrade promptft); older ones load:
+# 1: the adapter was "finetune" and LoRA settings were kept twice (read_config converts it).
 # 2: the adapter is named ("adapter": "lora") and its settings live only in peft's adapter_config.json.
+# Written beside it (no format change): "promptft_version", "card" (the model card's notes) and README.md.
 FORMAT_VERSION = 2
 
 
-def write_config(directory: Path, config: dict) -> None:
+def write_config(directory: Path, config: dict, card: dict | None = None) -> None:
+    """promptft_config.json (with the promptft version and the model card's notes), then the model card
+    (README.md, `promptft.classifiers.card`); call it once the weights are in `directory`."""
+    from promptft.version import __version__
+
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    config = {**config, "promptft_version": __version__, "card": card or {}}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_plain))
+    write_model_card(directory)
+
+
+def _plain(value):
+    """numpy / torch scalars in card notes as plain numbers."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 _LOADERS = {
@@ -44,9 +59,22 @@ def read_config(directory: str | Path, expected_type: str) -> dict:
             f"{directory} holds a {config.get('type')!r} classifier, not {expected_type!r}: "
             f"load it with {_LOADERS.get(config.get('type'), 'promptft.load_classifier')}"
         )
+    version = config.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelError(
+            f"{directory} was saved in format {version!r} by promptft {config.get('promptft_version', '?')}; "
+            f"this promptft ({_installed_version()}) reads formats up to {FORMAT_VERSION}: upgrade it "
+            "(pip install -U promptft)"
+        )
     if "adapter" not in config:  # format 1 named it "finetune" and kept LoRA settings twice
         config["adapter"] = config.get("finetune", "full")
     return config
+
+
+def _installed_version() -> str:
+    from promptft.version import __version__
+
+    return __version__
 
 
 def write_weights(directory: Path, adapter: AdapterSettings, model, tokenizer, peft_model) -> None:

@@ -8,10 +8,9 @@ stays fast); each command imports what it needs when it runs.
 
 from promptft.cli import (  # noqa: F401  (each module adds its commands)
     bench,
-    deploy,
     diagnostics,
     models,
-    prompts,
+    push,
     train,
     use,
 )

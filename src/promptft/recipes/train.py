@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from promptft.classifiers.card import update_model_card
 from promptft.config import JobConfig, PromptConfig
 from promptft.data import Example, label_names
 from promptft.data.splits import SPLITS, load_split
@@ -338,12 +339,22 @@ def _run_locked(
         (run_dir / JOB_FILE).unlink(missing_ok=True)  # from an attempt stopped before its first checkpoint
     clf = build_classifier(job, labels)
     cfg = job.train
+    clf.note_for_card(
+        data={
+            split: str(getattr(job.data, split))
+            for split in ("train", "dev", "test")
+            if getattr(job.data, split)
+        },
+        command=invoking_command(),
+        job=str(run_dir / JOB_FILE),
+    )
 
     if zero_shot:
         start = time.perf_counter()
         if splits["dev"]:
             clf.tune(splits["dev"], cfg.eval_batch_size, cfg.progress)  # e.g. multi-label thresholds
         best_dev = clf.evaluate(splits["dev"], cfg.eval_batch_size, cfg.progress) if splits["dev"] else None
+        clf.note_for_card(dev=best_dev, training={"n_dev": len(splits["dev"] or []), "steps": 0})
         if is_main_process():  # under `accelerate launch`, one process writes
             run_dir.mkdir(parents=True, exist_ok=True)
             write_job(job)
@@ -368,6 +379,7 @@ def _run_locked(
         test = clf.evaluate(splits["test"], cfg.eval_batch_size, cfg.progress)
         if is_main_process():
             write_json(run_dir / TEST_FILE, test)
+            update_model_card(run_dir / BEST_DIR, test=test)
     return JobResult(
         run_dir=str(run_dir),
         steps=result.steps,
@@ -378,3 +390,14 @@ def _run_locked(
         zero_shot=zero_shot,
         metric=clf.objective.check_metric(cfg.metric),
     )
+
+
+def invoking_command() -> str | None:
+    """The `promptft ...` command line this process runs, for the model card; None from Python."""
+    import shlex
+    import sys
+
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if program == "promptft" or sys.argv[0].endswith(("promptft/__main__.py", "-m")):
+        return shlex.join(["promptft", *sys.argv[1:]])
+    return None

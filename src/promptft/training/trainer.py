@@ -11,6 +11,7 @@ import json
 import logging
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -385,6 +386,7 @@ class Trainer:
             history=history,
             run_dir=str(self.run_dir) if self.run_dir else None,
         )
+        clf.note_for_card(training=_card_training(train, dev, cfg, result), dev=result.best_dev)
         if self.run_dir is not None and main:
             clf.save_pretrained(self.run_dir / BEST, overwrite=True)  # atomic: best.tmp, then renamed
             _write_json(self.run_dir / FINAL, result.to_dict())
@@ -392,3 +394,21 @@ class Trainer:
                 shutil.rmtree(self.run_dir / name, ignore_errors=True)
         accelerator.wait_for_everyone()  # no process returns before the run folder is complete
         return result
+
+
+def _card_training(
+    train: Sequence[Any], dev: Sequence[Any] | None, cfg: TrainConfig, result: TrainResult
+) -> dict:
+    """What the model card says about a training run (`promptft.classifiers.card`)."""
+    labels = [ex.label for ex in train]
+    counts = dict(sorted(Counter(labels).items())) if all(isinstance(x, str) for x in labels) else None
+    return {
+        "n_train": len(train),
+        "n_dev": len(dev) if dev else 0,
+        "label_counts": counts,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "learning_rate": cfg.learning_rate,
+        "batch_size": cfg.batch_size * cfg.grad_accum,
+        "seed": cfg.seed,
+    }
