@@ -7,6 +7,9 @@ stays fast); each command imports what it needs when it runs.
 """
 
 from promptft.cli import (  # noqa: F401  (each module adds its commands)
+    deploy,
+    prompts,
+)
     bench,
     diagnostics,
     models,
