@@ -7,12 +7,11 @@ stays fast); each command imports what it needs when it runs.
 """
 
 from promptft.cli import (  # noqa: F401  (each module adds its commands)
-    deploy,
-    prompts,
-)
     bench,
+    deploy,
     diagnostics,
     models,
+    prompts,
     push,
     train,
     use,
