@@ -1,0 +1,65 @@
+"""Evaluate a chat model (base or a run) on test conversations: assistant-token perplexity and, for SGD
+dialogues, the next-turn task metrics (slot-value recall seen/unseen, ROUGE-L) on a seeded sample of turns.
+
+    from promptft.recipes.chat_eval import chat_evaluate
+    report = chat_evaluate("runs/chat", "../shared/data/sgd/test", seen_from="../shared/data/sgd/train")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptft.chat.data import Conversation, read_conversations
+from promptft.chat.evaluate import TurnCase, evaluate_turns, perplexity, sgd_turn_cases
+from promptft.chat.generate import GenerationSettings
+from promptft.chat.model import ChatModel
+
+
+def sample(convs: list[Conversation], n: int | None, seed: int) -> list[Conversation]:
+    if n is None or n >= len(convs):
+        return convs
+    return [convs[int(i)] for i in sorted(np.random.default_rng(seed).permutation(len(convs))[:n])]
+
+
+def seen_services(train: str | Path | list[Conversation]) -> set[str]:
+    """Services of the training dialogues (an SGD folder or the conversations a model was trained on)."""
+    convs = read_conversations(train) if isinstance(train, str | Path) else train
+    return {s for c in convs for s in c.meta.get("services", [])}
+
+
+def chat_evaluate(
+    model: str | ChatModel,
+    test: str | Path | list[Conversation],
+    *,
+    seen: set[str] | None = None,
+    seen_from: str | Path | None = None,
+    ppl_conversations: int | None = None,
+    turns_per_group: int = 0,
+    settings: GenerationSettings | None = None,
+    max_length: int = 1024,
+    batch_size: int = 8,
+    seed: int = 0,
+    cases: list[TurnCase] | None = None,
+) -> dict[str, Any]:
+    """Perplexity on (a seeded sample of) the test conversations; with SGD data and `turns_per_group` > 0,
+    the generated-turn metrics too. Returns the metrics, the turn cases and the generations."""
+    chat = model if isinstance(model, ChatModel) else ChatModel.from_pretrained(model)
+    convs = read_conversations(test) if isinstance(test, str | Path) else list(test)
+    report: dict[str, Any] = {
+        "perplexity": perplexity(chat, sample(convs, ppl_conversations, seed), max_length, batch_size)
+    }
+    if cases is None and turns_per_group > 0 and any("values" in c.meta for c in convs):
+        if seen is None:
+            seen = seen_services(seen_from) if seen_from else set()
+        cases = sgd_turn_cases(convs, seen, turns_per_group, seed)
+    if cases:
+        settings = settings or GenerationSettings(max_new_tokens=48)
+        metrics, generated = evaluate_turns(chat, cases, settings, batch_size)
+        report["turns"] = metrics
+        report["generation"] = settings.to_dict()
+        report["cases"] = cases
+        report["generated"] = generated
+    return report
