@@ -61,14 +61,20 @@ def trl_tokens_per_s(model_name, settings, encoded, batch_size, steps, lr, seed)
         disable_tqdm=True,
     )
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=data, processing_class=tokenizer, peft_config=settings.peft_config(model, "causal")
+        model=model,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=settings.peft_config(model, "causal"),
     )
     collator = trainer.data_collator
 
     def counting(features):
         batch = collator(features)
-        counted["tokens"] += int(batch["attention_mask"].sum()) if "attention_mask" in batch else sum(
-            len(f["input_ids"]) for f in features
+        counted["tokens"] += (
+            int(batch["attention_mask"].sum())
+            if "attention_mask" in batch
+            else sum(len(f["input_ids"]) for f in features)
         )
         return batch
 
@@ -78,7 +84,11 @@ def trl_tokens_per_s(model_name, settings, encoded, batch_size, steps, lr, seed)
     trainer.train()
     seconds = time.perf_counter() - start
     shutil.rmtree(ROOT / "runs" / "_trl_baseline", ignore_errors=True)
-    return {"tokens": counted["tokens"], "seconds": round(seconds, 2), "tokens_per_s": round(counted["tokens"] / seconds, 2)}
+    return {
+        "tokens": counted["tokens"],
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(counted["tokens"] / seconds, 2),
+    }
 
 
 def main() -> None:
@@ -117,7 +127,11 @@ def main() -> None:
         shutil.rmtree(run_dir)
     job = ChatJob.parse(
         {
-            "model": {"name": args.model, "finetune": "lora", "adapter": {"r": args.lora_r, "alpha": 2 * args.lora_r}},
+            "model": {
+                "name": args.model,
+                "finetune": "lora",
+                "adapter": {"r": args.lora_r, "alpha": 2 * args.lora_r},
+            },
             "data": {
                 "train": str(DATA / "train"),
                 "dev_fraction": 0.05,
@@ -150,7 +164,13 @@ def main() -> None:
     base = ChatModel.from_pretrained(args.model)
     before = chat_evaluate(base, ppl_convs, cases=cases, settings=gen, max_length=args.max_length)
     before_s = time.perf_counter() - t0
-    print("before:", json.dumps(before["perplexity"]), json.dumps(before["turns"]), f"{before_s:.0f} s", flush=True)
+    print(
+        "before:",
+        json.dumps(before["perplexity"]),
+        json.dumps(before["turns"]),
+        f"{before_s:.0f} s",
+        flush=True,
+    )
     del base
 
     result = chat_train(job)
@@ -166,7 +186,13 @@ def main() -> None:
     enc, _ = encode_all(chat.tokenizer, chat.format, train, args.max_length)
     del chat
     trl = trl_tokens_per_s(
-        args.model, adapter_settings("lora", r=args.lora_r, alpha=2 * args.lora_r), enc, args.batch_size, args.trl_steps, args.lr, 42
+        args.model,
+        adapter_settings("lora", r=args.lora_r, alpha=2 * args.lora_r),
+        enc,
+        args.batch_size,
+        args.trl_steps,
+        args.lr,
+        42,
     )
     print("trl:", json.dumps(trl), flush=True)
 
@@ -181,7 +207,15 @@ def main() -> None:
     samples_path.write_text(md)
     (run_dir / "samples.md").write_text(md)
     generations = [
-        {"id": c.id, "service": c.service, "seen": c.seen, "values": c.values, "reference": c.reference, "before": b, "after": a}
+        {
+            "id": c.id,
+            "service": c.service,
+            "seen": c.seen,
+            "values": c.values,
+            "reference": c.reference,
+            "before": b,
+            "after": a,
+        }
         for c, b, a in zip(cases, before["generated"], after["generated"], strict=True)
     ]
     (run_dir / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in generations))
@@ -200,7 +234,12 @@ def main() -> None:
         "ours": "promptft ChatTrainer: output head only at assistant tokens, length-grouped batches",
         "trl_run": trl,
         "model": args.model,
-        "adapter": {"name": "lora", "r": args.lora_r, "alpha": 2 * args.lora_r, "target_modules": "all-linear"},
+        "adapter": {
+            "name": "lora",
+            "r": args.lora_r,
+            "alpha": 2 * args.lora_r,
+            "target_modules": "all-linear",
+        },
         "data": {
             "train": f"SGD train ({DATA / 'train'}): {len(train)} dialogues (seeded sample), dev {len(dev)} held out",
             "train_tokens": result["data"]["train_tokens"],
@@ -218,14 +257,33 @@ def main() -> None:
         "perplexity_before": before["perplexity"],
         "perplexity_after": after["perplexity"],
         "generation": gen.to_dict(),
-        "training": {k: result[k] for k in ("best_step", "best_dev_loss", "steps", "train_time_s", "train_tokens", "stopped")},
+        "training": {
+            k: result[k]
+            for k in ("best_step", "best_dev_loss", "steps", "train_time_s", "train_tokens", "stopped")
+        },
         "dev_history": result["history"],
         "eval_before_s": round(before_s, 1),
         "threads": torch.get_num_threads(),
-        "command": "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(map(shlex.quote, sys.argv)),
+        "command": "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src python "
+        + " ".join(map(shlex.quote, sys.argv)),
     }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: out[k] for k in ("ppl_before", "ppl_after", "task_metric", "train_minutes", "tokens_per_s", "baseline_tokens_per_s")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in (
+                    "ppl_before",
+                    "ppl_after",
+                    "task_metric",
+                    "train_minutes",
+                    "tokens_per_s",
+                    "baseline_tokens_per_s",
+                )
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

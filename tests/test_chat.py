@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from chat_tiny import CHATML, base_tokenizer, chatml_tokenizer, save_tiny_chat_model, tiny_chat_llama
 from typer.testing import CliRunner
 
-from chat_tiny import CHATML, base_tokenizer, chatml_tokenizer, save_tiny_chat_model, tiny_chat_llama
-from promptft.chat.data import Conversation, read_conversations, read_dailydialog, read_sgd, split_conversations
+from promptft.chat.data import (
+    Conversation,
+    read_conversations,
+    read_dailydialog,
+    read_sgd,
+    split_conversations,
+)
 from promptft.chat.encoding import IGNORE, Encoded, collate, collate_packed, encode, encode_all, pack
 from promptft.chat.generate import GenerationSettings, fit_history, generate
 from promptft.chat.model import ChatModel
@@ -41,10 +47,24 @@ def _jsonl(path: Path, records) -> Path:
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]}, "unknown role 'bot'"),
-        ({"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "yo"}]}, "empty content"),
-        ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                       {"role": "user", "content": "and?"}]}, "ends with a user turn"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "bot", "content": "yo"}]},
+            "unknown role 'bot'",
+        ),
+        (
+            {"messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "yo"}]},
+            "empty content",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "yo"},
+                    {"role": "user", "content": "and?"},
+                ]
+            },
+            "ends with a user turn",
+        ),
         ({"messages": [{"role": "user", "content": "hi"}]}, "no assistant turn"),
         ({"text": "hi"}, "unknown record shape"),
         ("{not json", "not valid JSON"),
@@ -77,8 +97,12 @@ def test_record_shapes(tmp_path):
 def test_too_long_truncated_or_dropped_and_counted(caplog):
     tok = chatml_tokenizer()
     fmt = resolve_template(tok)
-    long = Conversation([{"role": "user", "content": "great " * 60}, {"role": "assistant", "content": "ok"}], id="l")
-    short = Conversation([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "good"}], id="s")
+    long = Conversation(
+        [{"role": "user", "content": "great " * 60}, {"role": "assistant", "content": "ok"}], id="l"
+    )
+    short = Conversation(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "good"}], id="s"
+    )
     with caplog.at_level(logging.INFO, logger="promptft.chat.encoding"):
         kept, stats = encode_all(tok, fmt, [long, short], max_length=30, overflow="drop")
     assert [e.id for e in kept] == ["s"] and stats.dropped == 1 and stats.truncated == 0
@@ -86,7 +110,9 @@ def test_too_long_truncated_or_dropped_and_counted(caplog):
     # truncating the long one cuts its only assistant turn away: then it is dropped as well (counted)
     kept, stats = encode_all(tok, fmt, [long, short], max_length=30, overflow="truncate")
     assert stats.dropped == 1
-    late = Conversation([*MULTI[1:3], {"role": "user", "content": "great " * 60}, {"role": "assistant", "content": "x"}])
+    late = Conversation(
+        [*MULTI[1:3], {"role": "user", "content": "great " * 60}, {"role": "assistant", "content": "x"}]
+    )
     kept, stats = encode_all(tok, fmt, [late], max_length=40, overflow="truncate")
     assert stats.truncated == 1 and len(kept[0]) == 40 and kept[0].loss_tokens > 0
     with pytest.raises(ConfigError):
@@ -127,15 +153,25 @@ def test_templates_tokenizer_user_default_and_system(tmp_path):
     tok = chatml_tokenizer()
     own = resolve_template(tok, "auto")
     assert own.source == "tokenizer"
-    assert own.render(tok, MULTI[1:3]) == "<|im_start|>user\nIt was great<|im_end|>\n<|im_start|>assistant\nyes good<|im_end|>\n"
+    assert (
+        own.render(tok, MULTI[1:3])
+        == "<|im_start|>user\nIt was great<|im_end|>\n<|im_start|>assistant\nyes good<|im_end|>\n"
+    )
     assert own.render(tok, MULTI[1:2], add_generation_prompt=True).endswith("<|im_start|>assistant\n")
 
     with_system = resolve_template(tok, "auto", system_prompt="You help.")
-    assert with_system.render(tok, MULTI[1:3]).startswith("<|im_start|>system\nYou help.<|im_end|>\n<|im_start|>user")
-    assert with_system.render(tok, MULTI).startswith("<|im_start|>system\nBe brief.<|im_end|>")  # not replaced
+    assert with_system.render(tok, MULTI[1:3]).startswith(
+        "<|im_start|>system\nYou help.<|im_end|>\n<|im_start|>user"
+    )
+    assert with_system.render(tok, MULTI).startswith(
+        "<|im_start|>system\nBe brief.<|im_end|>"
+    )  # not replaced
 
     user = resolve_template(tok, "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}")
-    assert user.source == "user" and user.render(tok, MULTI[1:3]) == "[user] It was great\n[assistant] yes good\n"
+    assert (
+        user.source == "user"
+        and user.render(tok, MULTI[1:3]) == "[user] It was great\n[assistant] yes good\n"
+    )
     path = tmp_path / "t.jinja"
     path.write_text(CHATML)
     assert resolve_template(tok, str(path)).render(tok, MULTI[1:3]) == own.render(tok, MULTI[1:3])
@@ -168,7 +204,10 @@ def test_loss_mask_exact_positions_multi_turn():
         return tok(text, add_special_tokens=False)["input_ids"]
 
     pieces = [  # (text, carries loss)
-        ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nIt was great<|im_end|>\n<|im_start|>assistant\n", False),
+        (
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nIt was great<|im_end|>\n<|im_start|>assistant\n",
+            False,
+        ),
         ("yes good<|im_end|>", True),
         ("\n<|im_start|>user\nIt was bad<|im_end|>\n<|im_start|>assistant\n", False),
         ("no<|im_end|>", True),
@@ -193,7 +232,8 @@ def test_loss_mask_exact_positions_multi_turn():
 def test_loss_mask_completion_only_and_default_template():
     tok = base_tokenizer()
     conv = Conversation(
-        [{"role": "user", "content": "Review: good."}, {"role": "assistant", "content": " positive"}], kind="completion"
+        [{"role": "user", "content": "Review: good."}, {"role": "assistant", "content": " positive"}],
+        kind="completion",
     )
     got = encode(tok, resolve_template(tok), conv)
     prompt = tok("Review: good.", add_special_tokens=False)["input_ids"]
@@ -208,11 +248,16 @@ def test_loss_mask_completion_only_and_default_template():
 def test_head_at_loss_positions_equals_full_logits_loss():
     model, tok = tiny_chat_llama()
     chat = ChatModel(model, tok, resolve_template(tok))
-    items = [encode(tok, chat.format, Conversation(MULTI)), encode(tok, chat.format, Conversation(MULTI[1:3]))]
+    items = [
+        encode(tok, chat.format, Conversation(MULTI)),
+        encode(tok, chat.format, Conversation(MULTI[1:3])),
+    ]
     batch = collate(items, tok.pad_token_id)
     nll, n = chat.token_loss(dict(batch))
     with torch.no_grad():
-        reference = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        reference = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        )
     assert n == sum(e.loss_tokens for e in items) - 0  # every loss token has a previous position
     torch.testing.assert_close(nll / n, reference.loss, rtol=1e-5, atol=1e-5)
 
@@ -227,7 +272,9 @@ def test_packing_never_attends_across_conversations():
     packed = collate_packed([[items[i] for i in rows[0]]], tok.pad_token_id)
     with torch.no_grad():
         logits = model(
-            input_ids=packed["input_ids"], attention_mask=packed["attention_mask"], position_ids=packed["position_ids"]
+            input_ids=packed["input_ids"],
+            attention_mask=packed["attention_mask"],
+            position_ids=packed["position_ids"],
         ).logits[0]
         at = 0
         for i in rows[0]:
@@ -249,8 +296,15 @@ def _job(tmp_path, model_dir, **train):
         {
             "model": {"name": str(model_dir), "finetune": "full"},
             "data": {"train": str(data), "dev": str(dev), "max_length": 64},
-            "train": {"learning_rate": 3e-2, "batch_size": 4, "max_steps": 30, "eval_every": 10,
-                      "warmup_ratio": 0.0, "progress": False, **train},
+            "train": {
+                "learning_rate": 3e-2,
+                "batch_size": 4,
+                "max_steps": 30,
+                "eval_every": 10,
+                "warmup_ratio": 0.0,
+                "progress": False,
+                **train,
+            },
             "output": str(tmp_path / "run"),
         }
     )
@@ -262,7 +316,9 @@ def test_train_then_generate_round_trip(tmp_path):
     model_dir = save_tiny_chat_model(tmp_path / "base")
     result = chat_train(_job(tmp_path, model_dir, max_steps=60, eval_every=20))
     run = tmp_path / "run"
-    assert {"train_config.json", "metrics.jsonl", "run.json", "best", "final_metrics.json"} <= {p.name for p in run.iterdir()}
+    assert {"train_config.json", "metrics.jsonl", "run.json", "best", "final_metrics.json"} <= {
+        p.name for p in run.iterdir()
+    }
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [0, 20, 40, 60]
     assert history[-1]["dev_loss"] < history[0]["dev_loss"] / 3
@@ -324,7 +380,10 @@ def test_fit_history_drops_oldest_turns_keeps_system():
     chat = ChatModel(model, tok, resolve_template(tok))
     turns = []
     for i in range(12):
-        turns += [{"role": "user", "content": f"question {i} was great"}, {"role": "assistant", "content": f"answer {i}"}]
+        turns += [
+            {"role": "user", "content": f"question {i} was great"},
+            {"role": "assistant", "content": f"answer {i}"},
+        ]
     messages = [{"role": "system", "content": "Be brief."}, *turns, {"role": "user", "content": "last one"}]
     settings = GenerationSettings(max_new_tokens=16, context_window=120)
     kept, ids = fit_history(chat, messages, settings)
@@ -347,10 +406,16 @@ def test_generation_settings_checked():
 def test_sgd_task_metric():
     from promptft.chat.evaluate import score_turns, sgd_turn_cases, value_recall
 
-    assert value_recall("Your table at Sushi Ya is booked for 7:30 PM.", ["Sushi Ya", "7:30 pm", "2"]) == (2, 3)
+    assert value_recall("Your table at Sushi Ya is booked for 7:30 PM.", ["Sushi Ya", "7:30 pm", "2"]) == (
+        2,
+        3,
+    )
     convs = [
         Conversation(
-            [{"role": "user", "content": "Find a bus to Fresno"}, {"role": "assistant", "content": "Leaving at 8 am to Fresno"}],
+            [
+                {"role": "user", "content": "Find a bus to Fresno"},
+                {"role": "assistant", "content": "Leaving at 8 am to Fresno"},
+            ],
             id=f"d{i}",
             meta={"services": [svc], "values": [["8 am", "Fresno"]]},
         )
@@ -371,22 +436,48 @@ def test_cli_train_generate_and_errors(tmp_path):
     data = _jsonl(tmp_path / "train.jsonl", [{"messages": MULTI}] * 8)
     result = runner.invoke(
         app,
-        ["chat-train", "--train", str(data), "--model", str(model_dir), "--finetune", "full", "--output",
-         str(tmp_path / "run"), "--max-steps", "20", "--batch-size", "4", "--lr", "0.03", "--eval-every", "10",
-         "--set", "data.dev_fraction=0.2", "--no-progress"],
+        [
+            "chat-train",
+            "--train",
+            str(data),
+            "--model",
+            str(model_dir),
+            "--finetune",
+            "full",
+            "--output",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "20",
+            "--batch-size",
+            "4",
+            "--lr",
+            "0.03",
+            "--eval-every",
+            "10",
+            "--set",
+            "data.dev_fraction=0.2",
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "best dev loss" in result.output
     prompts = _jsonl(tmp_path / "in.jsonl", [{"messages": MULTI[:2]}, {"prompt": "It was bad", "id": 7}])
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(prompts), "-o", str(out), "--max-new-tokens", "8"])
+    result = runner.invoke(
+        app, ["generate", str(tmp_path / "run"), "-i", str(prompts), "-o", str(out), "--max-new-tokens", "8"]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2 and rows[1]["id"] == 7 and all(isinstance(r["response"], str) for r in rows)
     assert rows[0]["response"] == "yes good"
 
-    bad = _jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]}])
-    result = runner.invoke(app, ["chat-train", "--train", str(bad), "--model", str(model_dir), "--output", str(tmp_path / "r2")])
+    bad = _jsonl(
+        tmp_path / "bad.jsonl",
+        [{"messages": [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]}],
+    )
+    result = runner.invoke(
+        app, ["chat-train", "--train", str(bad), "--model", str(model_dir), "--output", str(tmp_path / "r2")]
+    )
     assert result.exit_code == 2 and f"{bad}:1" in result.output and "unknown role" in result.output
     result = runner.invoke(app, ["chat-train", "--train", str(data), "--set", "train.lerning_rate=1"])
     assert result.exit_code == 2 and "learning_rate" in result.output

@@ -60,7 +60,9 @@ def validate(conv: Conversation, *, require_assistant_last: bool = True) -> None
     turn, or a conversation that does not end with the assistant."""
     where = conv.source or conv.id or "conversation"
     if not conv.messages:
-        raise DataError(f"{where}: the conversation has no messages; give at least a user and an assistant turn")
+        raise DataError(
+            f"{where}: the conversation has no messages; give at least a user and an assistant turn"
+        )
     for i, message in enumerate(conv.messages):
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise DataError(
@@ -215,7 +217,9 @@ def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Con
             continue
         kept.append(conv)
     if len(kept) < len(convs):
-        log.warning("%s: %d of %d dialogues skipped (invalid turns)", folder, len(convs) - len(kept), len(convs))
+        log.warning(
+            "%s: %d of %d dialogues skipped (invalid turns)", folder, len(convs) - len(kept), len(convs)
+        )
     return kept
 
 
@@ -260,7 +264,11 @@ def read_self_instruct(path: str | Path) -> list[Conversation]:
                 continue
             task = json.loads(line)
             for j, instance in enumerate(task.get("instances", [])):
-                record = {"instruction": task["instruction"], **instance, "id": f"{task.get('id', number)}-{j}"}
+                record = {
+                    "instruction": task["instruction"],
+                    **instance,
+                    "id": f"{task.get('id', number)}-{j}",
+                }
                 if not str(record.get("output", "")).strip():
                     continue
                 conv = record_to_conversation(record, path, number)

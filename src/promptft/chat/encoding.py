@@ -142,7 +142,9 @@ def encode_all(
             stats.dropped,
         )
     if not out:
-        raise DataError(f"{what}: no conversation left after encoding (all too long or without assistant tokens)")
+        raise DataError(
+            f"{what}: no conversation left after encoding (all too long or without assistant tokens)"
+        )
     return out, stats
 
 
@@ -179,7 +181,9 @@ def pack(items: Sequence[Encoded], max_length: int) -> list[list[int]]:
     return rows
 
 
-def collate_packed(rows: Sequence[Sequence[Encoded]], pad_id: int, dtype=torch.float32) -> dict[str, torch.Tensor]:
+def collate_packed(
+    rows: Sequence[Sequence[Encoded]], pad_id: int, dtype=torch.float32
+) -> dict[str, torch.Tensor]:
     """Packed rows: conversations side by side, positions restarting at 0 for each, and a 4-D additive
     attention mask that is causal inside each conversation and blocks everything across them."""
     width = max(sum(len(x) for x in row) for row in rows)
@@ -193,6 +197,7 @@ def collate_packed(rows: Sequence[Sequence[Encoded]], pad_id: int, dtype=torch.f
             n = len(item)
             ids[r, at : at + n] = torch.tensor(item.input_ids)
             labels[r, at : at + n] = torch.tensor(item.labels)
+            labels[r, at] = IGNORE  # never predicted from the previous conversation's last token
             positions[r, at : at + n] = torch.arange(n)
             segment[r, at : at + n] = s
             at += n

@@ -133,7 +133,12 @@ def samples_markdown(
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", " ")[:400] or "(empty)"
 
-    lines = [f"# {title}", "", "| turn | service | last user turn | reference | before | after |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        "| turn | service | last user turn | reference | before | after |",
+        "|---|---|---|---|---|---|",
+    ]
     for case, b, a in list(zip(cases, before, after, strict=True))[:n]:
         user = next((m["content"] for m in reversed(case.context) if m["role"] == "user"), "")
         seen = "seen" if case.seen else "unseen"

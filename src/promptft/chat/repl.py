@@ -30,7 +30,9 @@ _SETTABLE = {"temperature": float, "top_p": float, "max_new_tokens": int, "repet
 class ChatSession:
     """The conversation state and the commands, apart from terminal I/O (the REPL and tests drive it)."""
 
-    def __init__(self, chat: ChatModel, settings: GenerationSettings | None = None, system: str | None = None):
+    def __init__(
+        self, chat: ChatModel, settings: GenerationSettings | None = None, system: str | None = None
+    ):
         self.chat = chat
         self.settings = settings or GenerationSettings(max_new_tokens=256, temperature=0.7, top_p=0.9)
         self.system = system if system is not None else chat.format.system_prompt

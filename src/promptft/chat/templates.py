@@ -70,8 +70,10 @@ def resolve_template(
     template = template or "auto"
     own = getattr(tokenizer, "chat_template", None)
     if template == "auto":
-        return ChatFormat(own, system_prompt, "tokenizer") if own else ChatFormat(
-            DEFAULT_TEMPLATE, system_prompt, "default"
+        return (
+            ChatFormat(own, system_prompt, "tokenizer")
+            if own
+            else ChatFormat(DEFAULT_TEMPLATE, system_prompt, "default")
         )
     if template == "tokenizer":
         if not own:

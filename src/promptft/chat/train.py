@@ -117,7 +117,9 @@ class ChatTrainer:
             )
         if checkpoint_dir(self.run_dir) is not None:
             if not self.resume:
-                raise RunDirError(f"{self.run_dir} holds an unfinished run: resume it, or choose another folder")
+                raise RunDirError(
+                    f"{self.run_dir} holds an unfinished run: resume it, or choose another folder"
+                )
             try:
                 saved = json.loads((self.run_dir / "train_config.json").read_text())
             except (OSError, ValueError):
@@ -178,7 +180,9 @@ class ChatTrainer:
         else:
             units = list(train)
             lengths = [len(x) for x in train]
-        schedule = batch_schedule(lengths, cfg.batch_size * cfg.grad_accum, cfg.max_steps, cfg.seed, cfg.group_by_length)
+        schedule = batch_schedule(
+            lengths, cfg.batch_size * cfg.grad_accum, cfg.max_steps, cfg.seed, cfg.group_by_length
+        )
 
         decay = [p for p in params if p.ndim >= 2]
         no_decay = [p for p in params if p.ndim < 2]
@@ -186,7 +190,9 @@ class ChatTrainer:
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=self.learning_rate,
         )
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps)
+        scheduler = get_linear_schedule_with_warmup(
+            optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
+        )
 
         step, best_step, bad = 0, 0, 0
         best_loss: float | None = None
@@ -233,9 +239,8 @@ class ChatTrainer:
         stopped = "max_steps"
         chat.model.train()
         try:
-            if step == 0 and cfg.eval_at_start and dev:
-                if evaluate(0, None):
-                    stopped = "early_stopping"
+            if step == 0 and cfg.eval_at_start and dev and evaluate(0, None):
+                stopped = "early_stopping"
             while step < cfg.max_steps and stopped == "max_steps":
                 optimizer.zero_grad(set_to_none=True)
                 micros = micro_batches(schedule[step], cfg.batch_size)
@@ -269,7 +274,12 @@ class ChatTrainer:
                 if over_time and stopped == "max_steps" and step < cfg.max_steps:
                     stopped = "max_minutes"
                 every = cfg.checkpoint_every or cfg.eval_every
-                if self.run_dir is not None and step % every == 0 and step < cfg.max_steps and stopped == "max_steps":
+                if (
+                    self.run_dir is not None
+                    and step % every == 0
+                    and step < cfg.max_steps
+                    and stopped == "max_steps"
+                ):
                     save_checkpoint(
                         self.run_dir,
                         TrainingState(

@@ -52,17 +52,24 @@ def _read_chat_job(config: Path | None, overrides: dict[str, Any], sets: list[st
 def chat_train_cmd(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A chat job YAML file.")] = None,
     sets: Annotated[
-        list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE", help="Any job field by dotted key.")
+        list[str] | None,
+        typer.Option("--set", "-s", metavar="KEY=VALUE", help="Any job field by dotted key."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Base model (alias, folder, hub id).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Base model (alias, folder, hub id).")
+    ] = None,
     finetune: Annotated[
         Literal["lora", "full", "ia3"] | None, typer.Option("--finetune", help="Adapter (default lora).")
     ] = None,
     train: Annotated[
         str | None, typer.Option("--train", help="Conversations: JSONL, an SGD folder, a DailyDialog file.")
     ] = None,
-    dev: Annotated[str | None, typer.Option("--dev", help="Dev conversations (else a share of train).")] = None,
-    test: Annotated[str | None, typer.Option("--test", help="Test conversations: perplexity of the best model.")] = None,
+    dev: Annotated[
+        str | None, typer.Option("--dev", help="Dev conversations (else a share of train).")
+    ] = None,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Test conversations: perplexity of the best model.")
+    ] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Run folder.")] = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -70,13 +77,22 @@ def chat_train_cmd(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Learning rate (default: the adapter's).")] = None,
     eval_every: Annotated[int | None, typer.Option("--eval-every", min=1)] = None,
-    max_length: Annotated[int | None, typer.Option("--max-length", min=8, help="Longest conversation.")] = None,
-    overflow: Annotated[
-        Literal["truncate", "drop"] | None, typer.Option("--overflow", help="Longer conversations: truncate or drop.")
+    max_length: Annotated[
+        int | None, typer.Option("--max-length", min=8, help="Longest conversation.")
     ] = None,
-    packing: Annotated[bool | None, typer.Option("--packing/--no-packing", help="Pack conversations in rows.")] = None,
-    max_minutes: Annotated[float | None, typer.Option("--max-minutes", help="Stop training after this long.")] = None,
-    limit_train: Annotated[int | None, typer.Option("--limit-train", help="Use this many conversations.")] = None,
+    overflow: Annotated[
+        Literal["truncate", "drop"] | None,
+        typer.Option("--overflow", help="Longer conversations: truncate or drop."),
+    ] = None,
+    packing: Annotated[
+        bool | None, typer.Option("--packing/--no-packing", help="Pack conversations in rows.")
+    ] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option("--max-minutes", help="Stop training after this long.")
+    ] = None,
+    limit_train: Annotated[
+        int | None, typer.Option("--limit-train", help="Use this many conversations.")
+    ] = None,
     device: DeviceOpt = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Refuse to resume an unfinished run.")] = False,
@@ -139,7 +155,9 @@ def chat_eval_cmd(
     ] = None,
     turns: Annotated[int, typer.Option("--turns", help="SGD: generated turns per group (seen, unseen).")] = 0,
     max_new_tokens: MaxNewOpt = 48,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report (JSON) here.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report (JSON) here.")
+    ] = None,
     device: DeviceOpt = None,
 ) -> None:
     """Assistant-token perplexity; with SGD data and --turns N, slot-value recall (seen/unseen) and ROUGE-L
@@ -164,7 +182,9 @@ def chat_eval_cmd(
     table.add_row("perplexity", fmt(report["perplexity"]["perplexity"]))
     table.add_row("assistant tokens", str(report["perplexity"]["tokens"]))
     for group, metrics in report.get("turns", {}).items():
-        table.add_row(f"slot-value recall ({group}, {metrics['turns']} turns)", fmt(metrics["slot_value_recall"]))
+        table.add_row(
+            f"slot-value recall ({group}, {metrics['turns']} turns)", fmt(metrics["slot_value_recall"])
+        )
         table.add_row(f"ROUGE-L ({group})", fmt(metrics["rouge_l"]))
     print_result(table)
     if output is not None:
@@ -189,21 +209,27 @@ def _settings(max_new_tokens: int, temperature: float, top_p: float, repetition_
 
 @app.command("chat")
 def chat_cmd(
-    model: Annotated[str, typer.Argument(help="A run folder (its best/ model), a saved chat model, or a base model.")],
+    model: Annotated[
+        str, typer.Argument(help="A run folder (its best/ model), a saved chat model, or a base model.")
+    ],
     system: SystemOpt = None,
     template: TemplateOpt = None,
     temperature: TemperatureOpt = 0.7,
     top_p: TopPOpt = 0.9,
     max_new_tokens: MaxNewOpt = 256,
     repetition_penalty: RepetitionOpt = 1.1,
-    merge: Annotated[bool, typer.Option("--merge/--no-merge", help="Fold a LoRA adapter into the weights.")] = True,
+    merge: Annotated[
+        bool, typer.Option("--merge/--no-merge", help="Fold a LoRA adapter into the weights.")
+    ] = True,
     device: DeviceOpt = None,
 ) -> None:
     """Chat in the terminal: replies stream as they are generated; /reset, /system, /save FILE, /set, /help."""
     from promptft.chat.model import ChatModel
     from promptft.chat.repl import ChatSession, run_repl
 
-    chat = ChatModel.from_pretrained(model, template=template, system_prompt=system, device=device, merge=merge)
+    chat = ChatModel.from_pretrained(
+        model, template=template, system_prompt=system, device=device, merge=merge
+    )
     session = ChatSession(chat, _settings(max_new_tokens, temperature, top_p, repetition_penalty))
     raise typer.Exit(run_repl(session))
 
@@ -212,7 +238,10 @@ def chat_cmd(
 def generate_cmd(
     model: Annotated[str, typer.Argument(help="A run folder, a saved chat model, or a base model.")],
     input_file: Annotated[
-        str, typer.Option("--input", "-i", help="JSONL: {'messages': [...]} or {'prompt': ...} per line; - = stdin.")
+        str,
+        typer.Option(
+            "--input", "-i", help="JSONL: {'messages': [...]} or {'prompt': ...} per line; - = stdin."
+        ),
     ] = "-",
     output: Annotated[str, typer.Option("--output", "-o", help="JSONL out; - = stdout.")] = "-",
     system: SystemOpt = None,
@@ -257,12 +286,16 @@ def generate_cmd(
             conversations.append(messages)
     if not records:
         raise DataError(f"{input_file}: no records")
-    chat = ChatModel.from_pretrained(model, template=template, system_prompt=system, device=device, merge=True)
+    chat = ChatModel.from_pretrained(
+        model, template=template, system_prompt=system, device=device, merge=True
+    )
     replies = generate(
-        chat, conversations, _settings(max_new_tokens, temperature, top_p, repetition_penalty, seed), batch_size
+        chat,
+        conversations,
+        _settings(max_new_tokens, temperature, top_p, repetition_penalty, seed),
+        batch_size,
     )
     sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     with sink if output != "-" else nullcontext(sink) as out:
         for record, reply in zip(records, replies, strict=True):
             out.write(json.dumps({**record, "response": reply}, ensure_ascii=False) + "\n")
-

@@ -77,7 +77,10 @@ def chat_train(job: ChatJob, resume: bool = True) -> dict[str, Any]:
 
     def write_meta(run_dir: Path) -> None:
         (run_dir / "run.json").write_text(
-            json.dumps({"kind": "chat", "job": job.to_dict(), "data": data_info, "format": chat.format.to_dict()}, indent=2)
+            json.dumps(
+                {"kind": "chat", "job": job.to_dict(), "data": data_info, "format": chat.format.to_dict()},
+                indent=2,
+            )
         )
 
     trainer = ChatTrainer(
