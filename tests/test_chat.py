@@ -470,6 +470,26 @@ def test_cli_train_generate_and_errors(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2 and rows[1]["id"] == 7 and all(isinstance(r["response"], str) for r in rows)
     assert rows[0]["response"] == "yes good"
+    result = runner.invoke(
+        app,
+        [
+            "chat-eval",
+            str(tmp_path / "run"),
+            "--test",
+            str(data),
+            "--turns",
+            "2",
+            "--before",
+            "--max-new-tokens",
+            "6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "base model: perplexity" in result.output and "ROUGE-L" in result.output
+    samples = (tmp_path / "run" / "samples.md").read_text()
+    assert "| reference | before | after |" in samples and "| It was bad | no |" in samples
+    report = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert report["after"]["perplexity"]["perplexity"] < report["before"]["perplexity"]["perplexity"]
 
     bad = _jsonl(
         tmp_path / "bad.jsonl",

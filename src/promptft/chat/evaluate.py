@@ -81,6 +81,19 @@ def sgd_turn_cases(
     return out
 
 
+def last_turn_cases(convs: Sequence[Conversation], n: int, seed: int = 0) -> list[TurnCase]:
+    """For any conversations: the last assistant turn of a seeded sample of `n` of them (no slot values)."""
+    picks = sorted(int(i) for i in np.random.default_rng(seed).permutation(len(convs))[:n])
+    out = []
+    for i in picks:
+        conv = convs[i]
+        last = max(j for j, m in enumerate(conv.messages) if m["role"] == "assistant")
+        out.append(
+            TurnCase(f"{conv.id}#{last}", conv.messages[:last], conv.messages[last]["content"], [], "-", True)
+        )
+    return out
+
+
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.lower()).strip()
 

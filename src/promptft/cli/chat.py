@@ -153,28 +153,46 @@ def chat_eval_cmd(
     conversations: Annotated[
         int | None, typer.Option("--conversations", help="Perplexity on a seeded sample of this many.")
     ] = None,
-    turns: Annotated[int, typer.Option("--turns", help="SGD: generated turns per group (seen, unseen).")] = 0,
+    turns: Annotated[
+        int, typer.Option("--turns", help="Generated turns (SGD: per group, seen and unseen) to score.")
+    ] = 0,
     max_new_tokens: MaxNewOpt = 48,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report (JSON) here.")
     ] = None,
+    before: Annotated[
+        bool,
+        typer.Option(
+            "--before/--no-before",
+            help="Also evaluate the run's base model on the same sample; write samples.md (side by side) and "
+            "eval.json into the run folder.",
+        ),
+    ] = False,
     device: DeviceOpt = None,
 ) -> None:
-    """Assistant-token perplexity; with SGD data and --turns N, slot-value recall (seen/unseen) and ROUGE-L
-    of generated next turns."""
+    """Assistant-token perplexity; with --turns N, generated turns scored against the reference (SGD:
+    slot-value recall for seen and unseen services, and ROUGE-L; other data: ROUGE-L of the last turn)."""
     from promptft.chat.generate import GenerationSettings
     from promptft.chat.model import ChatModel
-    from promptft.recipes.chat_eval import chat_evaluate
+    from promptft.recipes.chat_eval import chat_evaluate, compare_with_base
 
-    chat = ChatModel.from_pretrained(model, device=device)
-    report = chat_evaluate(
-        chat,
-        test,
-        seen_from=seen_from,
-        ppl_conversations=conversations,
-        turns_per_group=turns,
-        settings=GenerationSettings(max_new_tokens=max_new_tokens),
-    )
+    options: dict[str, Any] = {
+        "seen_from": seen_from,
+        "ppl_conversations": conversations,
+        "turns_per_group": turns,
+        "settings": GenerationSettings(max_new_tokens=max_new_tokens),
+    }
+    if before:
+        both = compare_with_base(model, test, **options)
+        report, base_report = both["after"], both["before"]
+        print_result(f"base model: perplexity {fmt(base_report['perplexity']['perplexity'])}")
+        for group, metrics in base_report.get("turns", {}).items():
+            print_result(
+                f"base model ({group}): slot-value recall {fmt(metrics['slot_value_recall'])}, "
+                f"ROUGE-L {fmt(metrics['rouge_l'])}"
+            )
+    else:
+        report = chat_evaluate(ChatModel.from_pretrained(model, device=device), test, **options)
     cases, generated = report.pop("cases", []), report.pop("generated", [])
     table = Table(title=f"chat evaluation of {model}")
     table.add_column("metric")
@@ -182,9 +200,10 @@ def chat_eval_cmd(
     table.add_row("perplexity", fmt(report["perplexity"]["perplexity"]))
     table.add_row("assistant tokens", str(report["perplexity"]["tokens"]))
     for group, metrics in report.get("turns", {}).items():
-        table.add_row(
-            f"slot-value recall ({group}, {metrics['turns']} turns)", fmt(metrics["slot_value_recall"])
-        )
+        if metrics["slot_value_recall"] is not None:
+            table.add_row(
+                f"slot-value recall ({group}, {metrics['turns']} turns)", fmt(metrics["slot_value_recall"])
+            )
         table.add_row(f"ROUGE-L ({group})", fmt(metrics["rouge_l"]))
     print_result(table)
     if output is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from promptft.chat.data import Conversation, read_conversations
-from promptft.chat.evaluate import TurnCase, evaluate_turns, perplexity, sgd_turn_cases
+from promptft.chat.evaluate import TurnCase, evaluate_turns, last_turn_cases, perplexity, sgd_turn_cases
 from promptft.chat.generate import GenerationSettings
 from promptft.chat.model import ChatModel
 
@@ -44,17 +44,21 @@ def chat_evaluate(
     seed: int = 0,
     cases: list[TurnCase] | None = None,
 ) -> dict[str, Any]:
-    """Perplexity on (a seeded sample of) the test conversations; with SGD data and `turns_per_group` > 0,
-    the generated-turn metrics too. Returns the metrics, the turn cases and the generations."""
+    """Perplexity on (a seeded sample of) the test conversations; with `turns_per_group` > 0 the
+    generated-turn metrics too (SGD: slot-value recall and ROUGE-L for seen and unseen services; other data:
+    ROUGE-L of the last assistant turn). Returns the metrics, the turn cases and the generations."""
     chat = model if isinstance(model, ChatModel) else ChatModel.from_pretrained(model)
     convs = read_conversations(test) if isinstance(test, str | Path) else list(test)
     report: dict[str, Any] = {
         "perplexity": perplexity(chat, sample(convs, ppl_conversations, seed), max_length, batch_size)
     }
-    if cases is None and turns_per_group > 0 and any("values" in c.meta for c in convs):
-        if seen is None:
-            seen = seen_services(seen_from) if seen_from else set()
-        cases = sgd_turn_cases(convs, seen, turns_per_group, seed)
+    if cases is None and turns_per_group > 0:
+        if any("values" in c.meta for c in convs):  # SGD: turns that state slot values, seen and unseen
+            if seen is None:
+                seen = seen_services(seen_from) if seen_from else set()
+            cases = sgd_turn_cases(convs, seen, turns_per_group, seed)
+        else:  # any other data: the last assistant turn of a sample of conversations
+            cases = last_turn_cases(convs, turns_per_group, seed)
     if cases:
         settings = settings or GenerationSettings(max_new_tokens=48)
         metrics, generated = evaluate_turns(chat, cases, settings, batch_size)
@@ -63,3 +67,44 @@ def chat_evaluate(
         report["cases"] = cases
         report["generated"] = generated
     return report
+
+
+def compare_with_base(
+    run: str | Path,
+    test: str | Path | list[Conversation],
+    *,
+    title: str = "",
+    n_samples: int = 12,
+    **options: Any,
+) -> dict[str, Any]:
+    """Evaluate a run's base model and the run on the same test sample; write `samples.md` (side-by-side
+    generations on held-out turns) and `eval.json` into the run folder. Returns {"before", "after"}."""
+    from promptft.chat.evaluate import samples_markdown
+    from promptft.chat.model import saved_model_dir
+
+    saved = saved_model_dir(run)
+    if saved is None:
+        from promptft.errors import RunDirError
+
+        raise RunDirError(f"{run} holds no saved chat model (chat_model.json): give a chat-train run folder")
+    tuned = ChatModel.from_pretrained(saved, merge=True)
+    base = ChatModel.from_pretrained(
+        tuned.base_model, template=tuned.format.template, system_prompt=tuned.format.system_prompt
+    )
+    after = chat_evaluate(tuned, test, **options)
+    before = chat_evaluate(base, test, **{**options, "cases": after.get("cases")})
+    folder = Path(run)
+    if "cases" in after:
+        text = samples_markdown(
+            after["cases"],
+            before["generated"],
+            after["generated"],
+            title or f"{run}: before and after",
+            n_samples,
+        )
+        (folder / "samples.md").write_text(text)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("cases", "generated")}  # noqa: E731
+    import json
+
+    (folder / "eval.json").write_text(json.dumps({"before": strip(before), "after": strip(after)}, indent=2))
+    return {"before": before, "after": after}
