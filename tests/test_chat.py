@@ -505,7 +505,7 @@ def test_cli_train_generate_and_errors(tmp_path):
 
 def test_yaml_job_example_validates():
     root = Path(__file__).resolve().parents[1]
-    job = ChatJob.from_yaml(root / "examples" / "chat_sgd.yaml")
+    job = ChatJob.from_yaml(root / "examples" / "chat" / "sgd.yaml")
     assert job.model.finetune == "lora" and job.data.train.endswith("sgd/train")
     with pytest.raises(ConfigError, match="finetune"):
         ChatJob.parse({"data": {"train": "x"}, "model": {"finetune": "prompt_tuning"}})
