@@ -213,12 +213,15 @@ def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Con
         try:
             validate(conv)
         except DataError as err:  # the published files hold a few empty utterances
-            log.info("skipped SGD dialogue: %s", err)
+            log.debug("skipped SGD dialogue: %s", err)
             continue
         kept.append(conv)
     if len(kept) < len(convs):
         log.warning(
-            "%s: %d of %d dialogues skipped (invalid turns)", folder, len(convs) - len(kept), len(convs)
+            "%s: %d of %d dialogues skipped (invalid turns, e.g. an empty utterance)",
+            folder,
+            len(convs) - len(kept),
+            len(convs),
         )
     return kept
 
