@@ -23,7 +23,7 @@ def _spawn(model_dir, *extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TERM="dumb")
     args = ["-m", "promptft", "chat", str(model_dir), "--max-new-tokens", "6", "--temperature", "0", *extra]
-    return pexpect.spawn(sys.executable, args, env=env, encoding="utf-8", timeout=120, dimensions=(40, 200))
+    return pexpect.spawn(sys.executable, args, env=env, encoding="utf-8", timeout=300, dimensions=(40, 200))
 
 
 def test_repl_commands_streaming_and_eof(model_dir, tmp_path):
