@@ -1,0 +1,110 @@
+"""Evaluate a chat model (base or a run) on test conversations: assistant-token perplexity and, for SGD
+dialogues, the next-turn task metrics (slot-value recall seen/unseen, ROUGE-L) on a seeded sample of turns.
+
+    from promptft.recipes.chat_eval import chat_evaluate
+    report = chat_evaluate("runs/chat", "../shared/data/sgd/test", seen_from="../shared/data/sgd/train")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptft.chat.data import Conversation, read_conversations
+from promptft.chat.evaluate import TurnCase, evaluate_turns, last_turn_cases, perplexity, sgd_turn_cases
+from promptft.chat.generate import GenerationSettings
+from promptft.chat.model import ChatModel
+
+
+def sample(convs: list[Conversation], n: int | None, seed: int) -> list[Conversation]:
+    if n is None or n >= len(convs):
+        return convs
+    return [convs[int(i)] for i in sorted(np.random.default_rng(seed).permutation(len(convs))[:n])]
+
+
+def seen_services(train: str | Path | list[Conversation]) -> set[str]:
+    """Services of the training dialogues (an SGD folder or the conversations a model was trained on)."""
+    convs = read_conversations(train) if isinstance(train, str | Path) else train
+    return {s for c in convs for s in c.meta.get("services", [])}
+
+
+def chat_evaluate(
+    model: str | ChatModel,
+    test: str | Path | list[Conversation],
+    *,
+    seen: set[str] | None = None,
+    seen_from: str | Path | None = None,
+    ppl_conversations: int | None = None,
+    turns_per_group: int = 0,
+    settings: GenerationSettings | None = None,
+    max_length: int = 1024,
+    batch_size: int = 8,
+    seed: int = 0,
+    cases: list[TurnCase] | None = None,
+) -> dict[str, Any]:
+    """Perplexity on (a seeded sample of) the test conversations; with `turns_per_group` > 0 the
+    generated-turn metrics too (SGD: slot-value recall and ROUGE-L for seen and unseen services; other data:
+    ROUGE-L of the last assistant turn). Returns the metrics, the turn cases and the generations."""
+    chat = model if isinstance(model, ChatModel) else ChatModel.from_pretrained(model)
+    convs = read_conversations(test) if isinstance(test, str | Path) else list(test)
+    report: dict[str, Any] = {
+        "perplexity": perplexity(chat, sample(convs, ppl_conversations, seed), max_length, batch_size)
+    }
+    if cases is None and turns_per_group > 0:
+        if any("values" in c.meta for c in convs):  # SGD: turns that state slot values, seen and unseen
+            if seen is None:
+                seen = seen_services(seen_from) if seen_from else set()
+            cases = sgd_turn_cases(convs, seen, turns_per_group, seed)
+        else:  # any other data: the last assistant turn of a sample of conversations
+            cases = last_turn_cases(convs, turns_per_group, seed)
+    if cases:
+        settings = settings or GenerationSettings(max_new_tokens=48)
+        metrics, generated = evaluate_turns(chat, cases, settings, batch_size)
+        report["turns"] = metrics
+        report["generation"] = settings.to_dict()
+        report["cases"] = cases
+        report["generated"] = generated
+    return report
+
+
+def compare_with_base(
+    run: str | Path,
+    test: str | Path | list[Conversation],
+    *,
+    title: str = "",
+    n_samples: int = 12,
+    **options: Any,
+) -> dict[str, Any]:
+    """Evaluate a run's base model and the run on the same test sample; write `samples.md` (side-by-side
+    generations on held-out turns) and `eval.json` into the run folder. Returns {"before", "after"}."""
+    from promptft.chat.evaluate import samples_markdown
+    from promptft.chat.model import saved_model_dir
+
+    saved = saved_model_dir(run)
+    if saved is None:
+        from promptft.errors import RunDirError
+
+        raise RunDirError(f"{run} holds no saved chat model (chat_model.json): give a chat-train run folder")
+    tuned = ChatModel.from_pretrained(saved, merge=True)
+    base = ChatModel.from_pretrained(
+        tuned.base_model, template=tuned.format.template, system_prompt=tuned.format.system_prompt
+    )
+    after = chat_evaluate(tuned, test, **options)
+    before = chat_evaluate(base, test, **{**options, "cases": after.get("cases")})
+    folder = Path(run)
+    if "cases" in after:
+        text = samples_markdown(
+            after["cases"],
+            before["generated"],
+            after["generated"],
+            title or f"{run}: before and after",
+            n_samples,
+        )
+        (folder / "samples.md").write_text(text)
+    strip = lambda r: {k: v for k, v in r.items() if k not in ("cases", "generated")}  # noqa: E731
+    import json
+
+    (folder / "eval.json").write_text(json.dumps({"before": strip(before), "after": strip(after)}, indent=2))
+    return {"before": before, "after": after}
