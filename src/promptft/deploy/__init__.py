@@ -1,0 +1,1 @@
+"""Road to production: distillation, pruning, quantization, ONNX export, serving."""
