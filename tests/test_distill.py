@@ -36,7 +36,9 @@ TEXTS = [
 
 def teacher(seed=0):
     model, tok = tiny_llama(seed)
-    return PromptClassifier(backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS, max_length=64)
+    return PromptClassifier(
+        backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS, max_length=64
+    )
 
 
 # ----- the objective -----
@@ -199,7 +201,9 @@ def test_student_learns_the_teacher():
     target = torch.softmax(logits, -1)
 
     def gap():
-        return float(SoftLabel(t.labels).loss(student.logits_encoded(student.encode(examples)), target).mean())
+        return float(
+            SoftLabel(t.labels).loss(student.logits_encoded(student.encode(examples)), target).mean()
+        )
 
     before = gap()
     from promptft.training import Trainer

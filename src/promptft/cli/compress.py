@@ -65,14 +65,19 @@ def _print_summary(title: str, rows: list[tuple[str, str]]) -> None:
 @app.command()
 def distill(
     run_dirs: Annotated[
-        list[Path], typer.Argument(help="The teacher: a run folder or saved classifier; several = an ensemble.")
+        list[Path],
+        typer.Argument(help="The teacher: a run folder or saved classifier; several = an ensemble."),
     ],
     unlabeled: Annotated[
-        str, typer.Option("--unlabeled", "-u", help="Unlabelled texts to label with the teacher (csv/tsv/jsonl).")
+        str,
+        typer.Option("--unlabeled", "-u", help="Unlabelled texts to label with the teacher (csv/tsv/jsonl)."),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the soft labels and the student.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the soft labels and the student.")
+    ],
     student: Annotated[
-        str, typer.Option("--student", help="The student: an alias (see `promptft models`), folder or hub id.")
+        str,
+        typer.Option("--student", help="The student: an alias (see `promptft models`), folder or hub id."),
     ] = "minilm-l6",
     temperature: Annotated[
         float, typer.Option("--temperature", "-T", min=0.01, help="Softens teacher and student (KL at T).")
@@ -82,18 +87,27 @@ def distill(
     ] = None,
     dev: Annotated[
         str | None,
-        typer.Option("--dev", help="Gold-labelled dev file to pick the student's best step (default: a pool share)."),
+        typer.Option(
+            "--dev", help="Gold-labelled dev file to pick the student's best step (default: a pool share)."
+        ),
     ] = None,
     dev_fraction: Annotated[
-        float, typer.Option("--dev-fraction", help="Share of the pool held out as dev when there is no --dev.")
+        float,
+        typer.Option("--dev-fraction", help="Share of the pool held out as dev when there is no --dev."),
     ] = 0.1,
-    test: Annotated[str | None, typer.Option("--test", help="Labelled file: the student is scored on it.")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Student training steps (default 300).")] = None,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Labelled file: the student is scored on it.")
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Student training steps (default 300).")
+    ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Student learning rate (default 1e-4).")] = None,
     train_batch: Annotated[
         int | None, typer.Option("--train-batch-size", min=1, help="Student batch size (default 32).")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed: pool sample, dev share, training.")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed: pool sample, dev share, training.")
+    ] = None,
     sets: SetOpt = None,
     max_length: Annotated[int, typer.Option("--max-length", min=8, help="Student's max tokens.")] = 128,
     field: FieldOpt = None,
@@ -155,3 +169,117 @@ def distill(
     rows += [(f"test {name}", fmt(v)) for name, v in headline_metrics(summary.get("test") or {})]
     _print_summary("promptft distill", rows)
     Console(stderr=True).print(f"student saved in {summary['student_dir']}", markup=False, highlight=False)
+
+
+@app.command()
+def prune(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A trained classifier: a run folder or a saved classifier.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the pruned model (a run folder).")
+    ],
+    dev: Annotated[
+        str, typer.Option("--dev", help="Labelled dev file: importance, and the recovery's best step.")
+    ],
+    sparsity: Annotated[
+        float,
+        typer.Option("--sparsity", min=0.0, max=0.99, help="Share of MLP neurons removed in every layer."),
+    ] = 0.3,
+    head_sparsity: Annotated[
+        float | None,
+        typer.Option(
+            "--head-sparsity",
+            min=0.0,
+            max=0.99,
+            help="Share of attention heads removed (default: --sparsity).",
+        ),
+    ] = None,
+    train_file: Annotated[
+        str | None, typer.Option("--train", help="Labelled file for the recovery fine-tune.")
+    ] = None,
+    soft_labels: Annotated[
+        str | None,
+        typer.Option(
+            "--soft-labels", help="Recover on a distillation's soft labels (a `promptft distill` folder)."
+        ),
+    ] = None,
+    soft_limit: Annotated[
+        int | None, typer.Option("--soft-limit", min=1, help="Use only the first N soft-labelled texts.")
+    ] = None,
+    temperature: Annotated[
+        float, typer.Option("--temperature", "-T", min=0.01, help="For --soft-labels.")
+    ] = 2.0,
+    recover: Annotated[
+        bool, typer.Option("--recover/--no-recover", help="Run the short recovery fine-tune (default).")
+    ] = True,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Recovery steps (default 40).")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Recovery learning rate (default 2e-5).")] = None,
+    test: Annotated[
+        str | None, typer.Option("--test", help="Labelled file: the pruned model is scored on it.")
+    ] = None,
+    sets: SetOpt = None,
+    field: FieldOpt = None,
+    text_field: TextFieldOpt = None,
+    label_column: LabelColumnOpt = None,
+    label_map: LabelMapOpt = None,
+    header: HeaderOpt = None,
+    data_format: FormatOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per importance pass.")] = 8,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+    progress: ProgressOpt = None,
+) -> None:
+    """Prune a trained classifier: remove the least important MLP neurons and attention heads of every layer (first-order Taylor importance on --dev), then fine-tune briefly to recover. The saved model is smaller on disk and faster (fewer weights, an updated config), not masked.
+
+    Llama-style decoders (SmolLM2, ...) lose heads and neurons (grouped-query attention: the same number of query heads from every key/value group); BERT-style encoders lose MLP neurons only.
+
+    Example:
+
+        promptft prune runs/sst2 --dev dev.tsv --train train.tsv --sparsity 0.3 --label-map 0=negative,1=positive --output runs/sst2-pruned30
+    """
+    from promptft.recipes.prune import default_recovery
+    from promptft.recipes.prune import prune as run_prune
+
+    given = {k: v for k, v in {"learning_rate": lr, "max_steps": steps}.items() if v is not None}
+    base = default_recovery(**given).to_dict()
+    cfg = _train_config(base, sets, progress=show_progress(progress))
+    summary = run_prune(
+        run_dir,
+        output,
+        dev=dev,
+        sparsity=sparsity,
+        head_sparsity=head_sparsity,
+        train=train_file,
+        soft_labels=soft_labels,
+        temperature=temperature,
+        soft_limit=soft_limit,
+        recovery=cfg,
+        recover=recover,
+        test=test,
+        columns=columns(field, text_field, label_column, label_map, header, data_format),
+        batch_size=batch_size,
+        device=device,
+        progress=show_progress(progress),
+    )
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    report = summary["prune"]
+    before, after = report["parameters"]
+    rows = [
+        ("intermediate size", "{} -> {}".format(*report["intermediate_size"])),
+        (
+            "attention heads",
+            "{} -> {}".format(*report["attention_heads"]) if report["attention_heads"] else "kept",
+        ),
+        ("parameters", f"{before:,} -> {after:,} ({100 * report['parameter_share_removed']:.1f}% removed)"),
+    ]
+    rows += [(f"dev {n} after pruning", fmt(v)) for n, v in headline_metrics(summary["dev_after_pruning"])]
+    recovery = summary.get("recovery") or {}
+    rows += [(f"dev {n} after recovery", fmt(v)) for n, v in headline_metrics(recovery.get("best_dev") or {})]
+    rows += [(f"test {n}", fmt(v)) for n, v in headline_metrics(summary.get("test") or {})]
+    _print_summary("promptft prune", rows)
+    for note in report["notes"]:
+        Console(stderr=True).print(f"note: {note}", markup=False, highlight=False)
+    Console(stderr=True).print(f"pruned model saved in {summary['model_dir']}", markup=False, highlight=False)

@@ -101,9 +101,7 @@ def soft_examples(
     if objective.name == "regression":
         return [Example(ex.fields, float(v)) for ex, v in zip(examples, logits[:, 0].tolist(), strict=True)]
     probs = soft_probabilities(logits, temperature).tolist()
-    return [
-        Example(ex.fields, tuple(float(p) for p in row)) for ex, row in zip(examples, probs, strict=True)
-    ]
+    return [Example(ex.fields, tuple(float(p) for p in row)) for ex, row in zip(examples, probs, strict=True)]
 
 
 def student_objective(teacher: Objective, temperature: float) -> tuple[Objective, Objective]:

@@ -70,7 +70,9 @@ class SoftLabel(SingleLabel):
         """Probability rows `[n, n_labels]`."""
         import torch
 
-        return torch.tensor([self.soft_row(ex.label, i) for i, ex in enumerate(examples)], dtype=torch.float32)
+        return torch.tensor(
+            [self.soft_row(ex.label, i) for i, ex in enumerate(examples)], dtype=torch.float32
+        )
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         import torch
