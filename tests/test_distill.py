@@ -247,3 +247,9 @@ def test_cli_distill_and_user_errors(files):
     assert missing.exit_code == 2 and "not found" in missing.stderr
     bad = runner.invoke(app, [*args, "--output", str(tmp_path / "b"), *common, "--set", "warmup_ratoi=0.1"])
     assert bad.exit_code == 2 and "warmup_ratio" in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["distill", "prune"])
+def test_help_has_an_example(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.stdout and f"promptft {command} " in result.stdout
