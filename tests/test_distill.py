@@ -243,6 +243,9 @@ def test_cli_distill_and_user_errors(files):
     summary = json.loads(result.stdout)
     assert summary["train"]["max_steps"] == 2
     assert (tmp_path / "cli" / "student" / "best" / "promptft_config.json").exists()
+    default = runner.invoke(app, [*args, *common, "--dev-fraction", "0.2"])
+    assert default.exit_code == 0, default.output + repr(default.exception)
+    assert (tmp_path / "teacher-student" / "student" / "best").is_dir()  # beside the run by default
     missing = runner.invoke(app, ["distill", str(tmp_path / "teacher"), "--unlabeled", "nope.tsv", "-o", "x"])
     assert missing.exit_code == 2 and "not found" in missing.stderr
     bad = runner.invoke(app, [*args, "--output", str(tmp_path / "b"), *common, "--set", "warmup_ratoi=0.1"])

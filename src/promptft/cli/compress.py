@@ -53,6 +53,12 @@ def _train_config(defaults: dict, sets: list[str] | None, **given):
     return TrainConfig.parse(values, "train")
 
 
+def _beside(run_dir: Path, suffix: str) -> Path:
+    """The default output folder: next to the run (a run's best/ counts as the run)."""
+    run = run_dir.parent if run_dir.name == "best" else run_dir
+    return run.with_name(run.name + suffix)
+
+
 def _print_summary(title: str, rows: list[tuple[str, str]]) -> None:
     table = Table(title=title, title_justify="left", show_header=False)
     table.add_column("")
@@ -73,8 +79,11 @@ def distill(
         typer.Option("--unlabeled", "-u", help="Unlabelled texts to label with the teacher (csv/tsv/jsonl)."),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for the soft labels and the student.")
-    ],
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder for the soft labels and the student (default RUN_DIR-student)."
+        ),
+    ] = None,
     student: Annotated[
         str,
         typer.Option("--student", help="The student: an alias (see `promptft models`), folder or hub id."),
@@ -143,7 +152,7 @@ def distill(
     summary = run_distill(
         run_dirs,
         unlabeled,
-        output,
+        output or _beside(run_dirs[0], "-student"),
         student=student,
         temperature=temperature,
         train=cfg,
@@ -176,12 +185,15 @@ def prune(
     run_dir: Annotated[
         Path, typer.Argument(help="A trained classifier: a run folder or a saved classifier.")
     ],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Folder for the pruned model (a run folder).")
-    ],
     dev: Annotated[
         str, typer.Option("--dev", help="Labelled dev file: importance, and the recovery's best step.")
     ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder for the pruned model, a run folder (default RUN_DIR-prunedNN)."
+        ),
+    ] = None,
     sparsity: Annotated[
         float,
         typer.Option("--sparsity", min=0.0, max=0.99, help="Share of MLP neurons removed in every layer."),
@@ -246,7 +258,7 @@ def prune(
     cfg = _train_config(base, sets, progress=show_progress(progress))
     summary = run_prune(
         run_dir,
-        output,
+        output or _beside(run_dir, f"-pruned{round(100 * sparsity)}"),
         dev=dev,
         sparsity=sparsity,
         head_sparsity=head_sparsity,
