@@ -9,6 +9,7 @@ stays fast); each command imports what it needs when it runs.
 from promptft.cli import (  # noqa: F401  (each module adds its commands)
     bench,
     chat,
+    compress,
     deploy,
     diagnostics,
     models,

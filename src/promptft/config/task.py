@@ -86,8 +86,8 @@ class TaskConfig(Section):
     @classmethod
     def from_objective(cls, saved: Mapping[str, Any] | None) -> TaskConfig:
         """The task a saved classifier's objective implies (to read new data for it without its job)."""
-        if not saved or saved.get("name") in (None, "single_label"):
-            return cls()
+        if not saved or saved.get("name") in (None, "single_label", "soft_label"):
+            return cls()  # soft labels (distillation) read gold data as single-label names
         if saved["name"] == "regression":
             return cls(type="regression", value_range=tuple(saved["value_range"]))
         return cls(type=saved["name"])

@@ -16,8 +16,11 @@ from promptft.objectives.base import Objective
 from promptft.objectives.multi_label import MultiLabel
 from promptft.objectives.regression import Regression
 from promptft.objectives.single_label import SingleLabel
+from promptft.objectives.soft_label import SoftLabel
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (SingleLabel, MultiLabel, Regression)}
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls for cls in (SingleLabel, MultiLabel, Regression, SoftLabel)
+}
 
 __all__ = [
     "OBJECTIVES",
@@ -25,6 +28,7 @@ __all__ = [
     "Objective",
     "Regression",
     "SingleLabel",
+    "SoftLabel",
     "get_objective",
     "known_metrics",
     "objective_from_dict",
