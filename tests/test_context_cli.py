@@ -5,11 +5,26 @@ from __future__ import annotations
 
 import json
 
-from test_cli import LABEL_MAP, common, env, invoke, ok, user_error  # noqa: F401  (env is a fixture)
+import pytest
+from test_cli import LABEL_MAP, SENTENCES, common, invoke, ok, user_error, write_tsv
 
 from promptft.bench.methods import METHODS
 from promptft.config import JobConfig
 from promptft.config.bench import load_bench_config
+from tiny import tiny_llama
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A tiny causal LM folder and small SST-2-like splits."""
+    root = tmp_path_factory.mktemp("context_cli")
+    model, tok = tiny_llama()
+    model.save_pretrained(root / "tiny")
+    tok.save_pretrained(root / "tiny")
+    write_tsv(root / "train.tsv", ["sentence", "label"], SENTENCES)
+    write_tsv(root / "dev.tsv", ["sentence", "label"], SENTENCES[:4])
+    write_tsv(root / "test.tsv", ["sentence", "label"], SENTENCES[4:])
+    return root
 
 
 def _args(env):

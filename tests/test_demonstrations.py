@@ -109,12 +109,15 @@ def test_similar_selection_picks_the_nearest_example_of_each_class():
         "query close to love": [1.0, 0.05, 0.0],
         "query close to film": [0.1, 1.0, 0.9],
     }
-    pool_examples = [Example({"text": t}, label) for t, label in [
-        ("I loved it", "positive"),
-        ("a wonderful film", "positive"),
-        ("I hated it", "negative"),
-        ("an awful mess", "negative"),
-    ]]
+    pool_examples = [
+        Example({"text": t}, label)
+        for t, label in [
+            ("I loved it", "positive"),
+            ("a wonderful film", "positive"),
+            ("I hated it", "negative"),
+            ("an awful mess", "negative"),
+        ]
+    ]
     calls = []
 
     def stub(texts):
@@ -131,7 +134,11 @@ def test_similar_selection_picks_the_nearest_example_of_each_class():
     assert len(calls) == 2  # the pool is embedded once, the queries once
     # with the whole class allowed (top_fraction 1), draws differ across sets
     wide = DemonstrationPool(
-        pool_examples, ["negative", "positive"], ["text"], DemonstrationSettings("similar", top_fraction=1.0), stub
+        pool_examples,
+        ["negative", "positive"],
+        ["text"],
+        DemonstrationSettings("similar", top_fraction=1.0),
+        stub,
     )
     assert len({tuple(s) for s in wide.choose(queries[:1], n_sets=20)[0]}) > 1
 

@@ -16,8 +16,8 @@ from promptft.bench.methods import (
     Fitted,
     ModelRef,
     SplitData,
-    _prompt_method,
     _PreparedPredictor,
+    _prompt_method,
     job_of,
     method,
 )

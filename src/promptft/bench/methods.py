@@ -380,5 +380,5 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     )
 
 
-from promptft.bench import task_methods  # noqa: E402,F401  (registers the multi-label and regression methods)
-from promptft.bench import context_methods  # noqa: E402,F401  (demonstrations, channel)
+# registers the multi-label and regression methods, and issue 11's demonstrations and channel
+from promptft.bench import context_methods, task_methods  # noqa: E402,F401

@@ -117,7 +117,9 @@ class ChannelEncoder(PromptEncoder):
             name, amount = choice
             values[name] = self._cut(values[name], spans[name], amount)
             truncated = True
-        raise TemplateError("could not truncate the input to max_length; raise max_length")  # pragma: no cover
+        raise TemplateError(
+            "could not truncate the input to max_length; raise max_length"
+        )  # pragma: no cover
 
     def _one(self, values: dict[str, str], word: str):
         parts: list[str] = []
@@ -282,9 +284,13 @@ class ChannelClassifier(PromptClassifier):
         from promptft.models.loading import load_backbone
 
         if label_words is None:
-            raise ConfigError('label_words is required, e.g. {"negative": "negative", "positive": "positive"}')
+            raise ConfigError(
+                'label_words is required, e.g. {"negative": "negative", "positive": "positive"}'
+            )
         backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
-        clf = cls(backbone, template, label_words, max_length=max_length, base_model=model, objective=objective)
+        clf = cls(
+            backbone, template, label_words, max_length=max_length, base_model=model, objective=objective
+        )
         clf.set_finetune(finetune, lora)
         return clf
 
@@ -319,4 +325,6 @@ class ChannelClassifier(PromptClassifier):
         return clf
 
     def describe(self) -> str:
-        return f"channel {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"
+        return (
+            f"channel {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"
+        )

@@ -153,11 +153,9 @@ class PromptClassifier(BaseClassifier):
         self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
         self.demonstrations = demonstrations
         self.demonstration_pool: DemonstrationPool | None = None
-        self.embed: Embed | None = None  # similar demonstrations: texts -> vectors (default: the MiniLM encoder)
+        self.embed: Embed | None = None  # similar demonstrations: texts -> vectors (default: MiniLM)
         if demonstrations is None:
-            self.encoder = backbone.make_encoder(
-                self.template, max_length, reserve=self.words.max_tokens - 1
-            )
+            self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
         else:
             if backbone.kind == "seq2seq" and backbone.slot_text is None:
                 raise ConfigError(

@@ -5,4 +5,11 @@ from promptft.prompts.encoding import EncodedPrompt, PromptEncoder
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import TokenizedWords, Verbalizer
 
-__all__ = ["DemonstrationSettings", "EncodedPrompt", "PromptEncoder", "Template", "TokenizedWords", "Verbalizer"]
+__all__ = [
+    "DemonstrationSettings",
+    "EncodedPrompt",
+    "PromptEncoder",
+    "Template",
+    "TokenizedWords",
+    "Verbalizer",
+]

@@ -135,7 +135,9 @@ class DemonstrationPool:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
-    def choose(self, queries: Sequence[Example], n_sets: int, *, training: bool = False) -> list[list[list[int]]]:
+    def choose(
+        self, queries: Sequence[Example], n_sets: int, *, training: bool = False
+    ) -> list[list[list[int]]]:
         """For each query, `n_sets` lists of pool indices, one per label (in label order).
 
         The query itself (same fields) is never its own demonstration, unless it is its label's only

@@ -113,7 +113,9 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
         )
     if job.prompt.demonstrations is not None:
         if m.method != "prompt":
-            raise ConfigError(f"demonstrations are for --method prompt, not {m.method}: drop --demonstrations")
+            raise ConfigError(
+                f"demonstrations are for --method prompt, not {m.method}: drop --demonstrations"
+            )
         if job.task.type != "single_label":
             raise ConfigError(
                 f"demonstrations fill in one label word per example: single-label only, not {job.task.type}"
