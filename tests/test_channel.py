@@ -148,3 +148,19 @@ def test_channel_needs_a_causal_lm_and_text_after_the_label():
     model, tok = tiny_llama()
     with pytest.raises(TemplateError, match="no field after"):
         ChannelClassifier(backbone_from_model(model, tok, "causal"), "{text} It was {mask}.", WORDS)
+
+
+def test_cached_frozen_layers_give_the_same_channel_scores():
+    clf = make()
+    clf.set_finetune(LoraSettings(r=4, top_layers=1))
+    with torch.no_grad():
+        for name, param in clf.module.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    encoded = clf.encode(DATA[:4])
+    with torch.no_grad():
+        whole = clf.module(encoded)
+        assert clf.enable_training_cache()
+        cached = clf.module(encoded)
+        clf.disable_training_cache()
+    torch.testing.assert_close(cached, whole, atol=1e-5, rtol=1e-5)
