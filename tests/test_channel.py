@@ -164,3 +164,19 @@ def test_cached_frozen_layers_give_the_same_channel_scores():
         cached = clf.module(encoded)
         clf.disable_training_cache()
     torch.testing.assert_close(cached, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_the_output_head_sees_only_the_positions_that_predict_text_tokens():
+    clf = make()
+    clf.set_finetune("none")
+    encoded = clf.encode(DATA[:3])
+    shapes = []
+    head = clf.backbone.model.get_output_embeddings()
+    handle = head.register_forward_hook(lambda module, args, out: shapes.append(tuple(out.shape)))
+    try:
+        with torch.no_grad():
+            clf.module(encoded)
+    finally:
+        handle.remove()
+    n_targets = sum(len(p.targets) for e in encoded for p in e.prompts)
+    assert shapes == [(n_targets, head.out_features)]
