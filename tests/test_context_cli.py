@@ -143,3 +143,27 @@ def test_bench_methods_are_registered_with_valid_default_options():
     config = load_bench_config(None, jobs)  # validates every method's options as a job
     assert config.method("demonstrations")["demonstrations"]["selection"] == "similar"
     assert config.method("channel", "trec")["max_steps"] == 200
+
+
+def test_zero_shot_channel(env, tmp_path):
+    run = tmp_path / "zs_channel"
+    args = ["--label-words", "negative=terrible,positive=great", "--method", "channel", "--finetune", "none"]
+    template = ["--template", "Sentiment: {mask}\\nReview: {text}"]
+    ok(
+        invoke(
+            "train",
+            "--dev",
+            env / "dev.tsv",
+            "--label-map",
+            LABEL_MAP,
+            *args,
+            *template,
+            "-o",
+            run,
+            *common(env),
+        )
+    )
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert final["steps"] == 0 and final["best_dev"]["n"] == 4
+    saved = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert saved["type"] == "channel" and saved["adapter"] == "none"
