@@ -155,6 +155,7 @@ SAMPLES = {
     "prompt.calibrate": "contextual",
     "prompt.content_free": ["N/A", "nothing"],
     "prompt.max_length": 64,
+    "prompt.demonstrations": {"selection": "similar", "n_sets": 2},
     "model.name": "some/model",
     "model.kind": "masked",
     "model.method": "head",
@@ -225,6 +226,8 @@ def test_every_schema_field_is_reachable_by_set():
         got = _get(load_job(None, {}, sets), key)
         if key == "model.lora":
             assert got.r == 4
+        elif key == "prompt.demonstrations":
+            assert (got.selection, got.n_sets) == ("similar", 2)
         elif key == "model.adapter":
             assert got == {"num_virtual_tokens": 2, "init_text": None}
         else:

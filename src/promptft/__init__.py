@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from promptft.version import __version__ as __version__  # re-exported: promptft.__version__
 
 _EXPORTS = {
+    "ChannelClassifier": "promptft.classifiers",
+    "DemonstrationSettings": "promptft.prompts",
     "Example": "promptft.data",
     "HeadClassifier": "promptft.classifiers",
     "LoraSettings": "promptft.adapters",
@@ -34,6 +36,8 @@ _EXPORTS = {
 # A literal list (not `list(_EXPORTS)`): linters and IDEs read __all__ without running the module.
 # tests/test_package.py checks the three lists of names stay the same.
 __all__ = [
+    "ChannelClassifier",
+    "DemonstrationSettings",
     "Example",
     "HeadClassifier",
     "LoraSettings",
@@ -68,10 +72,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from promptft.adapters import LoraSettings
-    from promptft.classifiers import HeadClassifier, PromptClassifier, load_classifier
+    from promptft.classifiers import ChannelClassifier, HeadClassifier, PromptClassifier, load_classifier
     from promptft.data import Example, TaskSpec, read_examples, sample_k_shot, sample_multi_label
     from promptft.errors import PromptFTError
     from promptft.models import load_backbone
     from promptft.objectives import MultiLabel, Regression
-    from promptft.prompts import Template, Verbalizer
+    from promptft.prompts import DemonstrationSettings, Template, Verbalizer
     from promptft.training import TrainConfig, Trainer

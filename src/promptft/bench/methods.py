@@ -158,7 +158,7 @@ def _prompt_method(
     job = job_of(config, seed, "prompt", finetune)
     max_length = job.prompt.max_length
     if finetune == "none":
-        unknown = sorted(set(config) - {"max_length", "eval_batch_size"})
+        unknown = sorted(set(config) - {"max_length", "eval_batch_size", "demonstrations"})
         if unknown:
             raise ConfigError(f"zero_shot takes no training options, got {unknown}: remove them")
         clf = PromptClassifier(
@@ -168,7 +168,10 @@ def _prompt_method(
             max_length=max_length,
             base_model=model.name,
             objective=task.objective(),
+            demonstrations=job.prompt.demonstrations,
         )
+        if clf.demonstrations is not None:
+            clf.set_demonstration_pool(spec.prepare(data.train))
         clf.set_finetune("none")
         clf.tune(spec.prepare(data.dev), job.train.eval_batch_size)  # multi-label: thresholds on dev
         if clf.objective.tunes_on_dev:
@@ -183,6 +186,7 @@ def _prompt_method(
         max_length=max_length,
         base_model=model.name,
         objective=task.objective(),
+        demonstrations=job.prompt.demonstrations,
     )
     clf.set_finetune(job.model.adapter_settings())
     trainable, total = clf.parameter_counts()
@@ -401,4 +405,5 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     )
 
 
-from promptft.bench import task_methods  # noqa: E402,F401  (registers the multi-label and regression methods)
+# registers the multi-label and regression methods, and issue 11's demonstrations and channel
+from promptft.bench import context_methods, task_methods  # noqa: E402,F401

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from promptft.classifiers.base import BaseClassifier
+from promptft.classifiers.channel import ChannelClassifier, channel_template
 from promptft.classifiers.head import HeadClassifier
 from promptft.classifiers.prompt import PromptClassifier, PromptScorer
 from promptft.classifiers.saving import CONFIG_FILE
@@ -18,11 +19,13 @@ from promptft.errors import ModelError
 __all__ = [
     "CONFIG_FILE",
     "BaseClassifier",
+    "ChannelClassifier",
     "HeadClassifier",
     "PromptClassifier",
     "PromptScorer",
     "YesNoClassifier",
     "as_examples",
+    "channel_template",
     "load_classifier",
 ]
 
@@ -33,7 +36,12 @@ def load_classifier(directory: str | Path, **kwargs) -> BaseClassifier:
     if not path.exists():
         raise ModelError(f"{directory} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
     kind = json.loads(path.read_text()).get("type")
-    cls = {"prompt": PromptClassifier, "head": HeadClassifier, "yes_no": YesNoClassifier}.get(kind)
+    cls = {
+        "prompt": PromptClassifier,
+        "head": HeadClassifier,
+        "yes_no": YesNoClassifier,
+        "channel": ChannelClassifier,
+    }.get(kind)
     if cls is None:
         raise ModelError(f"{path} has unknown classifier type {kind!r}")
     return cls.from_pretrained(directory, **kwargs)

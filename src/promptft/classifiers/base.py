@@ -37,6 +37,11 @@ class BaseClassifier:
     def encode(self, examples: Sequence[Example]) -> list[Any]:
         raise NotImplementedError
 
+    def encode_for_training(self, examples: Sequence[Example]) -> list[Any]:
+        """What the trainer encodes the training split with (default: `encode`); a classifier whose inputs
+        depend on the training set (demonstrations) builds that state here."""
+        return self.encode(examples)
+
     def label_logits(self, encoded: Sequence[Any]) -> torch.Tensor:
         """`[batch, n_labels]` scores (log-space); gradients flow when the module is in training.
 

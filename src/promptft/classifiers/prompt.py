@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,15 +25,22 @@ from promptft.classifiers.saving import (
 )
 from promptft.data import Example
 from promptft.data.inputs import as_examples
-from promptft.errors import PromptFTError
+from promptft.errors import ConfigError, PromptFTError
 from promptft.models.backbones import Backbone
 from promptft.models.loading import load_backbone
-from promptft.objectives import MultiLabel, Objective, objective_from_dict
+from promptft.objectives import MultiLabel, Objective, SingleLabel, objective_from_dict
 from promptft.prompts.calibration import (
     ContextualCalibration,
     apply_prior,
     check_calibration,
     content_free_prior,
+)
+from promptft.prompts.demonstrations import (
+    DemonstrationEncoder,
+    DemonstrationPool,
+    DemonstrationSettings,
+    DemoPrompts,
+    Embed,
 )
 from promptft.prompts.encoding import EncodedPrompt
 from promptft.prompts.template import Template
@@ -94,8 +102,11 @@ class PromptScorer(nn.Module):
         self.content_free: list[EncodedPrompt] | None = None
         self._prior: tuple[tuple, torch.Tensor] | None = None
 
-    def forward(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
-        scores = self.label_scores(encoded)
+    def forward(self, encoded: Sequence[EncodedPrompt] | Sequence[DemoPrompts]) -> torch.Tensor:
+        if encoded and isinstance(encoded[0], DemoPrompts):
+            scores = self.averaged_over_sets(encoded)  # type: ignore[arg-type]
+        else:
+            scores = self.label_scores(encoded)  # type: ignore[arg-type]
         if self.calibration is not None:
             return self.calibration(scores)
         if self.content_free is not None and not self.training:
@@ -120,6 +131,18 @@ class PromptScorer(nn.Module):
                 self.train(was_training)
             self._prior = (key, prior)
         return self._prior[1]
+
+    def averaged_over_sets(self, encoded: Sequence[DemoPrompts]) -> torch.Tensor:
+        """Inputs with demonstrations: the log of the label probabilities averaged over each input's
+        demonstration sets `[batch, n_labels]` (one set, as in training: the log-softmax of its scores)."""
+        flat = [p for e in encoded for p in e.prompts]
+        logp = self.label_scores(flat).float().log_softmax(-1)
+        out, start = [], 0
+        for e in encoded:
+            n = len(e.prompts)
+            out.append(torch.logsumexp(logp[start : start + n], dim=0) - math.log(n))
+            start += n
+        return torch.stack(out)
 
     def label_scores(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
         """Each label's log-probability at the slot `[batch, n_labels]` (before any calibration)."""
@@ -152,10 +175,14 @@ class PromptClassifier(BaseClassifier):
         objective: Objective | None = None,
         calibrate: str | None = None,
         content_free: Sequence[str] | None = None,
+        demonstrations: DemonstrationSettings | None = None,
     ) -> None:
         """`objective`: the task type (default single-label); its labels are the verbalizer's.
         `calibrate="contextual"`: divide out the label bias of content-free inputs at prediction time
-        (`content_free`, default "N/A", "" and "[MASK]"); see `set_calibration`."""
+        (`content_free`, default "N/A", "" and "[MASK]"); see `set_calibration`.
+        `demonstrations`: one training example per label, its label word filled in, shown with every
+        input (LM-BFF; `promptft.prompts.demonstrations`); the pool is the training set (`fit` sets it;
+        zero-shot: `set_demonstration_pool`)."""
         self.backbone = backbone
         self.template = template if isinstance(template, Template) else Template(template)
         self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
@@ -165,7 +192,26 @@ class PromptClassifier(BaseClassifier):
         self.base_model = base_model or backbone.name
         self.adapter: AdapterSettings = adapter_settings("full")  # the model as loaded trains in full
         self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
-        self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
+        self.demonstrations = demonstrations
+        self.demonstration_pool: DemonstrationPool | None = None
+        self.embed: Embed | None = None  # similar demonstrations: texts -> vectors (default: MiniLM)
+        if demonstrations is None:
+            self.encoder = backbone.make_encoder(self.template, max_length, reserve=self.words.max_tokens - 1)
+        else:
+            if backbone.kind == "seq2seq" and backbone.slot_text is None:
+                raise ConfigError(
+                    "demonstrations need a slot in the encoder input; this seq2seq model has no sentinel "
+                    "token: use a causal or masked LM, or turn demonstrations off"
+                )
+            self.encoder = DemonstrationEncoder(
+                backbone.tokenizer,
+                self.template,
+                [words[0] for words in self.verbalizer.label_words.values()],
+                slot_text=backbone.slot_text,
+                max_length=max_length,
+                reserve=self.words.max_tokens - 1,
+                separator=demonstrations.separator,
+            )
         self.module = PromptScorer(backbone, self.words, self.verbalizer)
         dropped = [seg.value for seg in self.template.after_slot if seg.kind == "field"]
         if backbone.kind == "causal" and dropped:
@@ -222,6 +268,11 @@ class PromptClassifier(BaseClassifier):
                 f"this classifier uses contextual calibration, which needs a single-label objective, not "
                 f"{objective.name}: call set_calibration(None) first"
             )
+        if getattr(self, "demonstrations", None) is not None and not isinstance(objective, SingleLabel):
+            raise ConfigError(
+                f"demonstrations fill in one label word per example, so they are for single-label tasks, "
+                f"not {objective.name}: turn demonstrations off"
+            )
         if isinstance(objective, MultiLabel):
             if self.module.calibration is None:
                 device = next(self.backbone.model.parameters()).device
@@ -265,12 +316,14 @@ class PromptClassifier(BaseClassifier):
         objective: Objective | None = None,
         calibrate: str | None = None,
         content_free: Sequence[str] | None = None,
+        demonstrations: DemonstrationSettings | None = None,
     ) -> PromptClassifier:
         """Load a model by alias, folder or hub id. `finetune`: an adapter name ("full", "lora", "none"
         for zero-shot, "ia3", "prompt_tuning", "p_tuning", "prefix_tuning", "label_embeddings") or
         its settings (e.g. `LoraSettings(r=8)`); see `promptft.adapters`. `objective`: the task type,
         e.g. `MultiLabel(labels)` or `Regression(["low", "high"], value_range=(0, 5))` (default single-label).
-        `calibrate="contextual"`: contextual calibration at prediction time (see `set_calibration`)."""
+        `calibrate="contextual"`: contextual calibration at prediction time (see `set_calibration`).
+        `demonstrations`: e.g. `DemonstrationSettings(selection="similar")` (LM-BFF's demonstrations)."""
         if label_words is None:
             raise PromptFTError('label_words is required, e.g. {"negative": "terrible", "positive": "great"}')
         backbone = load_backbone(model, kind=kind, device=device, dtype=dtype)
@@ -283,6 +336,7 @@ class PromptClassifier(BaseClassifier):
             objective=objective,
             calibrate=calibrate,
             content_free=content_free,
+            demonstrations=demonstrations,
         )
         clf.set_finetune(finetune, lora)
         return clf
@@ -314,9 +368,58 @@ class PromptClassifier(BaseClassifier):
     def disable_training_cache(self) -> None:
         self.backbone.disable_prefix_cache()
 
-    def encode(self, examples: Sequence[Example]) -> list[EncodedPrompt]:
+    def encode(self, examples: Sequence[Example]) -> list[EncodedPrompt] | list[DemoPrompts]:
         examples = as_examples(examples, self.fields)
+        if self.demonstrations is not None:
+            return self._encode_with_demonstrations(examples, self.demonstrations.n_sets, training=False)
         return [self.encoder.encode(ex.fields) for ex in examples]
+
+    def encode_for_training(self, examples: Sequence[Example]) -> list[EncodedPrompt] | list[DemoPrompts]:
+        """With demonstrations the training set becomes the pool, and each example gets one set (never
+        itself); otherwise the same as `encode`."""
+        examples = as_examples(examples, self.fields)
+        if self.demonstrations is None:
+            return self.encode(examples)
+        self.set_demonstration_pool(examples)
+        return self._encode_with_demonstrations(examples, 1, training=True)
+
+    def set_demonstration_pool(self, examples: Sequence[Example]) -> None:
+        """The labelled examples demonstrations are drawn from (`fit` uses the training set)."""
+        if self.demonstrations is None:
+            raise ConfigError("this classifier has no demonstrations: build it with demonstrations=...")
+        examples = as_examples(examples, self.fields)
+        if self.embed is None and self.demonstrations.selection == "similar":
+            self.embed = sentence_embedder(self.demonstrations.encoder)
+        self.demonstration_pool = DemonstrationPool(
+            examples, self.labels, self.fields, self.demonstrations, self.embed
+        )
+
+    def _encode_with_demonstrations(
+        self, examples: Sequence[Example], n_sets: int, *, training: bool
+    ) -> list[DemoPrompts]:
+        pool = self.demonstration_pool
+        if pool is None:
+            raise ConfigError(
+                "demonstrations come from the training set, and this classifier has none yet: train it (fit), "
+                "or give labelled examples with set_demonstration_pool(examples)"
+            )
+        assert isinstance(self.encoder, DemonstrationEncoder)
+        chosen = pool.choose(examples, n_sets, training=training)
+        return [
+            DemoPrompts(
+                tuple(
+                    self.encoder.encode_with(ex.fields, [pool.examples[i] for i in demo_set])
+                    for demo_set in sets
+                )
+            )
+            for ex, sets in zip(examples, chosen, strict=True)
+        ]
+
+    @staticmethod
+    def length_of(encoded) -> int:
+        if isinstance(encoded, DemoPrompts):
+            return sum(len(p.input_ids) for p in encoded.prompts)
+        return len(encoded.input_ids)
 
     def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
         """Adapter (peft format) or full weights (safetensors) plus the prompt as JSON and a model card
@@ -344,16 +447,29 @@ class PromptClassifier(BaseClassifier):
             "labels": self.labels,
             "max_length": self.max_length,
             "objective": self.objective.to_dict(),
+            **self._demonstrations_config(),
         }
         if self.contextual is not None:  # with p_cf of the saved weights, for the record
             config["calibration"] = self.contextual.to_dict(self.content_free_prior())
         return config
+
+    def _demonstrations_config(self) -> dict:
+        if self.demonstrations is None:
+            return {}
+        pool = self.demonstration_pool
+        return {
+            "demonstrations": {
+                "settings": self.demonstrations.to_dict(),
+                "pool": pool.to_dict() if pool is not None else None,
+            }
+        }
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, *, device=None, dtype=None) -> PromptClassifier:
         directory = Path(directory)
         config = read_config(directory, "prompt")
         backbone = load_saved_backbone(directory, config, device, dtype)
+        demos = config.get("demonstrations")
         clf = cls(
             backbone,
             config["template"],
@@ -361,7 +477,10 @@ class PromptClassifier(BaseClassifier):
             max_length=config["max_length"],
             base_model=config["base_model"],
             objective=objective_from_dict(config.get("objective"), config["labels"]),
+            demonstrations=DemonstrationSettings(**demos["settings"]) if demos else None,
         )
+        if demos and demos.get("pool") is not None:
+            clf.set_demonstration_pool([Example(e["fields"], e["label"]) for e in demos["pool"]])
         if clf.module.calibration is not None:
             read_tensors(directory / CALIBRATION_FILE, clf.module.calibration)
         restore_adapter(clf, directory, config)
@@ -372,6 +491,23 @@ class PromptClassifier(BaseClassifier):
 
     def describe(self) -> str:
         return f"prompt {self.template.text!r} words={dict(self.verbalizer.label_words)} on {self.base_model}"
+
+
+def sentence_embedder(name: str, device: str | torch.device | None = None) -> Embed:
+    """texts -> normalised sentence embeddings of the encoder `name` (alias or folder), loaded on first use."""
+    model = None
+
+    def embed(texts: list[str]):
+        nonlocal model
+        if model is None:
+            from sentence_transformers import SentenceTransformer
+
+            from promptft.models.registry import resolve_model
+
+            model = SentenceTransformer(resolve_model(name), device=str(device or "cpu"))
+        return model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+
+    return embed
 
 
 def load_saved_backbone(directory: Path, config: dict, device, dtype) -> Backbone:

@@ -46,6 +46,7 @@ _LOADERS = {
     "head": "HeadClassifier.from_pretrained",
     "prompt": "PromptClassifier.from_pretrained",
     "yes_no": "YesNoClassifier.from_pretrained",
+    "channel": "ChannelClassifier.from_pretrained",
 }
 
 

@@ -134,11 +134,27 @@ def train(
         typer.Option("--kind", help="Backbone kind (default: detected)."),
     ] = None,
     method: Annotated[
-        Literal["prompt", "head", "yes_no"] | None,
+        Literal["prompt", "head", "yes_no", "channel"] | None,
         typer.Option(
             "--method",
             help="prompt; head: standard fine-tuning with a new head (baseline); yes_no (multi-label): a yes/no "
-            "question per label, {label} in the template.",
+            "question per label, {label} in the template; channel (causal LMs): score P(text | label), the "
+            'label word before the text, e.g. --template "Sentiment: {mask}\\nReview: {text}".',
+        ),
+    ] = None,
+    demonstrations: Annotated[
+        Literal["random", "similar"] | None,
+        typer.Option(
+            "--demonstrations",
+            help="Show one training example per label (its label word filled in) with every input (LM-BFF): "
+            "drawn at random, or from the most similar half of each label (MiniLM embeddings). Options: "
+            "--set prompt.demonstrations.KEY=VALUE.",
+        ),
+    ] = None,
+    demo_sets: Annotated[
+        int | None,
+        typer.Option(
+            "--demo-sets", help="With --demonstrations: demonstration sets averaged at inference (default 4)."
         ),
     ] = None,
     finetune: Annotated[
@@ -213,6 +229,12 @@ def train(
 
         promptft train --train train.tsv --dev dev.tsv --task regression --value-range 0,5 --field sentence1=sentence1 --field sentence2=sentence2 --label-column score --template "{sentence1}\n{sentence2}\nSame meaning? {mask}" --label-words low=No,high=Yes --output runs/stsb
 
+    Example (LM-BFF demonstrations chosen by similarity; channel scoring, LoRA):
+
+        promptft train --config examples/sst2_prompt_lora.yaml --demonstrations similar --demo-sets 4 --max-length 256 --output runs/demos
+
+        promptft train --config examples/sst2_prompt_lora.yaml --method channel --template "Sentiment: {mask}\nReview: {text}" --output runs/channel
+
     Example (zero-shot):
 
         promptft train --finetune none --dev dev.tsv --label-map 0=negative,1=positive --label-words negative=terrible,positive=great --output runs/zs
@@ -236,6 +258,8 @@ def train(
         "prompt.word_reduction": word_reduction,
         "prompt.calibrate": calibrate,
         "prompt.max_length": max_length,
+        "prompt.demonstrations.selection": demonstrations,
+        "prompt.demonstrations.n_sets": demo_sets,
         "model.name": model,
         "model.kind": kind,
         "model.method": method,

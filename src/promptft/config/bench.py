@@ -87,6 +87,7 @@ OPTION_KEYS = {
     "max_length": "prompt.max_length",
     "lora": "model.lora",
     "adapter": "model.adapter",
+    "demonstrations": "prompt.demonstrations",
 }
 
 

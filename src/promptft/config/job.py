@@ -31,6 +31,7 @@ from promptft.config.task import TaskConfig
 from promptft.config.train import TrainConfig
 from promptft.errors import ConfigError
 from promptft.models.registry import DEFAULT_MODEL
+from promptft.prompts.demonstrations import DemonstrationSettings
 from promptft.prompts.template import escape_template, unescape_template
 
 
@@ -97,11 +98,25 @@ class PromptConfig(Section):
     single-label prompts)."""
     content_free: list[str] | None = None
     """calibrate contextual: the content-free inputs (default "N/A", "" and "[MASK]")."""
+    demonstrations: DemonstrationSettings | None = None
+    """LM-BFF demonstrations: one training example per label, its label word filled in, shown with every
+    input, e.g. {selection: similar, n_sets: 4} (single-label prompt jobs; null: none)."""
 
     @field_validator("label_words", mode="before")
     @classmethod
     def _int_keys(cls, value: Any) -> Any:
         return _str_keys(value)
+
+    @field_validator("demonstrations", mode="before")
+    @classmethod
+    def _demonstrations(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        check_keys(value, [f.name for f in fields(DemonstrationSettings)], "prompt.demonstrations", "option")
+        try:
+            return TypeAdapter(DemonstrationSettings).validate_python(dict(value))
+        except ValidationError as err:
+            raise ConfigError(describe_error(DemonstrationSettings, err, "prompt.demonstrations")) from None
 
 
 def adapter_from_options(name: str, options: Mapping[str, Any] | None, where: str) -> AdapterSettings:
@@ -126,9 +141,10 @@ class ModelConfig(Section):
     """An offline alias (see `promptft models`), a local model folder or a hub id."""
     kind: Literal["causal", "masked", "seq2seq"] | None = None
     """Backbone kind; None: detected from the model's config."""
-    method: Literal["prompt", "head", "yes_no"] = "prompt"
+    method: Literal["prompt", "head", "yes_no", "channel"] = "prompt"
     """prompt; head: standard fine-tuning with a new classification head (the baseline); yes_no
-    (multi-label): one yes/no question per label, the template naming it as {label}."""
+    (multi-label): one yes/no question per label, the template naming it as {label}; channel (causal LMs,
+    single-label): score P(text | label), the label word first, e.g. "Sentiment: {mask}\nReview: {text}"."""
     finetune: str = "full"
     """The adapter: one of promptft.adapters.ADAPTERS (full, none, lora, ia3, prompt_tuning, ...)."""
     adapter: dict[str, Any] = Field(default_factory=dict)
@@ -218,6 +234,8 @@ class JobConfig(Section):
         if data["prompt"]["calibrate"] == "none" and data["prompt"]["content_free"] is None:
             data["prompt"].pop("calibrate")  # jobs without calibration read as before
             data["prompt"].pop("content_free")
+        if data["prompt"].get("demonstrations") is None:
+            data["prompt"].pop("demonstrations", None)  # jobs without demonstrations read as before
         if data["model"]["method"] == "yes_no":
             data["prompt"]["answers"] = list(data["prompt"]["answers"])
         else:

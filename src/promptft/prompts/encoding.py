@@ -49,19 +49,28 @@ class PromptEncoder:
         values = {name: str(fields[name]) for name in self.template.fields}
         budget = self.max_length - self.reserve
         truncated = False
-        for _ in range(8):
+        for _ in range(8 + 2 * len(values)):
             ids, slot_index, spans = self._tokenize(values)
             if len(ids) <= budget:
                 return EncodedPrompt(tuple(ids), slot_index, truncated)
             excess = len(ids) - budget
-            name = max(spans, key=lambda n: spans[n][1] - spans[n][0]) if spans else None
-            if name is None or spans[name][1] - spans[name][0] == 0:
+            choice = self._pick_cut(spans, excess)
+            if choice is None:
                 raise TemplateError(self._too_long(len(ids)))
-            values[name] = self._cut(values[name], spans[name], excess)
+            name, amount = choice
+            values[name] = self._cut(values[name], spans[name], amount)
             truncated = True
         raise TemplateError(
             "could not truncate the input to max_length; raise max_length"
         )  # pragma: no cover
+
+    def _pick_cut(self, spans: dict[str, tuple[int, int]], excess: int) -> tuple[str, int] | None:
+        """Which field to shorten, and by how many tokens: the longest, by the excess (None: nothing left
+        to cut). Subclasses order the fields differently (demonstrations cut the input first)."""
+        name = max(spans, key=lambda n: spans[n][1] - spans[n][0]) if spans else None
+        if name is None or spans[name][1] - spans[name][0] == 0:
+            return None
+        return name, excess
 
     def _too_long(self, n_template: int) -> str:
         if n_template <= self.max_length:  # the room went to the label words' tokens

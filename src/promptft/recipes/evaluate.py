@@ -27,7 +27,8 @@ def saved_classifier(model_dir: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise ModelError(f"{model_dir} holds no {CONFIG_FILE}: point at a folder written by save_pretrained")
     config = json.loads(path.read_text())
-    if config.get("type") in ("prompt", "yes_no"):  # a yes/no question's {label} is not a data field
+    # a yes/no question's {label} is not a data field
+    if config.get("type") in ("prompt", "yes_no", "channel"):
         fields = Template(config["template"]).fields
         config["fields"] = [f for f in fields if not (config["type"] == "yes_no" and f == "label")]
     return config

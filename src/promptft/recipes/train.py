@@ -85,13 +85,22 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
             raise ConfigError("--method yes_no is for multi-label tasks: add --task multi_label")
         if not job.prompt.label_words and not job.data.label_map:
             raise ConfigError("--method yes_no needs the label names: give --label-map (or --label-words)")
-    elif m.method == "prompt":
-        Template(job.prompt.template)  # no slot, bad braces, ... raise TemplateError here
+    elif m.method in ("prompt", "channel"):
+        template = Template(job.prompt.template)  # no slot, bad braces, ... raise TemplateError here
         verbalizer = make_verbalizer(job.prompt)
         if job.prompt.calibrate != "none" and job.task.type != "single_label":
             raise ConfigError(
                 f"--calibrate {job.prompt.calibrate} divides out a bias over mutually exclusive labels: it is "
                 f"for single-label tasks, not {job.task.type}; drop it"
+            )
+        if m.method == "channel" and job.task.type != "single_label":
+            raise ConfigError(
+                f"--method channel compares P(text | label) across labels: single-label only, not {job.task.type}"
+            )
+        if m.method == "channel" and not any(s.kind == "field" for s in template.after_slot):
+            raise ConfigError(
+                f"--method channel scores the text after the label word: the template {template.text!r} needs "
+                'a field after {mask}, e.g. "Sentiment: {mask}\nReview: {text}"'
             )
         if job.task.type == "regression" and len(verbalizer.labels) != 2:
             raise ConfigError(
@@ -108,6 +117,19 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
             f"the head baseline trains a new head in full or with LoRA, not with {m.finetune}: use "
             "--finetune full|lora, or --method prompt"
         )
+    if job.prompt.demonstrations is not None:
+        if m.method != "prompt":
+            raise ConfigError(
+                f"demonstrations are for --method prompt, not {m.method}: drop --demonstrations"
+            )
+        if job.task.type != "single_label":
+            raise ConfigError(
+                f"demonstrations fill in one label word per example: single-label only, not {job.task.type}"
+            )
+        if not job.data.train:
+            raise ConfigError(
+                "demonstrations are drawn from the training set: pass --train PATH (zero-shot too)"
+            )
     if m.finetune != "none" and not job.data.train:
         raise ConfigError(
             "no training file: pass --train PATH (data.train in a config), or --finetune none for zero-shot"
@@ -165,7 +187,7 @@ def check_data(
                 raise TemplateError(
                     f"{path}: the template's field(s) {missing} are not in the data (--field NAME=COLUMN)"
                 )
-    elif job.model.method == "prompt":
+    elif job.model.method in ("prompt", "channel"):
         template = Template(job.prompt.template)
         verbalizer = make_verbalizer(job.prompt)
         check_label_words(job, label_names(ex for examples in named.values() for ex in examples))
@@ -225,6 +247,20 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
             device=m.device,
             objective=job.task.objective(list(texts)),
         )
+    if m.method == "channel":
+        from promptft.classifiers import ChannelClassifier
+
+        verbalizer = make_verbalizer(job.prompt)
+        return ChannelClassifier.from_model(
+            m.name,
+            job.prompt.template,
+            verbalizer,
+            kind=m.kind,
+            finetune=settings,
+            max_length=job.prompt.max_length,
+            device=m.device,
+            objective=job.task.objective(verbalizer.labels),
+        )
     if m.method == "prompt":
         verbalizer = make_verbalizer(job.prompt)
         return PromptClassifier.from_model(
@@ -238,6 +274,7 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
             objective=job.task.objective(verbalizer.labels),
             calibrate=job.prompt.calibrate,
             content_free=job.prompt.content_free,
+            demonstrations=job.prompt.demonstrations,
         )
     labels = list(labels) if labels else job_labels(job)
     if not labels:
@@ -284,12 +321,14 @@ def train(job: JobConfig) -> JobResult:
     run_dir = Path(str(job.output))
     run_dir_state(run_dir)  # a finished run or a foreign folder: say so before reading any data
     zero_shot = job.model.finetune == "none"
-    if zero_shot and job.data.train:
+    demos = job.prompt.demonstrations is not None
+    if zero_shot and job.data.train and not demos:
         log.info("--finetune none: no training, the train file is not read")
     paths = {which: getattr(job.data, which) for which in SPLITS}
     spec = job.reader_options()
     splits = {
-        which: None if zero_shot and which == "train" else load_split(paths, which, spec) for which in SPLITS
+        which: None if zero_shot and which == "train" and not demos else load_split(paths, which, spec)
+        for which in SPLITS
     }
     labels = job_labels(job, [*(splits["train"] or []), *(splits["dev"] or [])])
     check_data(job, splits, labels)
@@ -351,6 +390,8 @@ def _run_locked(
 
     if zero_shot:
         start = time.perf_counter()
+        if splits["train"] and getattr(clf, "demonstrations", None) is not None:
+            clf.set_demonstration_pool(splits["train"])  # zero-shot with demonstrations: drawn from train
         if splits["dev"]:
             clf.tune(splits["dev"], cfg.eval_batch_size, cfg.progress)  # e.g. multi-label thresholds
         best_dev = clf.evaluate(splits["dev"], cfg.eval_batch_size, cfg.progress) if splits["dev"] else None

@@ -218,7 +218,7 @@ class Trainer:
             resume_state = load_checkpoint(self.run_dir, shapes)  # type: ignore[arg-type]
         set_seed(cfg.seed)
 
-        enc_train = clf.encode(train)
+        enc_train = getattr(clf, "encode_for_training", clf.encode)(train)  # e.g. demonstrations' pool
         enc_dev = clf.encode(dev) if dev else []
         if hasattr(clf, "prepare_training"):  # data-dependent init of task parameters (before resume loads)
             clf.prepare_training(enc_train, targets)
