@@ -159,6 +159,8 @@ class PromptScorer(nn.Module):
 class PromptClassifier(BaseClassifier):
     """Classify by asking the LM to fill a template's slot with one of the label words."""
 
+    contextual: ContextualCalibration | None = None  # subclasses (channel scoring) have no calibration
+
     @property
     def peft_model(self):
         """The peft wrapper (None without a peft adapter): the backbone's, where forward routes through it."""
