@@ -75,7 +75,7 @@ def test_adapter_trains_only_its_weights_and_round_trips(adapter, kind, tmp_path
 
     clf.save_pretrained(tmp_path / "clf")
     saved = sorted(p.name for p in (tmp_path / "clf").iterdir())
-    assert saved == ["adapter", "promptft_config.json"]
+    assert saved == ["README.md", "adapter", "promptft_config.json"]  # README.md: the model card
     config = json.loads((tmp_path / "clf" / "promptft_config.json").read_text())
     assert config["adapter"] == adapter and "lora" not in config  # settings live in peft's file only
     assert (tmp_path / "clf" / "adapter" / "adapter_model.safetensors").exists()
