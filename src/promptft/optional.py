@@ -8,7 +8,7 @@ Features that need more are grouped by use in `pyproject.toml`'s `[project.optio
 | `setfit` | the SetFit and MiniLM baselines of the benchmark | `setfit`, `sentence_transformers` |
 | `chat` | chat fine-tuning (SFT) and its metrics | `trl`, `rouge_score` |
 | `serve` | the HTTP prediction server | `fastapi`, `uvicorn`, `httpx` |
-| `onnx` | ONNX export, quantisation, pruning | `onnx`, `onnxruntime`, `torch_pruning` |
+| `onnx` | ONNX export, quantisation, pruning | `onnx`, `onnxruntime`, `onnx_ir`, `torch_pruning` |
 | `fairness` | fairness audits | `fairlearn` |
 | `docs` | building the documentation site | `mkdocs`, `material`, `mkdocstrings` |
 
@@ -40,7 +40,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "setfit": ("setfit", "sentence_transformers"),
     "chat": ("trl", "rouge_score"),
     "serve": ("fastapi", "uvicorn", "httpx"),
-    "onnx": ("onnx", "onnxruntime", "torch_pruning"),
+    "onnx": ("onnx", "onnxruntime", "onnx_ir", "torch_pruning"),
     "fairness": ("fairlearn",),
     "docs": ("mkdocs", "material", "mkdocstrings"),
 }

@@ -16,17 +16,18 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from promptft.data import Example
 from promptft.deploy.batching import DynamicBatcher, QueueFull, ShuttingDown
 from promptft.errors import PromptFTError
+from promptft.optional import require
+
+if TYPE_CHECKING:  # fastapi is the optional [serve] group: imported when an app is built
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,11 @@ def model_info(clf, source: str) -> dict[str, Any]:
 
 def create_app(clf, *, source: str = "", settings: ServeSettings | None = None) -> FastAPI:
     """A FastAPI app serving `clf` (any promptft classifier, or an `OnnxClassifier`)."""
+    require("fastapi", "serve", feature="promptft serve")
+    from fastapi import FastAPI
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.exceptions import RequestValidationError
+
     settings = settings or ServeSettings()
     fields = tuple(clf.fields)
     predict_model = _predict_request_model(fields, settings)
@@ -249,6 +255,8 @@ def create_app(clf, *, source: str = "", settings: ServeSettings | None = None) 
 def _error(
     status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+
     body = {"error": message}
     if detail is not None:
         body["detail"] = detail
