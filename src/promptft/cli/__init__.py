@@ -6,7 +6,7 @@ select), `bench.py` (bench run, bench report); `app.py` holds the app, error han
 stays fast); each command imports what it needs when it runs.
 """
 
-from promptft.cli import bench, diagnostics, fairness, models, train, use  # noqa: F401  (each module adds its commands)
+from promptft.cli import bench, diagnostics, fairness, models, report, train, use  # noqa: F401  (each module adds its commands)
 from promptft.cli.app import app
 
 __all__ = ["app"]

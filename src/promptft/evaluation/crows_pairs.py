@@ -237,42 +237,48 @@ def shared_positions(a: Sequence[int], b: Sequence[int]) -> tuple[list[int], lis
     return pos_a, pos_b
 
 
+def encode_with_specials(tokenizer, sentence: str) -> tuple[list[int], list[int], int]:
+    """(ids with the tokenizer's special tokens, ids without, where the latter start in the former)."""
+    plain = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+    full = tokenizer(sentence)["input_ids"]
+    offset = next((k for k in range(len(full) - len(plain) + 1) if full[k : k + len(plain)] == plain), None)
+    if offset is None:  # the tokenizer merges differently with its specials: score the plain ids
+        return list(plain), list(plain), 0
+    return list(full), list(plain), offset
+
+
 def masked_pseudo_log_likelihood(
     model, tokenizer, ids: Sequence[int], positions: Sequence[int], *, batch_size: int = 16
 ) -> float:
-    """Sum over `positions` of log p(token) with that one token masked (the sentence's own special tokens
-    added around `ids`, which are the sentence without them)."""
+    """Sum over `positions` of log p(ids[position]) with that one token masked (`ids` as the model reads
+    them, special tokens included)."""
     import torch
 
     if tokenizer.mask_token_id is None:
         raise ModelError("this tokenizer has no mask token: pseudo-log-likelihood needs a masked LM")
-    full = tokenizer.build_inputs_with_special_tokens(list(ids))
-    offset = next(
-        (k for k in range(len(full) - len(ids) + 1) if full[k : k + len(ids)] == list(ids)), 0
-    )  # where the sentence starts after the leading special tokens
     device = next(model.parameters()).device
     total = 0.0
     positions = list(positions)
     for b in range(0, len(positions), batch_size):
         chunk = positions[b : b + batch_size]
-        batch = torch.tensor([full] * len(chunk), dtype=torch.long)
+        batch = torch.tensor([list(ids)] * len(chunk), dtype=torch.long)
         rows = torch.arange(len(chunk))
-        cols = torch.tensor([offset + p for p in chunk])
+        cols = torch.tensor(chunk)
         targets = batch[rows, cols].clone()
         batch[rows, cols] = tokenizer.mask_token_id
         with torch.no_grad():
             logits = model(input_ids=batch.to(device)).logits.float()
-        logp = torch.log_softmax(logits[rows, cols.to(logits.device)], dim=-1)
+        logp = torch.log_softmax(logits[rows.to(logits.device), cols.to(logits.device)], dim=-1)
         total += float(logp.gather(-1, targets.to(logp.device)[:, None]).sum())
     return total
 
 
 def masked_pair_pll(model, tokenizer, more: str, less: str, *, batch_size: int = 16) -> tuple[float, float]:
     """The CrowS-Pairs metric for masked LMs: pseudo-log-likelihood of the tokens both sentences share."""
-    a = tokenizer(more, add_special_tokens=False)["input_ids"]
-    b = tokenizer(less, add_special_tokens=False)["input_ids"]
+    full_a, a, off_a = encode_with_specials(tokenizer, more)
+    full_b, b, off_b = encode_with_specials(tokenizer, less)
     pos_a, pos_b = shared_positions(a, b)
     return (
-        masked_pseudo_log_likelihood(model, tokenizer, a, pos_a, batch_size=batch_size),
-        masked_pseudo_log_likelihood(model, tokenizer, b, pos_b, batch_size=batch_size),
+        masked_pseudo_log_likelihood(model, tokenizer, full_a, [off_a + p for p in pos_a], batch_size=batch_size),
+        masked_pseudo_log_likelihood(model, tokenizer, full_b, [off_b + p for p in pos_b], batch_size=batch_size),
     )
