@@ -123,3 +123,23 @@ def test_bias_crows_pairs_command_writes_per_model_results(pairs_file, tmp_path)
     assert list(saved["per_bias_type"]) == ["gender"] and saved["n_pairs"] == 2
     bad = CliRunner().invoke(app, [*args, "--bias-type", "colour"])
     assert bad.exit_code == 2 and "unknown bias type" in bad.output
+
+
+def test_select_shows_crows_pairs_beside_accuracy(pairs_file, tmp_path):
+    model, tok = tiny_llama()
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    data = tmp_path / "train.csv"
+    texts = ["a great film", "great acting", "it was great", "a terrible film", "bad acting", "it was terrible"]
+    data.write_text("".join(f"{int(i < 3)},{t}\n" for i, t in enumerate(texts)))
+    args = ["select", "--data", data, "--template", "{text} It was {mask}.", "--label-words", "0=terrible,1=great",
+            "--models", tmp_path / "tiny", "--budget-s", "20", "--max-steps", "1", "--device", "cpu",
+            "--crows-pairs", "--crows-pairs-data", pairs_file]  # fmt: skip
+    out = CliRunner().invoke(app, [str(a) for a in args] + ["--json"])
+    assert out.exit_code == 0, out.output
+    cand = json.loads(out.stdout)["candidates"][0]
+    direct = score_crows_pairs(model, tok, read_crows_pairs(pairs_file), kind="causal")
+    assert cand["crows_pairs_score"] == direct.overall["bias_score"]
+    assert set(cand["crows_pairs"]["per_bias_type"]) == {"gender", "socioeconomic"}
+    table = CliRunner().invoke(app, [str(a) for a in args] + ["--crows-pairs-limit", "2"], terminal_width=100)
+    assert table.exit_code == 0 and "CrowS" in table.output and "stereotyping" in table.output

@@ -94,7 +94,8 @@ def markdown_to_html(text: str) -> str:
         elif re.match(r"^[*-]\s+", stripped):
             items = []
             while i < len(lines) and re.match(r"^\s*[*-]\s+", lines[i]):
-                items.append(f"<li>{_inline(re.sub(r'^\s*[*-]\s+', '', lines[i]))}</li>")
+                item = re.sub(r"^\s*[*-]\s+", "", lines[i])
+                items.append(f"<li>{_inline(item)}</li>")
                 i += 1
             out.append("<ul>" + "".join(items) + "</ul>")
         else:
