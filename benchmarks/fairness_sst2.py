@@ -35,7 +35,9 @@ def train(run: Path, train_examples, dev) -> None:
     if (run / "best").is_dir():
         print(f"{run}: already trained, reused", file=sys.stderr)
         return
-    clf = PromptClassifier.from_model("smollm2-135m", TEMPLATE, LABEL_WORDS, finetune="lora", lora=LORA, device="cpu")
+    clf = PromptClassifier.from_model(
+        "smollm2-135m", TEMPLATE, LABEL_WORDS, finetune="lora", lora=LORA, device="cpu"
+    )
     clf.fit(train_examples, dev, TRAIN, run_dir=run)
 
 
@@ -56,8 +58,10 @@ def audit(run: Path, test) -> dict:
 def probe_summary(probe) -> dict:
     return {
         name: {
-            "per_group": {g: {"mean_prob": v["mean_prob"], "positive_rate": v["positive_rate"]}
-                          for g, v in d["groups"].items()},  # fmt: skip
+            "per_group": {
+                g: {"mean_prob": v["mean_prob"], "positive_rate": v["positive_rate"]}
+                for g, v in d["groups"].items()
+            },  # fmt: skip
             "max_mean_prob_gap": d["max_mean_prob_gap"],
             "max_positive_rate_gap": d["max_positive_rate_gap"],
             "differences": d["differences"],
@@ -69,7 +73,9 @@ def probe_summary(probe) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--baseline", type=Path, default=Path("runs/fairness-baseline"))
     parser.add_argument("--mitigated", type=Path, default=Path("runs/fairness-cda"))
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
@@ -151,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "fairness_sst2_counterfactual.json").write_text(json.dumps(counterfactual, indent=2) + "\n")
+    (args.results_dir / "fairness_sst2_counterfactual.json").write_text(
+        json.dumps(counterfactual, indent=2) + "\n"
+    )
     (args.results_dir / "fairness_equity_probe.json").write_text(json.dumps(probe, indent=2) + "\n")
     print(json.dumps({"counterfactual": {k: counterfactual[k] for k in ("flip_rate", "mean_abs_prob_change")},
                       "mitigated": counterfactual["mitigation"]["effect"],

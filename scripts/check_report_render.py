@@ -19,7 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSERS = (
+    "chromium",
+    "chromium-headless-shell",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+)
 
 
 def find_browser() -> str | None:
@@ -71,7 +77,9 @@ def is_blank(stats: dict) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("html", type=Path)
     parser.add_argument("--screenshot", type=Path, default=None, help="where to keep the PNG")
     parser.add_argument("--width", type=int, default=1280)

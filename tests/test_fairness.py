@@ -151,7 +151,9 @@ def test_fairness_audit_recipe_on_a_file_with_a_group_column(tmp_path):
     data = write(tmp_path / "data.tsv", ["sentence", "label", "group"], rows)
     columns = {"fields": {"text": "sentence"}, "label_map": {"0": "negative", "1": "positive"}}
     fair = fairness_audit("stub", data, group_column="group", columns=columns, classifier=FAIR)
-    biased = fairness_audit("stub", data, group_column="group", columns=columns, classifier=BIASED, probe=True)
+    biased = fairness_audit(
+        "stub", data, group_column="group", columns=columns, classifier=BIASED, probe=True
+    )
     assert fair.flagged == [] and fair.group is not None and fair.counterfactual is not None
     assert "counterfactual" in biased.flagged and "probe" in biased.flagged
     out = biased.save(tmp_path / "out")
@@ -182,7 +184,9 @@ HATECHECK_ROWS = [
 
 def write_hatecheck(path):
     header = ",functionality,case_id,test_case,label_gold,target_ident,direction\r\n"
-    body = "".join(f'{i},{f},{i + 1},"{t}",{lab},{g},{d}\r\n' for i, (f, t, lab, g, d) in enumerate(HATECHECK_ROWS))
+    body = "".join(
+        f'{i},{f},{i + 1},"{t}",{lab},{g},{d}\r\n' for i, (f, t, lab, g, d) in enumerate(HATECHECK_ROWS)
+    )
     path.write_bytes((header + body).encode())
     return path
 

@@ -19,7 +19,14 @@ from tiny import tiny_llama
 
 ROOT = Path(__file__).resolve().parents[1]
 POSITIVE = ["I loved it", "a wonderful film", "good acting", "great fun", "a moving story", "fantastic work"]
-NEGATIVE = ["I hated it", "an awful mess", "boring and bad", "terrible plot", "a dull film", "horrible acting"]
+NEGATIVE = [
+    "I hated it",
+    "an awful mess",
+    "boring and bad",
+    "terrible plot",
+    "a dull film",
+    "horrible acting",
+]
 
 
 def invoke(*args):
@@ -42,7 +49,9 @@ def env(tmp_path_factory):
             ("he was bad", 0, "m"), ("she was bad", 0, "f")]  # fmt: skip
     write_tsv(root / "test.tsv", test, ("sentence", "label", "group"))
     job = JobConfig()
-    job.data = DataConfig(fields={"text": "sentence"}, label="label", label_map={"0": "negative", "1": "positive"})
+    job.data = DataConfig(
+        fields={"text": "sentence"}, label="label", label_map={"0": "negative", "1": "positive"}
+    )
     job.prompt.label_words = {"negative": "terrible", "positive": "great"}
     job.model.name = str(root / "tiny")
     job.model.finetune = "lora"
@@ -85,7 +94,9 @@ def test_learning_curve_trains_each_cell_once_and_plots(env, tmp_path):
 def test_learning_curve_refuses_bad_inputs(env, tmp_path):
     job = JobConfig.from_yaml(env / "job.yaml")
     with pytest.raises(DataError, match="K=10"):
-        lc.learning_curve(job, output=tmp_path / "a", pool=env / "pool.tsv", eval_data=env / "test.tsv", ks=[10])
+        lc.learning_curve(
+            job, output=tmp_path / "a", pool=env / "pool.tsv", eval_data=env / "test.tsv", ks=[10]
+        )
     with pytest.raises(DataError, match="also in the pool"):
         lc.learning_curve(job, output=tmp_path / "b", pool=env / "pool.tsv", eval_data=env / "pool.tsv")
     with pytest.raises(ConfigError, match="no pool"):

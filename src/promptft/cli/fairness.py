@@ -111,7 +111,9 @@ def fairness_command(
     label_map: Annotated[list[str] | None, typer.Option("--label-map", metavar="RAW=NAME")] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Folder for fairness.json + fairness.md (default: RUN_DIR/fairness)."),
+        typer.Option(
+            "--output", "-o", help="Folder for fairness.json + fairness.md (default: RUN_DIR/fairness)."
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     device: DeviceOpt = None,

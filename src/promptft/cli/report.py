@@ -17,14 +17,17 @@ def _ints(text: str, flag: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated whole numbers, e.g. 4,8,16,32; got {text!r}") from None
+        raise ConfigError(
+            f"{flag} takes comma-separated whole numbers, e.g. 4,8,16,32; got {text!r}"
+        ) from None
 
 
 @app.command("report")
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or its best/) written by `promptft train`.")],
     data: Annotated[
-        str | None, typer.Option("--data", help="Labelled file for the evaluation section (e.g. the test set).")
+        str | None,
+        typer.Option("--data", help="Labelled file for the evaluation section (e.g. the test set)."),
     ] = None,
     text_field: TextFieldOpt = None,
     label_column: LabelColumnOpt = None,
@@ -36,7 +39,8 @@ def report_command(
         Path | None, typer.Option("--learning-curve", help="A `promptft learning-curve` output folder.")
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Folder for report.html and report.md (default: RUN/report).")
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for report.html and report.md (default: RUN/report)."),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 32,
     device: DeviceOpt = None,
@@ -65,15 +69,21 @@ def report_command(
 @app.command("learning-curve")
 def learning_curve_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the cells, json and png.")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A job YAML file (as for train).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A job YAML file (as for train).")
+    ] = None,
     pool: Annotated[
-        str | None, typer.Option("--pool", help="File to sample K per class from (default: the job's train file).")
+        str | None,
+        typer.Option("--pool", help="File to sample K per class from (default: the job's train file)."),
     ] = None,
     eval_file: Annotated[
-        str | None, typer.Option("--eval", help="Held-out labelled file to score (default: the job's test file).")
+        str | None,
+        typer.Option("--eval", help="Held-out labelled file to score (default: the job's test file)."),
     ] = None,
     k: Annotated[str, typer.Option("--k", help="Examples per class, comma-separated.")] = "4,8,16,32",
-    seeds: Annotated[str, typer.Option("--seeds", help="Seeds, comma-separated (one sample per seed).")] = "13,21,42",
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Seeds, comma-separated (one sample per seed).")
+    ] = "13,21,42",
     dev_k: Annotated[
         int | None, typer.Option("--dev-k", min=0, help="Dev examples per class for selection (default: K).")
     ] = None,
@@ -85,7 +95,8 @@ def learning_curve_command(
     template: Annotated[str | None, typer.Option("--template")] = None,
     label_words: Annotated[str | None, typer.Option("--label-words", metavar="LABEL=WORD,...")] = None,
     sets: Annotated[
-        list[str] | None, typer.Option("--set", "-s", metavar="KEY=VALUE", help="Any job field, as for train.")
+        list[str] | None,
+        typer.Option("--set", "-s", metavar="KEY=VALUE", help="Any job field, as for train."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
@@ -111,7 +122,9 @@ def learning_curve_command(
     def show(cell, cached):
         first = next(m for m in cell["eval"] if m != "n")
         state = "done before" if cached else f"{cell['train_time_s']:.0f} s"
-        typer.echo(f"K={cell['k']:<3} seed={cell['seed']:<4} {first} {cell['eval'][first]:.4f} ({state})", err=True)
+        typer.echo(
+            f"K={cell['k']:<3} seed={cell['seed']:<4} {first} {cell['eval'][first]:.4f} ({state})", err=True
+        )
 
     curve = learning_curve(
         job,

@@ -49,7 +49,9 @@ class TermGroup:
 
     def pattern(self) -> re.Pattern[str]:
         terms = sorted(self.lookup(), key=len, reverse=True)  # longest first: "mexico city" before "mexico"
-        return re.compile(r"(?<![\w'])(" + "|".join(re.escape(t) for t in terms) + r")(?![\w])", re.IGNORECASE)
+        return re.compile(
+            r"(?<![\w'])(" + "|".join(re.escape(t) for t in terms) + r")(?![\w])", re.IGNORECASE
+        )
 
 
 def parse_term_file(text: str, name: str) -> TermGroup:
@@ -135,9 +137,7 @@ def swap_terms(text: str, group: TermGroup, target: int) -> str:
     return group.pattern().sub(repl, text)
 
 
-def counterfactuals(
-    texts: Sequence[str], term_groups: Mapping[str, TermGroup]
-) -> list[dict[str, Any]]:
+def counterfactuals(texts: Sequence[str], term_groups: Mapping[str, TermGroup]) -> list[dict[str, Any]]:
     """One record per rewrite: row, term group, from group(s), to group, original and rewritten text."""
     out = []
     for row, text in enumerate(texts):
@@ -229,7 +229,9 @@ def positive_index(labels: Sequence[str], positive_label: str | None) -> int:
     labels = [str(x) for x in labels]
     if positive_label is None:
         if len(labels) != 2:
-            raise ConfigError(f"labels {labels}: name the label to watch with positive_label= (--positive-label)")
+            raise ConfigError(
+                f"labels {labels}: name the label to watch with positive_label= (--positive-label)"
+            )
         return 1
     if positive_label not in labels:
         raise ConfigError(f"positive label {positive_label!r} is not one of the classifier's labels {labels}")

@@ -159,7 +159,9 @@ def score_crows_pairs(
         raise DataError("no CrowS-Pairs pairs to score: check the file and the --bias-type filter")
     if kind == "causal":
         sentences = [s for p in pairs for s in (p.sent_more, p.sent_less)]
-        scores = causal_log_likelihood(model, tokenizer, sentences, batch_size=batch_size, on_progress=on_progress)
+        scores = causal_log_likelihood(
+            model, tokenizer, sentences, batch_size=batch_size, on_progress=on_progress
+        )
         more, less = scores[0::2], scores[1::2]
         scoring = "log-likelihood"
     elif kind == "masked":
@@ -178,7 +180,9 @@ def score_crows_pairs(
     per_type: dict[str, dict[str, Any]] = {}
     for bias_type in sorted({p.bias_type for p in pairs}):
         idx = [i for i, p in enumerate(pairs) if p.bias_type == bias_type]
-        per_type[bias_type] = summarise([pairs[i] for i in idx], [more[i] for i in idx], [less[i] for i in idx])
+        per_type[bias_type] = summarise(
+            [pairs[i] for i in idx], [more[i] for i in idx], [less[i] for i in idx]
+        )
     return CrowsPairsResult(
         model=name,
         kind=kind,
@@ -279,6 +283,10 @@ def masked_pair_pll(model, tokenizer, more: str, less: str, *, batch_size: int =
     full_b, b, off_b = encode_with_specials(tokenizer, less)
     pos_a, pos_b = shared_positions(a, b)
     return (
-        masked_pseudo_log_likelihood(model, tokenizer, full_a, [off_a + p for p in pos_a], batch_size=batch_size),
-        masked_pseudo_log_likelihood(model, tokenizer, full_b, [off_b + p for p in pos_b], batch_size=batch_size),
+        masked_pseudo_log_likelihood(
+            model, tokenizer, full_a, [off_a + p for p in pos_a], batch_size=batch_size
+        ),
+        masked_pseudo_log_likelihood(
+            model, tokenizer, full_b, [off_b + p for p in pos_b], batch_size=batch_size
+        ),
     )

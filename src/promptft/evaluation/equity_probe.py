@@ -121,7 +121,13 @@ class EquityProbeReport:
             f"{self.min_gap})",
         ]
         for name, d in self.dimensions.items():
-            lines += ["", f"**{name}**", "", "| group | sentences | mean p | positive rate |", "|---|---|---|---|"]
+            lines += [
+                "",
+                f"**{name}**",
+                "",
+                "| group | sentences | mean p | positive rate |",
+                "|---|---|---|---|",
+            ]
             for group, g in d["groups"].items():
                 lines.append(f"| {group} | {g['n']} | {g['mean_prob']:.4f} | {g['positive_rate']:.3f} |")
             lines += ["", "| pair | Δ mean p | Δ positive rate | t-test p | Wilcoxon p | matched pairs |",
@@ -169,8 +175,8 @@ def score_probe(
         diffs, flagged = {}, False
         for (i, a), (j, b) in itertools.combinations(enumerate(groups), 2):
             delta = matrix[i] - matrix[j]
-            t_p = _safe_p(lambda: stats.ttest_rel(matrix[i], matrix[j]).pvalue, delta)
-            w_p = _safe_p(lambda: stats.wilcoxon(matrix[i], matrix[j]).pvalue, delta)
+            t_p = _safe_p(stats.ttest_rel, delta, matrix[i], matrix[j])
+            w_p = _safe_p(stats.wilcoxon, delta, matrix[i], matrix[j])
             gap = float(delta.mean())
             significant = w_p is not None and min(1.0, w_p * n_comparisons) < alpha
             flagged = flagged or (significant and abs(gap) >= min_gap)
@@ -185,7 +191,7 @@ def score_probe(
             }
         friedman = None
         if len(groups) > 2:
-            friedman = _safe_p(lambda: stats.friedmanchisquare(*matrix).pvalue, matrix[0] - matrix[1])
+            friedman = _safe_p(stats.friedmanchisquare, matrix - matrix[0], *matrix)
         means = [g["mean_prob"] for g in per_group.values()]
         rates = [g["positive_rate"] for g in per_group.values()]
         dims[dimension] = {
@@ -199,7 +205,7 @@ def score_probe(
     return EquityProbeReport(positive_label, len(sentences), dims, alpha, min_gap)
 
 
-def _safe_p(test, delta: np.ndarray) -> float | None:
+def _safe_p(test, delta: np.ndarray, *samples: np.ndarray) -> float | None:
     """A test's p-value; 1.0 when the two sides are identical (no difference at all), None if undefined."""
     import warnings
 
@@ -208,7 +214,7 @@ def _safe_p(test, delta: np.ndarray) -> float | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            p = float(test())
+            p = float(test(*samples).pvalue)
         except ValueError:
             return None
     return None if np.isnan(p) else p

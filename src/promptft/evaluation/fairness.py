@@ -95,7 +95,9 @@ def group_fairness(
 
     gold, predicted, groups = [str(x) for x in gold], [str(x) for x in predicted], [str(g) for g in groups]
     if not (len(gold) == len(predicted) == len(groups)):
-        raise DataError(f"{len(gold)} labels, {len(predicted)} predictions, {len(groups)} groups: one per row")
+        raise DataError(
+            f"{len(gold)} labels, {len(predicted)} predictions, {len(groups)} groups: one per row"
+        )
     if len(set(groups)) < 2:
         raise DataError(
             f"the group column has {len(set(groups))} distinct value(s): group fairness compares 2 or more "
@@ -120,7 +122,10 @@ def group_fairness(
             sensitive_features=np.array(groups),
         )
         accuracy = MetricFrame(
-            metrics=accuracy_score, y_true=correct, y_pred=np.ones_like(correct), sensitive_features=np.array(groups)
+            metrics=accuracy_score,
+            y_true=correct,
+            y_pred=np.ones_like(correct),
+            sensitive_features=np.array(groups),
         )
         dp = float(demographic_parity_difference(y_true, y_pred, sensitive_features=np.array(groups)))
         eo = float(equalized_odds_difference(y_true, y_pred, sensitive_features=np.array(groups)))

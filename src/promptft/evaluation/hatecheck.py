@@ -89,7 +89,10 @@ class HateCheckReport:
 
     def render_markdown(self) -> str:
         lines = [f"HateCheck: accuracy {self.accuracy:.3f} over {self.n} cases", ""]
-        lines += ["| target group | cases | accuracy | on hateful | on non-hateful |", "|---|---|---|---|---|"]
+        lines += [
+            "| target group | cases | accuracy | on hateful | on non-hateful |",
+            "|---|---|---|---|---|",
+        ]
         for name, t in self.per_target.items():
             lines.append(
                 f"| {name} | {t['n']} | {t['accuracy']:.3f} | {_f(t['accuracy_hateful'])} | "
@@ -118,7 +121,9 @@ def hatecheck_report(cases: Sequence[HateCheckCase], predicted: Sequence[str]) -
         raise DataError(f"{len(cases)} HateCheck cases but {len(predicted)} predictions: one per case")
     odd = sorted(set(predicted) - {HATEFUL, NON_HATEFUL})
     if odd:
-        raise DataError(f"predictions {odd[:3]} are not hateful/non-hateful: map the classifier's labels first")
+        raise DataError(
+            f"predictions {odd[:3]} are not hateful/non-hateful: map the classifier's labels first"
+        )
     per_func: dict[str, dict[str, Any]] = {}
     for name in sorted({c.functionality for c in cases}):
         pairs = [(c.label, p) for c, p in zip(cases, predicted, strict=True) if c.functionality == name]

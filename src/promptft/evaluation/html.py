@@ -87,7 +87,10 @@ def markdown_to_html(text: str) -> str:
             while i < len(lines) and lines[i].strip().startswith("|"):
                 rows.append(lines[i])
                 i += 1
-            header, body = _cells(rows[0]), [r for r in rows[1:] if not re.match(r"^\|[\s|:-]+\|?$", r.strip())]
+            header, body = (
+                _cells(rows[0]),
+                [r for r in rows[1:] if not re.match(r"^\|[\s|:-]+\|?$", r.strip())],
+            )
             table = ["<table>", "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in header) + "</tr>"]
             table += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in body]
             out.append("\n".join(table) + "\n</table>")
@@ -130,8 +133,8 @@ def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
             + "</section>"
         )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(title)}</title>"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{html.escape(title)}</title>'
         f"<style>{STYLE}</style></head><body>"
         f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>"
         f"<main><nav>{nav}</nav>\n" + "\n".join(body) + "</main></body></html>\n"

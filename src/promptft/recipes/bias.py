@@ -1,8 +1,8 @@
 """The language-model bias recipe: score offline models on CrowS-Pairs (per bias type).
 
-    from promptft.recipes.bias import crows_pairs
-    result = crows_pairs("smollm2-135m")          # the shared data's crows_pairs_anonymized.csv
-    print(result.render_text())
+from promptft.recipes.bias import crows_pairs
+result = crows_pairs("smollm2-135m")          # the shared data's crows_pairs_anonymized.csv
+print(result.render_text())
 """
 
 from __future__ import annotations

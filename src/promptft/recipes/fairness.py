@@ -33,7 +33,13 @@ from promptft.evaluation.counterfactual import (
 )
 from promptft.evaluation.equity_probe import EquityProbeReport, equity_probe
 from promptft.evaluation.fairness import GroupFairnessReport, group_fairness
-from promptft.evaluation.hatecheck import HATEFUL, NON_HATEFUL, HateCheckReport, hatecheck_report, read_hatecheck
+from promptft.evaluation.hatecheck import (
+    HATEFUL,
+    NON_HATEFUL,
+    HateCheckReport,
+    hatecheck_report,
+    read_hatecheck,
+)
 from promptft.files import write_dir_atomically
 
 FAIRNESS_DIR = "fairness"
@@ -74,7 +80,10 @@ class FairnessResult:
 
     def render_markdown(self) -> str:
         lines = [f"# Fairness audit of {self.model}", ""]
-        lines.append(f"Flagged: {', '.join(self.flagged) or 'nothing'}" + (f" (data: {self.data})" if self.data else ""))
+        lines.append(
+            f"Flagged: {', '.join(self.flagged) or 'nothing'}"
+            + (f" (data: {self.data})" if self.data else "")
+        )
         for part in (self.group, self.counterfactual, self.probe, self.hatecheck):
             if part is not None:
                 lines += ["", part.render_markdown()]
@@ -160,7 +169,9 @@ def fairness_audit(
     clf = classifier if classifier is not None else load(folder, device)
     labels = [str(x) for x in clf.labels]
     if hatecheck is not None and (hateful_label or HATEFUL) not in labels:
-        raise ConfigError(f"--hateful-label {hateful_label or HATEFUL!r} is not one of the classifier's labels {labels}")
+        raise ConfigError(
+            f"--hateful-label {hateful_label or HATEFUL!r} is not one of the classifier's labels {labels}"
+        )
     if data is not None or probe:
         positive_index(labels, positive_label)  # fail before scoring
     scorer = clf if classifier is not None else TextClassifier(clf, fields[0])

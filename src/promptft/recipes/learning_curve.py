@@ -102,15 +102,21 @@ def learning_curve(
     ks = sorted({int(k) for k in ks})
     seeds = list(dict.fromkeys(int(s) for s in seeds))
     if not ks or min(ks) < 1 or not seeds:
-        raise ConfigError(f"learning curve: give K values >= 1 (--k 4,8,16,32) and seeds (--seeds 13,21,42); got {ks}, {seeds}")
+        raise ConfigError(
+            f"learning curve: give K values >= 1 (--k 4,8,16,32) and seeds (--seeds 13,21,42); got {ks}, {seeds}"
+        )
     pool = pool or job.data.train
     eval_data = eval_data or job.data.test or job.data.dev
     if pool is None:
-        raise ConfigError("learning curve: no pool to sample from: give --pool FILE (or data.train in the config)")
+        raise ConfigError(
+            "learning curve: no pool to sample from: give --pool FILE (or data.train in the config)"
+        )
     if eval_data is None:
         raise ConfigError("learning curve: no evaluation file: give --eval FILE (or data.test in the config)")
     if job.model.finetune == "none":
-        raise ConfigError("learning curve: --finetune none trains nothing, so K cannot matter: choose lora, full, ...")
+        raise ConfigError(
+            "learning curve: --finetune none trains nothing, so K cannot matter: choose lora, full, ..."
+        )
     output = Path(output)
     check_writable(output, "learning-curve folder")
     spec = job.reader_options()
@@ -118,7 +124,9 @@ def learning_curve(
     eval_examples = read_split(eval_data, spec)
     if not pool_examples or not eval_examples:
         raise DataError(f"learning curve: {pool if not pool_examples else eval_data} holds no labelled rows")
-    overlap = {(tuple(e.fields.items())) for e in pool_examples} & {tuple(e.fields.items()) for e in eval_examples}
+    overlap = {(tuple(e.fields.items())) for e in pool_examples} & {
+        tuple(e.fields.items()) for e in eval_examples
+    }
     if overlap:
         raise DataError(
             f"learning curve: {len(overlap)} evaluation text(s) are also in the pool {pool}: a sampled training "
@@ -145,7 +153,9 @@ def learning_curve(
     if any(metric not in c["eval"] for c in cells):
         raise ConfigError(f"learning curve: metric {metric!r} is not among {sorted(cells[0]['eval'])}")
     summary = summarise(cells, metric, ks)
-    plot = plot_k_curve(cells, summary, metric, output / PLOT_FILE, chance=1 / len(labels) if labels else None)
+    plot = plot_k_curve(
+        cells, summary, metric, output / PLOT_FILE, chance=1 / len(labels) if labels else None
+    )
     curve = LearningCurve(metric, ks, seeds, cells, summary, str(output), str(plot))
     _write_json(output / CURVE_FILE, curve.to_dict())
     return curve

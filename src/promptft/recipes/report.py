@@ -60,14 +60,20 @@ def overview_section(run: Path, model: Path) -> Section:
         lines.append(f"| train time | {final.get('train_time_s')} s, {final.get('steps')} steps |")
     test = _read_json(run / "test_metrics.json")
     if test:
-        for name, metrics in (test.items() if all(isinstance(v, dict) for v in test.values()) else [("test", test)]):
+        for name, metrics in (
+            test.items() if all(isinstance(v, dict) for v in test.values()) else [("test", test)]
+        ):
             shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "n" and isinstance(v, float))
             lines.append(f"| {name} (recorded) | {shown} (n={metrics.get('n')}) |")
     return Section("Overview", "\n".join(lines))
 
 
 def evaluation_section(
-    model: Path, data: str | Path | None, columns: Mapping[str, Any] | None, batch_size: int, device: str | None,
+    model: Path,
+    data: str | Path | None,
+    columns: Mapping[str, Any] | None,
+    batch_size: int,
+    device: str | None,
     figures: Path,
 ) -> tuple[Section, dict[str, Any] | None]:
     if data is None:
@@ -102,7 +108,9 @@ def fitting_section(run: Path, figures: Path) -> tuple[Section, dict[str, Any] |
     from promptft.evaluation.fitting import diagnose_fitting, plot_fitting
 
     if not (run / "metrics.jsonl").is_file():
-        return Section("Fitting", "No metrics.jsonl in the run: nothing to diagnose (a zero-shot run?)."), None
+        return Section(
+            "Fitting", "No metrics.jsonl in the run: nothing to diagnose (a zero-shot run?)."
+        ), None
     try:
         diagnosis = diagnose_fitting(run)
         plot = plot_fitting(run, figures / "learning_curves.png")
@@ -115,7 +123,9 @@ def fitting_section(run: Path, figures: Path) -> tuple[Section, dict[str, Any] |
     lines += [f"* [{e.kind}] {e.message}" for e in diagnosis.evidence]
     if diagnosis.suggestions:
         lines += ["", "What to try:", ""] + [f"* {s}" for s in diagnosis.suggestions]
-    return Section("Fitting", "\n".join(lines), [("learning curves", plot)], (diagnosis.verdict, level)), diagnosis.to_dict()
+    return Section(
+        "Fitting", "\n".join(lines), [("learning curves", plot)], (diagnosis.verdict, level)
+    ), diagnosis.to_dict()
 
 
 def fairness_section(run: Path, fairness_dir: Path | None) -> tuple[Section | None, dict[str, Any] | None]:
@@ -144,7 +154,9 @@ def curve_section(curve_dir: Path | None) -> Section | None:
     lines = [f"| K | seeds | mean {curve['metric']} | std | min | max |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['k']} | {r['n']} | {r['mean']:.4f} | {r['std']:.4f} | {r['min']:.4f} | {r['max']:.4f} |"
               for r in curve["summary"]]  # fmt: skip
-    return Section("Learning curve over K", "\n".join(lines), [("accuracy against K", Path(curve_dir) / PLOT_FILE)])
+    return Section(
+        "Learning curve over K", "\n".join(lines), [("accuracy against K", Path(curve_dir) / PLOT_FILE)]
+    )
 
 
 def build_report(
