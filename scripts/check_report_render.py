@@ -72,6 +72,20 @@ def measure(png: Path) -> dict:
     }
 
 
+def crop_to_content(png: Path, margin: int = 24) -> Path:
+    """Cut the background rows below the page's last content (the window is taller than most pages)."""
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(png).convert("RGB")
+    pixels = np.asarray(image)
+    background = pixels[-1, -1]
+    rows = np.flatnonzero(np.any(pixels != background, axis=(1, 2)))
+    if rows.size and rows[-1] + margin < pixels.shape[0]:
+        image.crop((0, 0, pixels.shape[1], int(rows[-1]) + margin)).save(png)
+    return png
+
+
 def is_blank(stats: dict) -> bool:
     return stats["non_background_share"] < 0.02 or stats["distinct_colours"] < 16
 
@@ -83,13 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html", type=Path)
     parser.add_argument("--screenshot", type=Path, default=None, help="where to keep the PNG")
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=3000)
+    parser.add_argument("--height", type=int, default=3000, help="window height: the page is shot down to it")
+    parser.add_argument("--crop", action="store_true", help="cut the empty background below the page's end")
     args = parser.parse_args(argv)
     if find_browser() is None:
         print("no Chromium found: apt-get install chromium (or set $CHROMIUM)", file=sys.stderr)
         return 3
     out = args.screenshot or args.html.with_suffix(".png")
     screenshot(args.html, out, width=args.width, height=args.height)
+    if args.crop:
+        crop_to_content(out)
     stats = {**measure(out), "screenshot": str(out), "browser": find_browser()}
     stats["blank"] = is_blank(stats)
     print(json.dumps(stats, indent=2))

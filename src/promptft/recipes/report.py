@@ -41,7 +41,7 @@ def _read_json(path: Path) -> Any:
 
 def overview_section(run: Path, model: Path) -> Section:
     config = _read_json(model / "promptft_config.json") or {}
-    lines = ["| | |", "|---|---|", f"| run folder | `{run}` |"]
+    lines = ["| setting | value |", "|---|---|", f"| run folder | `{run}` |"]
     for key, name in (("base_model", "model"), ("type", "classifier"), ("template", "template"),
                       ("label_words", "label words"), ("finetune", "fine-tuning")):  # fmt: skip
         if key in config:
