@@ -171,3 +171,15 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     blank = tmp_path / "blank.html"
     blank.write_text("<html><body></body></html>")
     assert check.is_blank(check.measure(check.screenshot(blank, tmp_path / "blank.png", height=600)))
+
+
+def test_markdown_to_html_escapes_text_and_builds_tables():
+    from promptft.evaluation.html import markdown_to_html
+
+    page = markdown_to_html(
+        "# Title\n\nA <script>x</script> **bold**\n\n| a | b |\n|---|---|\n| 1 \\| 2 | `c` |\n\n* one\n* two"
+    )
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<strong>bold</strong>" in page and "<h3>Title</h3>" in page
+    assert "<td>1 | 2</td><td><code>c</code></td>" in page
+    assert "<ul><li>one</li><li>two</li></ul>" in page
