@@ -25,7 +25,7 @@ from pathlib import Path
 from promptft.classifiers import PromptClassifier, load_classifier
 from promptft.demo import LABEL_WORDS, LORA, TEMPLATE, TRAIN, load_sst2
 from promptft.evaluation.counterfactual import counterfactual_test
-from promptft.evaluation.equity_probe import equity_probe
+from promptft.evaluation.equity_probe import EquityProbeReport, equity_probe
 from promptft.recipes.fairness import FAIRNESS_DIR, FairnessResult, TextClassifier, counterfactual_augment
 
 RESULTS = Path("benchmarks/results")
@@ -41,16 +41,32 @@ def train(run: Path, train_examples, dev) -> None:
     clf.fit(train_examples, dev, TRAIN, run_dir=run)
 
 
-def audit(run: Path, test) -> dict:
+def audit(run: Path, test, reuse_probe: bool = False) -> dict:
+    """The counterfactual test, the probe and the test accuracy of a run's model. With `reuse_probe`, the probe
+    and accuracy of the run's previous audit (`<run>/fairness/fairness.json`) are read back instead of being
+    recomputed: they do not depend on the term lists, only the counterfactual test does."""
     clf = load_classifier(run / "best", device="cpu")
     scorer = TextClassifier(clf)
     start = time.perf_counter()
     cf = counterfactual_test(scorer, [ex.fields["text"] for ex in test], positive_label="positive")
-    probe = equity_probe(scorer, positive_label="positive")
-    accuracy = clf.evaluate(test)["accuracy"]
+    previous = json.loads((run / FAIRNESS_DIR / "fairness.json").read_text()) if reuse_probe else None
+    if previous is not None:
+        saved = previous["equity_probe"]
+        probe = EquityProbeReport(saved["positive_label"], saved["n_sentences"], saved["dimensions"],
+                                  saved["alpha"], saved["min_gap"], saved["notes"])  # fmt: skip
+        accuracy = previous.get("test_accuracy")
+        if accuracy is None:  # an audit written before the key existed: its note holds the number
+            note = next(n for n in previous["notes"] if n.startswith("SST-2 test accuracy "))
+            accuracy = float(note.rsplit(" ", 1)[1])
+    else:
+        probe = equity_probe(scorer, positive_label="positive")
+        accuracy = clf.evaluate(test)["accuracy"]
     result = FairnessResult(model=str(run), data="SST-2/test.tsv", counterfactual=cf, probe=probe)
     result.notes.append(f"SST-2 test accuracy {accuracy:.4f}")
+    saved_result = result.to_dict()
     result.save(run / FAIRNESS_DIR)
+    path = run / FAIRNESS_DIR / "fairness.json"
+    path.write_text(json.dumps({**saved_result, "test_accuracy": accuracy}, indent=2) + "\n")
     return {"counterfactual": cf, "probe": probe, "test_accuracy": accuracy,
             "audit_s": round(time.perf_counter() - start, 1)}  # fmt: skip
 
@@ -79,13 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, default=Path("runs/fairness-baseline"))
     parser.add_argument("--mitigated", type=Path, default=Path("runs/fairness-cda"))
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--reuse-probe",
+        action="store_true",
+        help="read each run's probe and test accuracy back from its last audit; redo only the counterfactual test",
+    )
     args = parser.parse_args(argv)
     command = "python benchmarks/fairness_sst2.py " + " ".join(argv if argv is not None else sys.argv[1:])
     train_examples, dev, test, source = load_sst2(42)
     augmented = counterfactual_augment(train_examples)
     train(args.baseline, train_examples, dev)
     train(args.mitigated, augmented, dev)
-    base, mitigated = audit(args.baseline, test), audit(args.mitigated, test)
+    base = audit(args.baseline, test, args.reuse_probe)
+    mitigated = audit(args.mitigated, test, args.reuse_probe)
     setup = {
         "model": "smollm2-135m",
         "job": "the demo's: SST-2 16-shot split 16-42, prompt "

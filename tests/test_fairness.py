@@ -70,6 +70,10 @@ def test_terms_swap_keeping_case_and_word_boundaries():
     assert find_groups("a man and a woman", gender) == {0, 1}
     religion = load_term_groups(["religion"])["religion"]
     assert swap_terms("the Christian church", religion, 1) == "the Muslim mosque"
+    both = load_term_groups(["gender", "names"])
+    named = [r for r in counterfactuals(["John lost his keys."], both) if r["term_group"] == "names"]
+    assert [r["counterfactual"] for r in named] == ["Mary lost her keys."]  # names carry their pronouns
+    assert counterfactuals(["it hits its mark"], both) == []  # names that are common words are not listed
     rewrites = counterfactuals(["my Christian friend", "no terms here"], {"religion": religion})
     assert {r["to"] for r in rewrites} == {"muslim", "jewish", "hindu", "buddhist"}
     assert all(r["row"] == 0 for r in rewrites)

@@ -38,6 +38,7 @@ class TermGroup:
     name: str
     groups: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    linked: str | None = None  # another term group rewritten along with this one (same group order)
 
     def lookup(self) -> dict[str, tuple[int, int]]:
         """term -> (row, group) for its first occurrence."""
@@ -55,8 +56,10 @@ class TermGroup:
 
 
 def parse_term_file(text: str, name: str) -> TermGroup:
-    """A term file: `#` comments, a `groups: a | b | ...` line, then one ` | `-separated row per term."""
+    """A term file: `#` comments, a `groups: a | b | ...` line, an optional `linked: <term group>` line,
+    then one ` | `-separated row per term."""
     groups: tuple[str, ...] | None = None
+    linked: str | None = None
     rows = []
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
@@ -64,6 +67,9 @@ def parse_term_file(text: str, name: str) -> TermGroup:
             continue
         if line.lower().startswith("groups:"):
             groups = tuple(g.strip() for g in line.split(":", 1)[1].split("|"))
+            continue
+        if line.lower().startswith("linked:"):
+            linked = line.split(":", 1)[1].strip() or None
             continue
         cells = tuple(c.strip().lower() for c in line.split("|"))
         if groups is None:
@@ -76,7 +82,7 @@ def parse_term_file(text: str, name: str) -> TermGroup:
         rows.append(cells)
     if groups is None or len(groups) < 2 or not rows:
         raise ConfigError(f"term file {name!r} needs a 'groups:' line with 2+ groups and at least one row")
-    return TermGroup(name, groups, tuple(rows))
+    return TermGroup(name, groups, tuple(rows), linked)
 
 
 def load_term_groups(
@@ -146,10 +152,20 @@ def counterfactuals(texts: Sequence[str], term_groups: Mapping[str, TermGroup]) 
             if not present:
                 continue
             source = "+".join(group.groups[g] for g in sorted(present))
+            linked = None
+            if group.linked:  # the shipped list when the caller did not pass it
+                linked = term_groups.get(group.linked) or load_term_groups([group.linked])[group.linked]
+            if linked is not None and len(linked.groups) != len(group.groups):
+                raise ConfigError(
+                    f"term group {name!r} is linked to {group.linked!r}, which has {len(linked.groups)} groups, "
+                    f"not {len(group.groups)}: link groups that line up one to one"
+                )
             for target in range(len(group.groups)):
                 if present == {target}:
                     continue
                 new = swap_terms(text, group, target)
+                if linked is not None:
+                    new = swap_terms(new, linked, target)
                 if new != text:
                     out.append(
                         {"row": row, "term_group": name, "from": source, "to": group.groups[target],

@@ -18,6 +18,7 @@ import numpy as np
 from promptft.errors import ConfigError, DataError
 
 MAX_DIFFERENCE = 0.1  # a gap above this in selection rate or in TPR/FPR is flagged
+SMALL_GROUP = 30  # below this many rows a group's rates are too noisy to read much into
 
 
 @dataclass
@@ -62,6 +63,10 @@ class GroupFairnessReport:
                 f"| {name} | {int(g['count'])} | {g['accuracy']:.3f} | {g['selection_rate']:.3f} | "
                 f"{_fmt(g['true_positive_rate'])} | {_fmt(g['false_positive_rate'])} |"
             )
+        small = [name for name, g in self.groups.items() if g["count"] < SMALL_GROUP]
+        if small:
+            lines += ["", f"Groups with fewer than {SMALL_GROUP} rows ({', '.join(small)}): their rates are noisy, so "
+                      "read the differences as a prompt to collect more data, not as a finding."]  # fmt: skip
         return "\n".join(lines) + "\n"
 
 
