@@ -29,6 +29,11 @@ from promptft.evaluation.equity_probe import EquityProbeReport, equity_probe
 from promptft.recipes.fairness import FAIRNESS_DIR, FairnessResult, TextClassifier, counterfactual_augment
 
 RESULTS = Path("benchmarks/results")
+REUSE_NOTE = (
+    "--reuse-probe: the equity probe and the test accuracies were read back from each run's previous audit "
+    "(computed by `python benchmarks/fairness_sst2.py` with the same models and probe spec; test accuracy kept "
+    "to 4 decimals); the counterfactual test was recomputed with the current term lists"
+)
 
 
 def train(run: Path, train_examples, dev) -> None:
@@ -118,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "date": time.strftime("%Y-%m-%d"),
     }
+    if args.reuse_probe:
+        setup["note"] = REUSE_NOTE
     mitigation = {
         "method": "counterfactual data augmentation: each training text with identity terms (gender, names, "
         "religion, nationality lists) added once per other group with its terms swapped, same label; then "
