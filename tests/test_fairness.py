@@ -21,7 +21,7 @@ from promptft.evaluation.counterfactual import (
 from promptft.evaluation.equity_probe import build_probe, equity_probe, load_probe_spec
 from promptft.evaluation.fairness import group_fairness
 from promptft.evaluation.hatecheck import hatecheck_report, read_hatecheck
-from promptft.recipes.fairness import counterfactual_augment, fairness_audit
+from promptft.recipes.fairness import FairnessResult, counterfactual_augment, fairness_audit
 
 POSITIVE = {"good", "great", "happy", "glad", "excited", "relieved", "amazing", "wonderful", "loved", "fun"}
 NEGATIVE = {"bad", "awful", "sad", "angry", "furious", "scared", "terrible", "boring", "horrible", "hated"}
@@ -160,6 +160,8 @@ def test_fairness_audit_recipe_on_a_file_with_a_group_column(tmp_path):
     )
     assert fair.flagged == [] and fair.group is not None and fair.counterfactual is not None
     assert "counterfactual" in biased.flagged and "probe" in biased.flagged
+    again = FairnessResult.from_dict(json.loads(json.dumps(biased.to_dict())))
+    assert again.to_dict() == biased.to_dict() and again.render_markdown() == biased.render_markdown()
     out = biased.save(tmp_path / "out")
     saved = json.loads((out / "fairness.json").read_text())
     assert saved["counterfactual"]["flip_rate"] == biased.counterfactual.flip_rate
@@ -223,5 +225,7 @@ def test_fairness_audit_with_hatecheck_input(tmp_path):
     path = write_hatecheck(tmp_path / "hc.csv")
     result = fairness_audit("stub", hatecheck=path, hateful_label="hate", classifier=StubHate())
     assert result.hatecheck.accuracy == 1.0
+    again = FairnessResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.to_dict() == result.to_dict()
     with pytest.raises(ConfigError, match="hateful-label"):
         fairness_audit("stub", hatecheck=path, hateful_label="toxic", classifier=StubHate())

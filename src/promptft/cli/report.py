@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -135,6 +136,7 @@ def learning_curve_command(
         seeds=_ints(seeds, "--seeds"),
         dev_k=dev_k,
         on_cell=show,
+        command="promptft " + " ".join(sys.argv[1:]),
     )
     typer.echo(json.dumps(curve.to_dict(), indent=2) if as_json else curve.render_text())
     if not as_json:

@@ -29,6 +29,7 @@ TERM_GROUPS = ("gender", "names", "religion", "nationality")
 # Thresholds above which the report is flagged; a classifier that ignores identity terms scores 0 on both.
 MAX_FLIP_RATE = 0.01
 MAX_MEAN_ABS_CHANGE = 0.02
+SHOWN_DIRECTIONS = 6  # directions per term group in the markdown summary
 
 
 @dataclass(frozen=True)
@@ -218,11 +219,14 @@ class CounterfactualReport:
             f"of {self.n_texts} texts; flip rate {self.flip_rate:.3f}, mean |Δp({self.positive_label})| "
             f"{self.mean_abs_prob_change:.4f} (max {self.max_abs_prob_change:.3f})",
             "",
-            "| term group | texts | rewrites | flip rate | mean abs Δp | mean Δp by direction |",
+            "| term group | texts | rewrites | flip rate | mean abs Δp | mean Δp by direction (largest first) |",
             "|---|---|---|---|---|---|",
         ]
         for name, g in self.per_term_group.items():
-            dirs = ", ".join(f"{k}: {v['mean_prob_change']:+.3f}" for k, v in g["directions"].items())
+            ranked = sorted(g["directions"].items(), key=lambda kv: -abs(kv[1]["mean_prob_change"]))
+            dirs = ", ".join(f"{k}: {v['mean_prob_change']:+.3f}" for k, v in ranked[:SHOWN_DIRECTIONS])
+            if len(ranked) > SHOWN_DIRECTIONS:
+                dirs += f" (largest {SHOWN_DIRECTIONS} of {len(ranked)}; all in the JSON)"
             lines.append(
                 f"| {name} | {g['n_texts']} | {g['n_pairs']} | {g['flip_rate']:.3f} | "
                 f"{g['mean_abs_prob_change']:.4f} | {dirs} |"

@@ -30,6 +30,7 @@ th, td { border: 1px solid #d5dae3; padding: 4px 10px; text-align: left; vertica
 th { background: #eef1f6; }
 tr:nth-child(even) td { background: #fafbfc; }
 td { max-width: 520px; overflow-wrap: anywhere; }
+td.nw { white-space: nowrap; overflow-wrap: normal; }
 code { background: #eef1f6; padding: 1px 4px; border-radius: 3px; }
 .figures { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
 figure { margin: 0; }
@@ -66,6 +67,12 @@ def _cells(line: str) -> list[str]:
     return [p.strip().replace("\\|", "|") for p in parts]
 
 
+def _td(cell: str) -> str:
+    """A table cell; short ones (numbers, labels) never wrap, so long text columns take the room."""
+    nowrap = ' class="nw"' if len(cell) <= 24 else ""
+    return f"<td{nowrap}>{_inline(cell)}</td>"
+
+
 def markdown_to_html(text: str) -> str:
     """The subset of markdown the report pieces write, as HTML."""
     out: list[str] = []
@@ -92,7 +99,7 @@ def markdown_to_html(text: str) -> str:
                 [r for r in rows[1:] if not re.match(r"^\|[\s|:-]+\|?$", r.strip())],
             )
             table = ["<table>", "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in header) + "</tr>"]
-            table += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in body]
+            table += ["<tr>" + "".join(_td(c) for c in _cells(r)) + "</tr>" for r in body]
             out.append("\n".join(table) + "\n</table>")
         elif re.match(r"^[*-]\s+", stripped):
             items = []

@@ -90,6 +90,40 @@ class FairnessResult:
         lines += [f"* {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FairnessResult:
+        """A result read back from `to_dict()` (fairness.json), e.g. to render it again."""
+        group = cf = probe = hate = None
+        if data.get("group_fairness"):
+            g = data["group_fairness"]
+            group = GroupFairnessReport(g["positive_label"], g["per_group"], g["demographic_parity_difference"],
+                                        g["equalized_odds_difference"], g["accuracy_difference"], g["threshold"])  # fmt: skip
+        if data.get("counterfactual"):
+            c = data["counterfactual"]
+            cf = CounterfactualReport(
+                c["n_texts"],
+                c["n_texts_with_terms"],
+                c["n_pairs"],
+                c["flip_rate"],
+                c["mean_abs_prob_change"],
+                c["max_abs_prob_change"],
+                c["per_term_group"],
+                c["worst_examples"],
+                c["positive_label"],
+                c["thresholds"],
+            )
+        if data.get("equity_probe"):
+            e = data["equity_probe"]
+            probe = EquityProbeReport(e["positive_label"], e["n_sentences"], e["dimensions"], e["alpha"],
+                                      e["min_gap"], e.get("notes", []))  # fmt: skip
+        if data.get("hatecheck"):
+            h = data["hatecheck"]
+            hate = HateCheckReport(h["n"], h["accuracy"], h["per_functionality"], h["per_target"],
+                                   h["group_fairness"], h["weakest_functionalities"])  # fmt: skip
+        return cls(
+            data.get("model", ""), data.get("data"), group, cf, probe, hate, list(data.get("notes", []))
+        )
+
     def save(self, folder: str | Path) -> Path:
         """Write fairness.json and fairness.md into `folder` (replaced as a whole)."""
         folder = Path(folder)

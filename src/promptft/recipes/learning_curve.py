@@ -44,9 +44,11 @@ class LearningCurve:
     summary: list[dict[str, Any]]  # per K: mean, std, min, max, n
     output: str
     plot: str | None = None
+    command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "command": self.command,
             "metric": self.metric,
             "ks": self.ks,
             "seeds": self.seeds,
@@ -93,6 +95,7 @@ def learning_curve(
     dev_k: int | None = None,
     metric: str | None = None,
     on_cell: Callable[[dict[str, Any], bool], None] | None = None,
+    command: str | None = None,
 ) -> LearningCurve:
     """Train `job` for every K in `ks` and seed in `seeds` (see the module doc); returns the curve and writes
     `<output>/learning_curve.json` and `.png`. `pool` defaults to the job's train file, `eval_data` to its
@@ -156,7 +159,7 @@ def learning_curve(
     plot = plot_k_curve(
         cells, summary, metric, output / PLOT_FILE, chance=1 / len(labels) if labels else None
     )
-    curve = LearningCurve(metric, ks, seeds, cells, summary, str(output), str(plot))
+    curve = LearningCurve(metric, ks, seeds, cells, summary, str(output), str(plot), command)
     _write_json(output / CURVE_FILE, curve.to_dict())
     return curve
 

@@ -129,14 +129,14 @@ def fitting_section(run: Path, figures: Path) -> tuple[Section, dict[str, Any] |
 
 
 def fairness_section(run: Path, fairness_dir: Path | None) -> tuple[Section | None, dict[str, Any] | None]:
-    from promptft.recipes.fairness import SUMMARY_FILE
-
     folder = fairness_dir or run / FAIRNESS_DIR
     result = _read_json(folder / RESULT_FILE)
     if result is None:
         return Section("Fairness", f"No fairness audit in `{folder}`: run `promptft fairness {run} --data FILE "
                        "--probe` to add one."), None  # fmt: skip
-    summary = (folder / SUMMARY_FILE).read_text() if (folder / SUMMARY_FILE).is_file() else json.dumps(result)
+    from promptft.recipes.fairness import FairnessResult
+
+    summary = FairnessResult.from_dict(result).render_markdown()  # rendered again: the current layout
     summary = summary.split("\n", 1)[1] if summary.startswith("# ") else summary  # the page has its own title
     flagged = result.get("flagged") or []
     badge = (f"flagged: {', '.join(flagged)}", "bad") if flagged else ("nothing flagged", "ok")
