@@ -181,5 +181,8 @@ def test_markdown_to_html_escapes_text_and_builds_tables():
     )
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "<strong>bold</strong>" in page and "<h3>Title</h3>" in page
-    assert "<td>1 | 2</td><td><code>c</code></td>" in page
+    assert '<td class="nw">1 | 2</td><td class="nw"><code>c</code></td>' in page  # short cells do not wrap
+    assert "<td>a cell long enough to wrap when the table is narrow</td>" in markdown_to_html(
+        "| x |\n|---|\n| a cell long enough to wrap when the table is narrow |"
+    )
     assert "<ul><li>one</li><li>two</li></ul>" in page
