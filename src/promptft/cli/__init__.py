@@ -12,9 +12,11 @@ from promptft.cli import (  # noqa: F401  (each module adds its commands)
     compress,
     deploy,
     diagnostics,
+    fairness,
     models,
     prompts,
     push,
+    report,
     train,
     use,
 )

@@ -128,6 +128,15 @@ def select_command(
     max_steps: int = typer.Option(100, "--max-steps", help="Upper bound on LoRA steps per candidate."),
     seed: int = typer.Option(42, "--seed"),
     device: str | None = typer.Option(None, "--device"),
+    crows_pairs: bool = typer.Option(
+        False, "--crows-pairs", help="Also score each pretrained model on CrowS-Pairs (shown, not ranked on)."
+    ),
+    crows_pairs_limit: int | None = typer.Option(
+        None, "--crows-pairs-limit", min=1, help="Only the first N CrowS-Pairs pairs (default: all 1,508)."
+    ),
+    crows_pairs_data: Path | None = typer.Option(
+        None, "--crows-pairs-data", help="crows_pairs_anonymized.csv (default: in the shared data folder)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Compare candidate models on your data: zero-shot accuracy, accuracy after a short LoRA fine-tune,
@@ -164,11 +173,20 @@ def select_command(
             device=device,
             max_steps=max_steps,
             on_phase=lambda name, text: status.update(f"{name}: {text}"),
+            crows_pairs=load_pairs(crows_pairs_data, crows_pairs_limit) if crows_pairs else None,
         )
     if as_json:
         typer.echo(json.dumps(selection.to_dict(), indent=2))
         return
     print_selection(selection, budget_s)
+
+
+def load_pairs(path: Path | None, limit: int | None):
+    from promptft.evaluation.crows_pairs import read_crows_pairs
+    from promptft.recipes.bias import crows_pairs_path
+
+    pairs = read_crows_pairs(crows_pairs_path(path))
+    return pairs[:limit] if limit else pairs
 
 
 def print_selection(selection, budget_s: float) -> None:
@@ -177,7 +195,11 @@ def print_selection(selection, budget_s: float) -> None:
     from rich.console import Console
 
     title = f"candidates ({selection.n_train} train / {selection.n_dev} dev examples, {budget_s:g}s each)"
-    table = narrow_table(title, ["model", "kind", "zero-shot", "tuned", "steps", "latency", "mem", "status"])
+    columns = ["model", "kind", "zero-shot", "tuned", "steps", "latency", "mem", "status"]
+    bias = any(c.crows_pairs_score is not None for c in selection.candidates)
+    if bias:
+        columns.insert(4, "CrowS")
+    table = narrow_table(title, columns)
     notes: list[str] = []
 
     def pct(x):
@@ -189,7 +211,7 @@ def print_selection(selection, budget_s: float) -> None:
         if remarks:
             notes += [f"({len(notes) + 1}) {c.model}: {'; '.join(remarks)}"]
             status += f" ({len(notes)})"
-        table.add_row(
+        row = [
             c.model,
             c.kind or "?",
             pct(c.zero_shot_accuracy),
@@ -198,11 +220,21 @@ def print_selection(selection, budget_s: float) -> None:
             f"{c.latency_ms:.1f} ms" if c.latency_ms is not None else "–",
             f"{c.peak_memory_gb:.2f} GB" if c.peak_memory_gb is not None else "–",
             status,
-        )
+        ]
+        if bias:
+            row.insert(4, f"{c.crows_pairs_score:.1f}" if c.crows_pairs_score is not None else "–")
+        table.add_row(*row)
     out = Console()
     out.print(table)
     for note in notes:
         out.print(note, markup=False, highlight=False)
+    if bias:
+        out.print(
+            "CrowS = CrowS-Pairs bias score of the pretrained model: % of pairs where it prefers the more "
+            "stereotyping sentence (50 = none; noisy benchmark, see `promptft bias crows-pairs`)",
+            markup=False,
+            highlight=False,
+        )
     out.print(
         ("[bold green]recommended:[/bold green] " if selection.recommended else "[bold red]none:[/bold red] ")
         + selection.reason

@@ -121,3 +121,42 @@ def plot_confusion(
             ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", color=colour, fontsize=8)
     ax.set_title(title or "confusion matrix")
     return _save(fig, path)
+
+
+def plot_k_curve(
+    cells: Sequence[Mapping[str, Any]],
+    summary: Sequence[Mapping[str, Any]],
+    metric: str,
+    path: str | Path,
+    *,
+    chance: float | None = None,
+    title: str | None = None,
+) -> Path:
+    """A learning curve over the training-set size: the metric against K (examples per class, log2 axis),
+    each seed a dot, the mean a line with a band of ±1 standard deviation and the min-max range."""
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    ks = np.array([row["k"] for row in summary], dtype=float)
+    mean = np.array([row["mean"] for row in summary])
+    std = np.array([row["std"] for row in summary])
+    ax.fill_between(ks, mean - std, mean + std, color="tab:blue", alpha=0.2, label="±1 std over seeds")
+    ax.plot(ks, mean, "o-", color="tab:blue", label=f"mean {metric}")
+    lo = np.array([row["min"] for row in summary])
+    hi = np.array([row["max"] for row in summary])
+    ax.vlines(ks, lo, hi, color="tab:blue", linewidth=1, alpha=0.6)
+    seeds = sorted({c["seed"] for c in cells})
+    for i, seed in enumerate(seeds):
+        pts = sorted((c["k"], c["eval"][metric]) for c in cells if c["seed"] == seed)
+        jitter = 1 + 0.03 * (i - (len(seeds) - 1) / 2)
+        ax.scatter([k * jitter for k, _ in pts], [v for _, v in pts], s=14, color="grey", zorder=3,
+                   label="one seed" if i == 0 else None)  # fmt: skip
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, labels=[str(int(k)) for k in ks])
+    ax.set_xlabel("K (training examples per class)")
+    ax.set_ylabel(metric)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or f"learning curve ({len(seeds)} seeds)")
+    return _save(fig, path)

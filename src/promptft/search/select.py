@@ -37,6 +37,9 @@ class Candidate:
     violations: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # CrowS-Pairs on the pretrained model (only when asked): % preferring the more stereotyping sentence
+    crows_pairs_score: float | None = None
+    crows_pairs: dict[str, Any] | None = None  # the full result: per bias type
 
     @property
     def accuracy(self) -> float | None:
@@ -199,12 +202,15 @@ def evaluate_candidate(
     seed: int = 42,
     device: str | None = None,
     on_phase: Callable[[str], None] | None = None,
+    crows_pairs: Sequence[Any] | None = None,
 ) -> Candidate:
     """Zero-shot dev accuracy, latency, then a LoRA fine-tune sized to fit the budget, then dev accuracy.
 
     The number of steps is planned from the measured inference speed (a training step costs about three
     forward passes), so the budget is a target, not a hard limit. The fine-tune does no selection on dev
-    (it keeps the last step), so the dev accuracy after it is not optimistic.
+    (it keeps the last step), so the dev accuracy after it is not optimistic. With `crows_pairs` (pairs
+    from `promptft.evaluation.crows_pairs.read_crows_pairs`) the pretrained model is also scored on them,
+    outside the budget, and shown beside accuracy (not ranked on).
     """
     from promptft.adapters import LoraSettings
     from promptft.classifiers import PromptClassifier
@@ -232,9 +238,23 @@ def evaluate_candidate(
             cand.zero_shot_accuracy = _accuracy(gold, [clf.labels[i] for i in probs.argmax(1)])
             phase("latency")
             cand.latency_ms = measure_latency_ms(clf, dev)
+            bias_s = 0.0  # CrowS-Pairs time: not part of the fine-tuning budget
+            if crows_pairs:
+                from promptft.evaluation.crows_pairs import score_crows_pairs
+
+                phase(f"CrowS-Pairs, {len(crows_pairs)} pairs")
+                t_bias = time.perf_counter()
+                try:
+                    bias = score_crows_pairs(
+                        backbone.model, backbone.tokenizer, crows_pairs, kind=backbone.kind, name=model
+                    )
+                    cand.crows_pairs_score, cand.crows_pairs = bias.overall["bias_score"], bias.to_dict()
+                except PromptFTError as exc:  # e.g. a seq2seq model: no CrowS-Pairs score, still a candidate
+                    cand.notes.append(f"no CrowS-Pairs score: {exc}")
+                bias_s = time.perf_counter() - t_bias
             step_s = 3 * batch_size * per_example_s
             rescore_s = per_example_s * len(dev)
-            remaining = budget_s - (time.perf_counter() - start) - rescore_s
+            remaining = budget_s - (time.perf_counter() - start - bias_s) - rescore_s
             steps = min(max_steps, int(remaining / step_s)) if step_s > 0 else max_steps
             if steps < 1:
                 cand.notes.append(f"no time left in the {budget_s:g}s budget for fine-tuning: zero-shot only")
