@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     screenshot(args.html, out, width=args.width, height=args.height)
     if args.crop:
         crop_to_content(out)
-    stats = {**measure(out), "screenshot": str(out), "browser": find_browser()}
+    command = shlex.join(["python", "scripts/check_report_render.py", *(sys.argv[1:] if argv is None else argv)])
+    stats = {**measure(out), "screenshot": str(out), "browser": find_browser(), "command": command}
     stats["blank"] = is_blank(stats)
     print(json.dumps(stats, indent=2))
     return 1 if stats["blank"] else 0

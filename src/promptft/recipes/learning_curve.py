@@ -147,7 +147,7 @@ def learning_curve(
                     on_cell(cell, True)
                 continue
             cell = _train_cell(job, pool_examples, eval_examples, labels, k, seed, dev_k)
-            cell["pool"], cell["eval_data"] = str(pool), str(eval_data)
+            cell["pool"], cell["eval_data"], cell["command"] = str(pool), str(eval_data), command
             _write_json(path, cell)
             cells.append(cell)
             if on_cell:
