@@ -159,7 +159,11 @@ def main() -> None:
     keys = ("variant", "accuracy", "size_mb", "latency_ms_b1", "latency_ms_b32", "examples_per_s")
     merged = [r for r in existing if r.get("variant") not in mine]
     merged += [
-        {**{k: r[k] for k in keys}, "source": "benchmarks/results/production_quant.json", "command": meta["command"]}
+        {
+            **{k: r[k] for k in keys},
+            "source": "benchmarks/results/production_quant.json",
+            "command": meta["command"],
+        }
         for r in rows
     ]
     order = ["prompt_fp32", "int8", "pruned_30", "pruned_50", "onnx", "onnx_int8", "onnx_int4", "student"]

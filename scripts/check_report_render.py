@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     screenshot(args.html, out, width=args.width, height=args.height)
     if args.crop:
         crop_to_content(out)
-    command = shlex.join(["python", "scripts/check_report_render.py", *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(
+        ["python", "scripts/check_report_render.py", *(sys.argv[1:] if argv is None else argv)]
+    )
     stats = {**measure(out), "screenshot": str(out), "browser": find_browser(), "command": command}
     stats["blank"] = is_blank(stats)
     print(json.dumps(stats, indent=2))
