@@ -35,7 +35,7 @@ from promptft.training.checkpoint import (
     save_checkpoint,
 )
 from promptft.training.progress import Progress
-from promptft.training.schedule import batch_schedule, micro_batches, set_seed
+from promptft.training.schedule import batch_schedule, micro_batches, optimizer_and_scheduler, set_seed
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,6 @@ class ChatTrainer:
                 f.write(json.dumps(record) + "\n")
 
     def train(self, train: Sequence[Encoded], dev: Sequence[Encoded] = ()) -> ChatTrainResult:
-        from transformers import get_linear_schedule_with_warmup
-
         cfg, chat = self.config, self.chat
         if not train:
             raise DataError("the training split is empty")
@@ -184,15 +182,7 @@ class ChatTrainer:
             lengths, cfg.batch_size * cfg.grad_accum, cfg.max_steps, cfg.seed, cfg.group_by_length
         )
 
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.learning_rate,
-        )
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
-        )
+        optimizer, scheduler = optimizer_and_scheduler(params, self.learning_rate, cfg)
 
         step, best_step, bad = 0, 0, 0
         best_loss: float | None = None

@@ -14,6 +14,23 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def optimizer_and_scheduler(params: list, learning_rate: float, cfg) -> tuple:
+    """AdamW (no weight decay on biases and norms) with linear warm-up and decay over `cfg.max_steps`;
+    `cfg` holds weight_decay, warmup_ratio and max_steps (the classifier's and the chat trainer's configs)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+    )
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
+    )
+    return optimizer, scheduler
+
+
 def batch_schedule(
     lengths: list[int], batch_size: int, steps: int, seed: int, group_by_length: bool
 ) -> list[list[int]]:

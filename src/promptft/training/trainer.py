@@ -35,7 +35,7 @@ from promptft.training.checkpoint import (
 from promptft.training.config import TrainConfig
 from promptft.training.distributed import all_gather, all_sum, broadcast, local_share, make_accelerator
 from promptft.training.progress import Progress
-from promptft.training.schedule import batch_schedule, micro_batches, set_seed
+from promptft.training.schedule import batch_schedule, micro_batches, optimizer_and_scheduler, set_seed
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,6 @@ class Trainer:
 
     # ----- training -----
     def train(self, train, dev=None) -> TrainResult:
-        from transformers import get_linear_schedule_with_warmup
-
         from promptft.data.inputs import as_examples
 
         cfg, clf, objective = self.config, self.clf, self.objective
@@ -228,15 +226,7 @@ class Trainer:
             lengths, cfg.batch_size * cfg.grad_accum, cfg.max_steps, cfg.seed, cfg.group_by_length
         )
 
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.learning_rate,
-        )
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
-        )
+        optimizer, scheduler = optimizer_and_scheduler(params, cfg.learning_rate, cfg)
         # One process: the model stays where the user put it (e.g. cuda:1); several: one device each.
         placement = None if world > 1 else [False] * 3
         model, optimizer, scheduler = accelerator.prepare(
