@@ -194,6 +194,16 @@ def compose(state: dict[str, Any]) -> dict[str, Any]:
                     "after": _groups(after["turns"], f"slot_value_recall_{kind}"),
                     "reference": _groups(before["reference_turns"], f"slot_value_recall_{kind}"),
                     "values": _groups(before["turns"], f"values_{kind}"),
+                    **(
+                        {
+                            "of_which_in_service_results": _groups(
+                                before["turns"], "values_not_in_context_in_results"
+                            )
+                        }
+                        if kind == "not_in_context"
+                        and "values_not_in_context_in_results" in before["turns"]["all"]
+                        else {}
+                    ),
                 }
                 for kind in ("in_context", "not_in_context")
             },
