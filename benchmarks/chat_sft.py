@@ -151,14 +151,33 @@ def load_state(out: Path, config: dict[str, Any], fresh: bool) -> dict[str, Any]
     return state
 
 
-def save_stage(out: Path, state: dict[str, Any], stage: str, part: dict[str, Any]) -> dict[str, Any]:
-    """Record a finished stage and rewrite the results file (atomically) from all finished stages."""
-    state["stages"][stage] = part
+def write_report(out: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the results file (atomically) from the finished stages and the bookkeeping."""
     report = compose(state)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     os.replace(tmp, out)
     return report
+
+
+def save_stage(out: Path, state: dict[str, Any], stage: str, part: dict[str, Any]) -> dict[str, Any]:
+    """Record a finished stage and rewrite the results file."""
+    state["stages"][stage] = part
+    return write_report(out, state)
+
+
+def claim_run_dir(out: Path, state: dict[str, Any], run_dir: Path, command: str) -> None:
+    """Before training: a run folder that this results file did not start training into belongs to another
+    run (its checkpoint would be resumed under other settings), so stop; else note the start, so that a
+    stopped train stage resumes from the folder's checkpoint next time."""
+    if state.get("train_started"):
+        return
+    if run_dir.exists():
+        raise StageError(
+            f"{run_dir} holds another run, not one {out} started; pass --fresh (removes it) or --run-dir"
+        )
+    state["train_started"] = command
+    write_report(out, state)
 
 
 def pending(state: dict[str, Any], wanted: list[str]) -> list[str]:
@@ -251,8 +270,10 @@ def compose(state: dict[str, Any]) -> dict[str, Any]:
     if before:
         out["eval_before_s"] = before["seconds"]
     out["threads"] = sorted({part["threads"] for part in stages.values()})
-    commands = list(dict.fromkeys(part["command"] for part in stages.values()))
-    out["command"] = " ; ".join(commands)
+    commands = [part["command"] for part in stages.values()]
+    if "train" not in stages and state.get("train_started"):  # the train stage is running or stopped
+        commands.append(state["train_started"])
+    out["command"] = " ; ".join(dict.fromkeys(commands))
     if "task_metric" in out:
         targets: dict[str, bool] = {"perplexity_lower_after": out["ppl_after"] < out["ppl_before"]}
         for metric in ("slot_value_recall", "rouge_l"):
@@ -416,6 +437,7 @@ def main() -> None:
             compare(part, "eval-after")
             finish(stage, part, t0)
         elif stage == "train":
+            claim_run_dir(out_path, state, run_dir, command)
             result = chat_train(job)  # resumes an interrupted run from run_dir's checkpoint
             result.pop("model")
             part = {

@@ -213,6 +213,17 @@ def test_bench_stages_write_resume_and_refuse_other_settings(tmp_path):
     with pytest.raises(SystemExit, match="other settings.*turns_per_group: 1 -> 2.*--fresh"):
         bench.load_state(out, {**config, "turns_per_group": 2}, fresh=False)
     assert bench.load_state(out, {**config, "turns_per_group": 2}, fresh=True)["stages"] == {}
+    # training claims the run folder: another run's folder is refused, this file's own is resumed
+    run_dir = tmp_path / "run"
+    state = bench.load_state(tmp_path / "new.json", config, fresh=False)
+    bench.claim_run_dir(tmp_path / "new.json", state, run_dir, "cmd")
+    assert json.loads((tmp_path / "new.json").read_text())["command"] == "cmd"
+    run_dir.mkdir()  # the stopped train stage's checkpoint
+    bench.claim_run_dir(
+        tmp_path / "new.json", bench.load_state(tmp_path / "new.json", config, fresh=False), run_dir, "c2"
+    )
+    with pytest.raises(SystemExit, match="holds another run.*--fresh"):
+        bench.claim_run_dir(tmp_path / "other.json", {"config": config, "stages": {}}, run_dir, "cmd")
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"ppl_before": 1.0, "command": "x"}))
     with pytest.raises(SystemExit, match="no stage bookkeeping.*--fresh"):
