@@ -486,10 +486,12 @@ def test_cli_train_generate_and_errors(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "base model: perplexity" in result.output and "ROUGE-L" in result.output
+    assert "paired-bootstrap interval" in result.output and "rouge l" in result.output
     samples = (tmp_path / "run" / "samples.md").read_text()
     assert "| reference | before | after |" in samples and "| It was bad | no |" in samples
     report = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert report["after"]["perplexity"]["perplexity"] < report["before"]["perplexity"]["perplexity"]
+    assert report["change"]["all"]["turns"] == 2 and "low" in report["change"]["all"]["rouge_l"]
 
     bad = _jsonl(
         tmp_path / "bad.jsonl",

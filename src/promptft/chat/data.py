@@ -181,10 +181,23 @@ def sgd_turn_values(turn: dict[str, Any]) -> list[str]:
     return values
 
 
+def sgd_turn_results(turn: dict[str, Any]) -> list[str]:
+    """The values in a SYSTEM turn's `service_results` (the API rows the system saw before it spoke;
+    deduplicated, in order). They are not in the utterances, so a model trained on the text never sees them."""
+    values: list[str] = []
+    for frame in turn.get("frames", []):
+        for row in frame.get("service_results") or []:
+            for value in row.values():
+                if isinstance(value, str) and value and value not in values:
+                    values.append(value)
+    return values
+
+
 def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Conversation]:
     """SGD dialogues (`dialogues_*.json` in `folder`): USER -> user, SYSTEM -> assistant. Each
     conversation's `meta` holds its `services` and, per assistant turn (in order), the annotated slot values
-    in `meta["values"]`."""
+    in `meta["values"]` and the values of the service results the system saw at that turn in
+    `meta["results"]`."""
     folder = Path(folder)
     paths = [folder / f for f in files] if files else sorted(folder.glob("dialogues_*.json"))
     if not paths:
@@ -192,7 +205,7 @@ def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Con
     convs = []
     for path in paths:
         for i, dialogue in enumerate(json.loads(path.read_text())):
-            messages, values = [], []
+            messages, values, results = [], [], []
             for turn in dialogue["turns"]:
                 role = {"USER": "user", "SYSTEM": "assistant"}.get(turn["speaker"])
                 if role is None:
@@ -200,12 +213,13 @@ def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Con
                 messages.append({"role": role, "content": turn["utterance"]})
                 if role == "assistant":
                     values.append(sgd_turn_values(turn))
+                    results.append(sgd_turn_results(turn))
             convs.append(
                 Conversation(
                     messages,
                     id=f"{folder.name}/{dialogue['dialogue_id']}",
                     source=f"{path}[{i}]",
-                    meta={"services": list(dialogue["services"]), "values": values},
+                    meta={"services": list(dialogue["services"]), "values": values, "results": results},
                 )
             )
     kept = []

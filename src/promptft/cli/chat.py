@@ -188,10 +188,13 @@ def chat_eval_cmd(
         print_result(f"base model: perplexity {fmt(base_report['perplexity']['perplexity'])}")
         for group, metrics in base_report.get("turns", {}).items():
             print_result(
-                f"base model ({group}): slot-value recall {fmt(metrics['slot_value_recall'])}, "
-                f"ROUGE-L {fmt(metrics['rouge_l'])}"
+                f"base model ({group}): slot-value recall {fmt(metrics['slot_value_recall'])} "
+                f"(in context {fmt(metrics['slot_value_recall_in_context'])}, not in context "
+                f"{fmt(metrics['slot_value_recall_not_in_context'])}), ROUGE-L {fmt(metrics['rouge_l'])}"
             )
+        change = both.get("change")
     else:
+        change = None
         report = chat_evaluate(ChatModel.from_pretrained(model, device=device), test, **options)
     cases, generated = report.pop("cases", []), report.pop("generated", [])
     table = Table(title=f"chat evaluation of {model}")
@@ -204,14 +207,44 @@ def chat_eval_cmd(
             table.add_row(
                 f"slot-value recall ({group}, {metrics['turns']} turns)", fmt(metrics["slot_value_recall"])
             )
+            for kind, label in (("in_context", "in context"), ("not_in_context", "not in context")):
+                table.add_row(
+                    f"  of {metrics[f'values_{kind}']} values {label}",
+                    fmt(metrics[f"slot_value_recall_{kind}"]),
+                )
         table.add_row(f"ROUGE-L ({group})", fmt(metrics["rouge_l"]))
     print_result(table)
+    if change:
+        print_result(change_table(change))
     if output is not None:
+        if change:
+            report["change"] = change
         report["generations"] = [
             {"id": c.id, "reference": c.reference, "generated": g, "values": c.values, "seen": c.seen}
             for c, g in zip(cases, generated, strict=True)
         ]
         output.write_text(json.dumps(report, indent=2))
+
+
+def change_table(change: dict[str, Any]) -> Table:
+    """After minus before per group and metric, with the bootstrap interval and whether it excludes 0."""
+    table = Table(
+        title=f"change after - before ({change['level']:.0%} paired-bootstrap interval, "
+        f"{change['resamples']} resamples over turns)"
+    )
+    for column in ("group", "metric", "change", "interval", "beyond noise"):
+        table.add_column(column)
+    for group in ("all", "seen", "unseen"):
+        for metric, d in change.get(group, {}).items():
+            if isinstance(d, dict):
+                table.add_row(
+                    group,
+                    metric.replace("_", " "),
+                    f"{d['diff']:+.3f}",
+                    f"[{d['low']:+.3f}, {d['high']:+.3f}]",
+                    "yes" if d["excludes_zero"] else "no",
+                )
+    return table
 
 
 def _settings(max_new_tokens: int, temperature: float, top_p: float, repetition_penalty: float, seed=None):

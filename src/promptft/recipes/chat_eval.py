@@ -78,7 +78,9 @@ def compare_with_base(
     **options: Any,
 ) -> dict[str, Any]:
     """Evaluate a run's base model and the run on the same test sample; write `samples.md` (side-by-side
-    generations on held-out turns) and `eval.json` into the run folder. Returns {"before", "after"}."""
+    generations on held-out turns) and `eval.json` into the run folder. Returns {"before", "after"} and,
+    with generated turns, "change": each metric's after-minus-before difference with a 95% paired-bootstrap
+    interval (`promptft.chat.evaluate.paired_bootstrap`)."""
     from promptft.chat.evaluate import samples_markdown
     from promptft.chat.model import saved_model_dir
 
@@ -103,8 +105,13 @@ def compare_with_base(
             n_samples,
         )
         (folder / "samples.md").write_text(text)
+    out: dict[str, Any] = {"before": before, "after": after}
+    if "cases" in after:  # is each change larger than the sampling noise of these turns?
+        from promptft.chat.evaluate import paired_bootstrap
+
+        out["change"] = paired_bootstrap(after["cases"], before["generated"], after["generated"])
     strip = lambda r: {k: v for k, v in r.items() if k not in ("cases", "generated")}  # noqa: E731
     import json
 
-    (folder / "eval.json").write_text(json.dumps({"before": strip(before), "after": strip(after)}, indent=2))
-    return {"before": before, "after": after}
+    (folder / "eval.json").write_text(json.dumps({k: strip(v) for k, v in out.items()}, indent=2))
+    return out
