@@ -79,7 +79,10 @@ def _as_job(job: JobConfig | Mapping[str, Any] | str | Path) -> JobConfig:
     if isinstance(job, JobConfig):
         return job
     if isinstance(job, Mapping):
-        return JobConfig.parse(dict(job))
+        data = dict(job)
+        model = dict(data.get("model") or {})
+        model.setdefault("finetune", "lora")  # PET trains a model per pattern: LoRA unless the job says
+        return JobConfig.parse({**data, "model": model})
     return JobConfig.from_yaml(job)
 
 
