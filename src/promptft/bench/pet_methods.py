@@ -31,8 +31,9 @@ DEFAULT_PATTERNS = 4
 
 def split_options(config: dict[str, Any], name: str) -> tuple[dict[str, Any], PetConfig, dict[str, Any]]:
     """(the job options, the PET settings, the pattern options) of a pet/ipet cell's flat options."""
-    pet_keys = set(PetConfig.model_fields)
-    check_keys(config, [*OPTION_KEYS, *pet_keys, *PATTERN_KEYS], f"methods.{name}", f"{name} option")
+    pet_keys = list(PetConfig.model_fields)
+    job_keys = [k for k in OPTION_KEYS if k != "demonstrations"]  # plain prompt models
+    check_keys(config, [*job_keys, *pet_keys, *PATTERN_KEYS], f"methods.{name}", f"{name} option")
     job = {k: v for k, v in config.items() if k not in pet_keys and k not in PATTERN_KEYS}
     settings = PetConfig.parse({k: v for k, v in config.items() if k in pet_keys}, f"methods.{name}")
     patterns = {k: v for k, v in config.items() if k in PATTERN_KEYS}
