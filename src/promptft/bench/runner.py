@@ -90,7 +90,7 @@ def run_benchmark(
     progress: bool = True,
 ) -> RunResult:
     """Run every (task, method, seed) cell for `model`; returns the cells written and skipped."""
-    import promptft
+    from promptft.version import __version__  # not the package root: its lazy API names the recipes
 
     table = tasks_file if isinstance(tasks_file, TaskTable) else load_tasks(tasks_file)
     cfg = config if isinstance(config, BenchConfig) else load_config(config)
@@ -202,7 +202,7 @@ def run_benchmark(
     file_cache: dict[str, list[Example]] = {}
     reuse_cache: dict[str, dict[str, Any]] = {}
     meta = {
-        "promptft_version": promptft.__version__,
+        "promptft_version": __version__,
         "command": command,
         "device": _device_name(ref),
         "config_source": cfg.source,
