@@ -231,6 +231,17 @@ def test_ipet_grows_each_models_training_set_with_the_other_patterns_labels(tmp_
     assert out.generations[0]["added_per_label"] == [None, None]
 
 
+def test_weighting_train_is_each_models_accuracy_before_training(tmp_path):
+    settings = PetConfig(weighting="train", final_steps=1)
+    out = run_pet(build, PATTERNS, TRAIN, DEV, POOL, labels=["negative", "positive"], train_config=TINY,
+                  settings=settings, run_dir=tmp_path / "run")  # fmt: skip
+    for m, pattern in zip(out.models, PATTERNS, strict=True):
+        untrained = build(pattern).evaluate(TRAIN)["accuracy"]  # build() starts from the same weights
+        assert m.weight_score == m.train_accuracy_before == untrained
+        saved = json.loads((tmp_path / "run" / "gen0" / f"pattern{m.pattern}.before.json").read_text())
+        assert saved["accuracy"] == untrained  # kept for a resumed run
+
+
 def test_run_errors_are_clear():
     labels = ["negative", "positive"]
     with pytest.raises(ConfigError, match="at least 2 patterns"):

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 SCORES_FILE = "pet_scores.safetensors"
 MODEL_FILE = "pet_model.json"
+BEFORE_SUFFIX = ".before.json"  # weighting "train": the untrained model's accuracy, for a resumed run
 FINAL_DIR = "final"
 
 
@@ -429,6 +430,8 @@ def _pattern_model(
         log.info("pet: %s is done, reusing it", folder)
         return record, scores["pool"], scores["dev"]
     before = None
+    # beside the Trainer's folder, which must hold nothing else before its first checkpoint
+    before_file = folder.with_name(folder.name + BEFORE_SUFFIX) if folder is not None else None
     if folder is not None and (folder / FINAL).exists():  # trained, but stopped before scoring
         from promptft.classifiers import load_classifier
 
@@ -438,14 +441,17 @@ def _pattern_model(
             result["steps"], result["best_step"], result["train_time_s"], result["best_dev"]
         )  # fmt: skip
         if settings.weighting == "train":
-            raise RunDirError(
-                f"{folder} finished training but lost its untrained train accuracy (weighting: train): "
-                f"delete {folder} to train that model again"
-            )
+            before = json.loads(before_file.read_text())["accuracy"]  # type: ignore[union-attr]
     else:
         clf = build(pattern)
         if settings.weighting == "train":
-            before = clf.evaluate(list(train[: _n_labelled(train, added)]), batch_size)["accuracy"]
+            if before_file is not None and before_file.exists():  # an interrupted training's
+                before = json.loads(before_file.read_text())["accuracy"]
+            else:
+                before = clf.evaluate(list(train[: _n_labelled(train, added)]), batch_size)["accuracy"]
+            if before_file is not None:
+                before_file.parent.mkdir(parents=True, exist_ok=True)
+                before_file.write_text(json.dumps({"accuracy": before}))
         result = Trainer(clf, cfg, run_dir=folder).train(list(train), list(dev))
         steps, best_step, train_time, best_dev = (
             result.steps, result.best_step, result.train_time_s, result.best_dev
