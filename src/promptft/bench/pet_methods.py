@@ -5,7 +5,8 @@ template library's patterns for the task (`template_type` in tasks.yaml) that th
 library's order, up to `n_patterns`, all with the prompt's label words; or the `patterns:` option's list
 (templates, or {template, label_words}). The pool is the task's `pool:` file without the seed's train and
 dev sentences, a sample of `pool_limit` of them drawn with the cell's seed. Tasks without a pool are
-skipped by the runner (and it says so). The cell's dev score is the final classifier's (chosen on dev);
+skipped by the runner (and it says so). The cell's train time is the whole run (pattern models, pool
+scoring, the final classifier); its dev score is the final classifier's (chosen on dev);
 `info` holds every pattern model's dev score and weight, each generation's sizes and ensemble dev score,
 the pool size and the times.
 
