@@ -355,6 +355,22 @@ def test_cli_ipet_with_a_patterns_file_and_pool_limit(env, tmp_path):
     ]
 
 
+def test_cli_with_a_config_takes_its_prompt_first_and_each_template_as_another_pattern(env, tmp_path):
+    job = {
+        "data": {"train": str(env / "train.tsv"), "dev": str(env / "dev.tsv"), "label_map": {"0": "negative", "1": "positive"}},
+        "prompt": {"template": "Review: {text}\\nSentiment: {mask}", "label_words": WORDS},
+        "model": {"name": str(env / "tiny"), "device": "cpu"},
+        "train": {"max_steps": 1, "batch_size": 4, "eval_every": 1, "progress": False},
+    }  # fmt: skip
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    run = tmp_path / "run"
+    ok(invoke("pet", "--config", tmp_path / "job.yaml", "--template", "{text} It was {mask}.", "--pool",
+              env / "pool.tsv", "--final-steps", 1, "--output", run))  # fmt: skip
+    summary = json.loads((run / "pet.json").read_text())
+    assert [m["template"] for m in summary["models"]] == [p.template for p in PATTERNS]
+    assert summary["adapter"] == "lora"  # PET's default when the job names none
+
+
 def test_cli_user_errors(env, tmp_path):
     user_error(invoke(*_args(env, tmp_path / "a")), "--pool FILE")
     user_error(

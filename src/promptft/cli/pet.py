@@ -40,8 +40,9 @@ def pet(
         typer.Option(
             "--template",
             "-t",
-            help="A pattern's template (repeat: one model per template; the first is also the final "
-            "classifier's). \\n is a newline. All take --label-words.",
+            help="A pattern's template (repeat: one model per template). The first pattern, also the final "
+            "classifier's, is the --config job's template, else the first --template. \\n is a newline. "
+            "All take --label-words.",
         ),
     ] = None,
     label_words: Annotated[
@@ -187,17 +188,19 @@ def pet(
         )
     templates = [unescape_template(t) for t in template or []]
     data = columns(field, text_field, label_column, label_map, header, data_format)
+    file_job = read_job_file(config) if config is not None else {}
     given_finetune = finetune
-    if given_finetune is None and not (
-        config is not None and "finetune" in (read_job_file(config).get("model") or {})
-    ):
+    if given_finetune is None and "finetune" not in (file_job.get("model") or {}):
         given_finetune = "lora"  # PET trains many models: LoRA by default
+    # The first pattern is the job's: the config's template when it has one (every --template then adds
+    # a pattern), else the first --template.
+    first = None if "template" in (file_job.get("prompt") or {}) or not templates else templates.pop(0)
     given: dict[str, Any] = {
         "data.train": train_file,
         "data.dev": dev,
         "data.test": test,
         **{f"data.{key}": value for key, value in data.items()},
-        "prompt.template": templates[0] if templates else None,
+        "prompt.template": first,
         "prompt.label_words": parse_label_words(label_words) if label_words else None,
         "prompt.max_length": max_length,
         "model.name": model,
@@ -213,7 +216,7 @@ def pet(
         "output": output,
     }
     job = load_job(config, {k: v for k, v in given.items() if v is not None}, sets or ())
-    more: list[Any] = list(templates[1:])
+    more: list[Any] = list(templates)
     if patterns_file is not None:
         more += _read_patterns(patterns_file)
     options = {
