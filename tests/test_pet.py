@@ -454,6 +454,11 @@ def test_bench_pet_and_ipet_cells_on_a_task_with_a_pool_and_skip_one_without(tmp
         assert len(info["models"]) == (2 if name == "pet" else 4) and "ensemble_dev" in info
         assert cell["dev_score"] == info["final"]["best_dev"]["accuracy"] and math.isfinite(cell["score"])
         assert "command" in cell
+    from promptft.bench import build_report
+
+    report = build_report(results, tmp_path / "tasks.yaml")
+    table = report.markdown_path.read_text()
+    assert "| pet" in table and "| ipet" in table
     (data / "sent" / "pool.csv").unlink()
     with pytest.raises(DataError, match="pool file"):
         run_benchmark(str(folder), tasks_file=tmp_path / "tasks.yaml", config=tmp_path / "bench.yaml",
