@@ -371,6 +371,20 @@ def test_cli_with_a_config_takes_its_prompt_first_and_each_template_as_another_p
     assert summary["adapter"] == "lora"  # PET's default when the job names none
 
 
+def test_cli_final_head_is_a_head_classifier_that_eval_loads(env, tmp_path):
+    from tiny import tiny_bert
+
+    bert, tok = tiny_bert()
+    bert.save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    run = tmp_path / "run"
+    ok(invoke(*_args(env, run, "--pool", env / "pool.tsv", "--final", "head", "--final-model", tmp_path / "bert",
+                     "--final-lr", 1e-3, "--final-steps", 2)))  # fmt: skip
+    config = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert config["type"] == "head"
+    ok(invoke("eval", run, "--data", env / "dev.tsv"))
+
+
 def test_cli_user_errors(env, tmp_path):
     user_error(invoke(*_args(env, tmp_path / "a")), "--pool FILE")
     user_error(
