@@ -167,7 +167,7 @@ def pet(
 
     The run folder's best/ is the final classifier (promptft eval, predict); pet.json holds per-model dev scores and weights, each generation's sizes, the ensemble's dev score, the pool size and the times. Run the same command again to resume an interrupted run.
 
-    Example (PET with three patterns on 16-shot SST-2, 1000 pool sentences):
+    Example (PET with two patterns on 16-shot SST-2, 1000 pool sentences):
 
         promptft pet --train train.tsv --dev dev.tsv --pool ../shared/data/SST-2/train.tsv --label-map 0=negative,1=positive --template "Review: {text}\\nSentiment: {mask}" --template "Text: {text}\\nSentiment: {mask}" --label-words negative=negative,positive=positive --pool-limit 1000 --output runs/pet
 
