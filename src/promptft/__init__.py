@@ -18,6 +18,7 @@ _EXPORTS = {
     "HeadClassifier": "promptft.classifiers",
     "LoraSettings": "promptft.adapters",
     "MultiLabel": "promptft.objectives",
+    "PetConfig": "promptft.config",
     "PromptClassifier": "promptft.classifiers",
     "PromptFTError": "promptft.errors",
     "Regression": "promptft.objectives",
@@ -28,6 +29,7 @@ _EXPORTS = {
     "Verbalizer": "promptft.prompts",
     "load_backbone": "promptft.models",
     "load_classifier": "promptft.classifiers",
+    "pet": "promptft.recipes.pet",
     "read_examples": "promptft.data",
     "sample_k_shot": "promptft.data",
     "sample_multi_label": "promptft.data",
@@ -42,6 +44,7 @@ __all__ = [
     "HeadClassifier",
     "LoraSettings",
     "MultiLabel",
+    "PetConfig",
     "PromptClassifier",
     "PromptFTError",
     "Regression",
@@ -52,6 +55,7 @@ __all__ = [
     "Verbalizer",
     "load_backbone",
     "load_classifier",
+    "pet",
     "read_examples",
     "sample_k_shot",
     "sample_multi_label",
@@ -73,9 +77,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from promptft.adapters import LoraSettings
     from promptft.classifiers import ChannelClassifier, HeadClassifier, PromptClassifier, load_classifier
+    from promptft.config import PetConfig
     from promptft.data import Example, TaskSpec, read_examples, sample_k_shot, sample_multi_label
     from promptft.errors import PromptFTError
     from promptft.models import load_backbone
     from promptft.objectives import MultiLabel, Regression
     from promptft.prompts import DemonstrationSettings, Template, Verbalizer
+    from promptft.recipes.pet import pet
     from promptft.training import TrainConfig, Trainer

@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -37,10 +38,11 @@ from promptft.errors import ConfigError, ModelError
 
 @dataclass
 class SplitData:
-    """One seed's few-shot split."""
+    """One seed's few-shot split, and the task's unlabelled pool file when it has one (PET, iPET)."""
 
     train: list[Example]
     dev: list[Example]
+    pool: Path | None = None
 
 
 class Predictor(Protocol):
@@ -108,14 +110,17 @@ def method(
     needs_lm: bool = True,
     job: tuple[str, str] | None = None,
     task_types: tuple[str, ...] = ALL_TASK_TYPES,
+    needs_pool: bool = False,
 ):
     """Register a method. seed_independent: its test predictions do not depend on the seed (computed once,
     reused for every seed). needs_lm: it uses the benchmarked LM (an encoder-only model cannot).
     job: (model.method, model.finetune) of the job its options stand for; None: it checks them itself.
-    task_types: the task types it runs on (the runner skips the others)."""
+    task_types: the task types it runs on (the runner skips the others). needs_pool: it labels the
+    task's unlabelled pool (`pool:` in tasks.yaml; the runner skips tasks without one, and says so)."""
 
     def register(fn: MethodFn) -> MethodFn:
         fn.task_types = task_types  # type: ignore[attr-defined]
+        fn.needs_pool = needs_pool  # type: ignore[attr-defined]
         fn.seed_independent = seed_independent  # type: ignore[attr-defined]
         fn.needs_lm = needs_lm  # type: ignore[attr-defined]
         fn.job = job  # type: ignore[attr-defined]
@@ -405,5 +410,5 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     )
 
 
-# registers the multi-label and regression methods, and issue 11's demonstrations and channel
-from promptft.bench import context_methods, task_methods  # noqa: E402,F401
+# registers the multi-label and regression methods, and issue 11's demonstrations, channel, pet and ipet
+from promptft.bench import context_methods, pet_methods, task_methods  # noqa: E402,F401

@@ -46,7 +46,7 @@ from promptft.bench.tasks import (
     task_metrics,
 )
 from promptft.data import Example
-from promptft.errors import ConfigError
+from promptft.errors import ConfigError, DataError
 
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
 
@@ -90,7 +90,7 @@ def run_benchmark(
     progress: bool = True,
 ) -> RunResult:
     """Run every (task, method, seed) cell for `model`; returns the cells written and skipped."""
-    import promptft
+    from promptft.version import __version__  # not the package root: its lazy API names the recipes
 
     table = tasks_file if isinstance(tasks_file, TaskTable) else load_tasks(tasks_file)
     cfg = config if isinstance(config, BenchConfig) else load_config(config)
@@ -132,6 +132,15 @@ def run_benchmark(
         for s in seed_list
         for m in method_names
         if t.type in getattr(METHODS[m], "task_types", (t.type,))
+        and not (getattr(METHODS[m], "needs_pool", False) and t.pool is None)
+    ]
+    no_pool = [
+        (m, t.key)
+        for m in method_names
+        for t in chosen_tasks
+        if getattr(METHODS[m], "needs_pool", False)
+        and t.pool is None
+        and t.type in getattr(METHODS[m], "task_types", (t.type,))
     ]
     pending = []
     differs = []  # finished cells scored on another test set than this run asks for
@@ -163,6 +172,24 @@ def run_benchmark(
             f"the config ({cfg.source}) now gives (e.g. {stale[0]}); they are kept as they are: add --force "
             "to redo them with the current options, or use another --results-dir"
         )
+    missing_pools = sorted(
+        {
+            str(data_root / str(t.pool))
+            for t, _, m in plan
+            if getattr(METHODS[m], "needs_pool", False) and not (data_root / str(t.pool)).is_file()
+        }
+    )
+    if missing_pools:
+        raise DataError(
+            f"unlabelled pool file(s) missing: {', '.join(missing_pools)}: check the data folder ({data_root}) "
+            "and the tasks' `pool:`"
+        )
+    if no_pool:
+        skipped_pairs = ", ".join(f"{m} on {t}" for m, t in no_pool)
+        console.print(
+            f"[yellow]skipped:[/yellow] {skipped_pairs}: the task has no unlabelled pool to label (give it "
+            "one with `pool: FILE` in the task table)"
+        )
     console.print(
         f"[bold]bench[/bold] {label} ({ref.kind}): {len(plan)} cells, {len(result.skipped)} already done, "
         f"{len(pending)} to run -> {results_dir / FEWSHOT_DIR / label}"
@@ -175,7 +202,7 @@ def run_benchmark(
     file_cache: dict[str, list[Example]] = {}
     reuse_cache: dict[str, dict[str, Any]] = {}
     meta = {
-        "promptft_version": promptft.__version__,
+        "promptft_version": __version__,
         "command": command,
         "device": _device_name(ref),
         "config_source": cfg.source,
@@ -208,7 +235,8 @@ def run_benchmark(
                     if str(file) not in file_cache:
                         file_cache[str(file)] = read_split(task, file)
                 split_cache[(task.key, seed)] = SplitData(
-                    *(sample_split(task, file_cache[str(file)], seed) for file in files)
+                    *(sample_split(task, file_cache[str(file)], seed) for file in files),
+                    pool=data_root / task.pool if task.pool else None,
                 )
                 if task.sample_k is None:
                     file_cache.clear()

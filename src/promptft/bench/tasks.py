@@ -94,6 +94,11 @@ class TaskSpec:
     label_separator: str = ","
     sample_k: int | None = None
     question: str | None = None  # multi-label yes/no per label: the question, with {label} and {mask}
+    # PET/iPET (issue 11): `pool` is a file of unlabelled texts of the task (its labels unused; the seed's
+    # train and dev examples are left out), None when the task has none; `template_type` names the template
+    # library's patterns for the task (promptft/search/template_library.yaml).
+    pool: str | None = None
+    template_type: str | None = None
 
     @property
     def metric(self) -> str:
@@ -273,6 +278,8 @@ def _task(key: str, spec: Any, path: Path) -> TaskSpec:
         label_separator=str(spec.get("label_separator", ",")),
         sample_k=int(spec["sample_k"]) if spec.get("sample_k") else None,
         question=str(spec["question"]) if spec.get("question") else None,
+        pool=str(spec["pool"]) if spec.get("pool") else None,
+        template_type=str(spec["template_type"]) if spec.get("template_type") else None,
     )
 
 

@@ -14,6 +14,7 @@ from promptft.cli import (  # noqa: F401  (each module adds its commands)
     diagnostics,
     fairness,
     models,
+    pet,
     prompts,
     push,
     report,

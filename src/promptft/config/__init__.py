@@ -3,6 +3,7 @@
 * `JobConfig` (`job.py`): what `promptft train` runs: data, task (`TaskConfig`, `task.py`: single-label,
   multi-label or regression), prompt, model (with any adapter of the
   registry), training (`TrainConfig`, `train.py`) and the run folder.
+* `PetConfig` (`pet.py`): pattern ensembles (PET / iPET) on top of a job.
 * `BenchConfig` (`bench.py`): the benchmark's per-method options, each a partial job config.
 
 An unknown key is a `ConfigError` that names the nearest valid key and the valid keys of its section; a
@@ -23,6 +24,7 @@ from promptft.config.job import (
     parse_assignments,
     read_job_file,
 )
+from promptft.config.pet import PetConfig
 from promptft.config.task import TaskConfig
 from promptft.config.train import TrainConfig
 
@@ -31,6 +33,7 @@ __all__ = [
     "DataConfig",
     "JobConfig",
     "ModelConfig",
+    "PetConfig",
     "PromptConfig",
     "Section",
     "TaskConfig",

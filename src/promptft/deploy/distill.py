@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import torch
 
 from promptft.classifiers import BaseClassifier, HeadClassifier
+from promptft.classifiers.ensemble import combine_log_probs, soft_targets
 from promptft.data import Example
 from promptft.errors import PromptFTError
 from promptft.objectives import Objective, Regression, SingleLabel, SoftLabel
@@ -84,12 +85,14 @@ def teacher_logits(
             rows.append(teacher.objective.scores(logits)[:, None])
         else:
             rows.append(torch.log_softmax(logits.float(), dim=-1))
-    return torch.stack(rows).mean(0)
+    if objective.name == "regression":
+        return torch.stack(rows).mean(0)
+    return combine_log_probs(torch.stack(rows))  # equal weights, PET's mean in log space
 
 
 def soft_probabilities(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """The teacher's distribution at temperature T (T > 1 softens it)."""
-    return torch.softmax(logits.float() / temperature, dim=-1)
+    return soft_targets(logits, temperature)
 
 
 def soft_examples(

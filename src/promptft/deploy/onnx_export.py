@@ -213,7 +213,7 @@ def export_graph(clf: BaseClassifier, path: Path, opset: int = OPSET) -> dict[st
 
 
 def folder_config(clf: BaseClassifier, graph_info: dict[str, Any], source: str) -> dict[str, Any]:
-    from promptft import __version__
+    from promptft.version import __version__
 
     common = {
         "format_version": ONNX_FORMAT_VERSION,

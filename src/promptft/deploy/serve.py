@@ -119,7 +119,7 @@ def prediction_records(clf, examples: list[Example], batch_size: int) -> list[di
 
 
 def model_info(clf, source: str) -> dict[str, Any]:
-    from promptft import __version__
+    from promptft.version import __version__
 
     info: dict[str, Any] = {
         "model": {
