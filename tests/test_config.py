@@ -152,6 +152,7 @@ SAMPLES = {
     "prompt.token_reduction": "mean",
     "prompt.word_reduction": "mean",
     "prompt.answers": ("nope", "yep"),
+    "prompt.train_negatives": 3,
     "prompt.calibrate": "contextual",
     "prompt.content_free": ["N/A", "nothing"],
     "prompt.max_length": 64,
@@ -223,6 +224,8 @@ def test_every_schema_field_is_reachable_by_set():
             sets.insert(0, "task.type=regression")
         elif key == "task.label_columns":
             sets.insert(0, "task.type=multi_label")
+        elif key == "prompt.train_negatives":  # sampled questions are yes/no's
+            sets.insert(0, "model.method=yes_no")
         got = _get(load_job(None, {}, sets), key)
         if key == "model.lora":
             assert got.r == 4

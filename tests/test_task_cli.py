@@ -172,9 +172,11 @@ def test_yes_no_method_through_the_cli(env, tmp_path):
     result = invoke(
         "train", *common(env), "--train", emo, "--dev", emo, "--test", emo, *data, "--task", "multi_label",
         "--method", "yes_no", "--template", question, "--finetune", "lora", "--output", run,
+        "--train-negatives", 1,
     )  # fmt: skip
     ok(result)
     saved = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert saved["train_negatives"] == 1
     assert saved["type"] == "yes_no" and saved["label_texts"] == {
         "joy": "joy",
         "anger": "anger",
@@ -190,6 +192,11 @@ def test_yes_no_method_through_the_cli(env, tmp_path):
         invoke("train", *common(env), "--train", emo, *data, "--task", "multi_label", "--method", "yes_no",
                "--template", "{text} {mask}", "--output", tmp_path / "bad"),
         "needs a {label} field",
+    )  # fmt: skip
+    user_error(
+        invoke("train", *common(env), "--train", emo, *data, "--task", "multi_label", "--label-words",
+               "joy=great,anger=terrible,love=love", "--train-negatives", 2, "--output", tmp_path / "bad2"),
+        "for model.method yes_no, not prompt",
     )  # fmt: skip
 
 

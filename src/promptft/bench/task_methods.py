@@ -4,7 +4,8 @@ sentence-embedding peer for sentence similarity. Registered when `promptft.bench
 * `prompt_ft_multilabel_sigmoid` (approach b): one prompt; every label word's calibrated log-probability
   through a sigmoid (BCE), LoRA; thresholds tuned on dev.
 * `prompt_ft_multilabel_yesno` (approach a): a yes/no question per label (`task.question`), the text's
-  KV cache shared across labels on causal LMs, LoRA; thresholds tuned on dev.
+  KV cache shared across labels on causal LMs, LoRA; thresholds tuned on dev. `train_negatives: N`: a
+  training example asks its positive labels plus N sampled negatives (evaluation asks every label).
 * `minilm_cosine`: the cosine similarity of the offline all-MiniLM-L6-v2 embeddings of the two sentences,
   mapped onto the task's range (no training; the peer a user reaches for on STS-B).
 """
@@ -59,6 +60,7 @@ def prompt_ft_multilabel_yesno(
         max_length=job.prompt.max_length,
         base_model=model.name,
         objective=task.objective(),
+        train_negatives=job.prompt.train_negatives,
     )
     clf.set_finetune(job.model.adapter_settings())
     trainable, total = clf.parameter_counts()
@@ -72,6 +74,7 @@ def prompt_ft_multilabel_yesno(
         info={
             "question": question,
             "answers": list(job.prompt.answers),
+            "train_negatives": job.prompt.train_negatives,
             "thresholds": clf.objective.thresholds,  # type: ignore[attr-defined]
             "trainable_parameters": trainable,
             "total_parameters": total,

@@ -126,6 +126,15 @@ def train(
             "predicting (prompt.calibrate; single-label prompts).",
         ),
     ] = None,
+    train_negatives: Annotated[
+        int | None,
+        typer.Option(
+            "--train-negatives",
+            min=0,
+            help="--method yes_no: each training example asks its positive labels plus this many sampled "
+            "negative ones, drawn afresh every step (default: every label); evaluation asks every label.",
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Offline alias, local model folder or hub id.")
     ] = None,
@@ -257,6 +266,7 @@ def train(
         "prompt.token_reduction": token_reduction,
         "prompt.word_reduction": word_reduction,
         "prompt.calibrate": calibrate,
+        "prompt.train_negatives": train_negatives,
         "prompt.max_length": max_length,
         "prompt.demonstrations.selection": demonstrations,
         "prompt.demonstrations.n_sets": demo_sets,

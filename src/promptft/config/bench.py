@@ -88,6 +88,7 @@ OPTION_KEYS = {
     "lora": "model.lora",
     "adapter": "model.adapter",
     "demonstrations": "prompt.demonstrations",
+    "train_negatives": "prompt.train_negatives",
 }
 
 

@@ -93,6 +93,10 @@ class PromptConfig(Section):
     """Longest input in tokens (the text is cut, never the template)."""
     answers: tuple[str, str] = ("no", "yes")
     """model.method yes_no: the (no, yes) answer words; prompt.label_words then gives each label's text."""
+    train_negatives: int | None = Field(default=None, ge=0)
+    """model.method yes_no: each training example asks its positive labels plus this many negative labels,
+    drawn afresh every step, so a step costs a few questions per example instead of one per label; null:
+    every label. Evaluation and prediction always ask every label."""
     calibrate: Literal["none", "contextual"] = "none"
     """contextual: divide out the label bias of content-free inputs at prediction time (Zhao et al. 2021;
     single-label prompts)."""
@@ -203,6 +207,15 @@ class JobConfig(Section):
         """The data section's column spec plus how the task's labels are read (`read_rows` options)."""
         return {**self.data.reader_options(), "task": self.task.reader_task()}
 
+    @model_validator(mode="after")
+    def _yes_no_options(self) -> Self:
+        if self.prompt.train_negatives is not None and self.model.method != "yes_no":
+            raise ConfigError(
+                "prompt.train_negatives samples the labels a yes/no question per label asks: it is for "
+                f"model.method yes_no, not {self.model.method}; drop it"
+            )
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _default_learning_rate(cls, data: Any) -> Any:
@@ -240,6 +253,8 @@ class JobConfig(Section):
             data["prompt"]["answers"] = list(data["prompt"]["answers"])
         else:
             data["prompt"].pop("answers")  # used by yes/no questions only
+        if data["prompt"]["train_negatives"] is None:
+            data["prompt"].pop("train_negatives")  # jobs without it read as before
         if data["task"] == TaskConfig().to_dict():
             data.pop("task")  # single-label jobs read as before
         elif data["task"]["value_range"] is not None:

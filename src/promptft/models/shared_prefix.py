@@ -43,6 +43,34 @@ def _cache_kwarg(model: torch.nn.Module) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def _accepts_position_ids(model: torch.nn.Module) -> bool:
+    return "position_ids" in inspect.signature(model.forward).parameters
+
+
+# Cached key/value rows (suffix rows x prefix width) per forward: the expanded cache is ~46 KB per row and
+# token for a 135M model, so this bounds it near 400 MB.
+CACHE_BUDGET = 8192
+
+
+def _chunks(groups: Sequence[Sequence[Sequence[int]]], batched: bool) -> list[list[int]]:
+    """Consecutive group indices run in one forward each: all within the cache budget when the model
+    takes position ids (prefixes of different lengths need them), else one group at a time."""
+    if not batched:
+        return [[g] for g in range(len(groups))]
+    out: list[list[int]] = []
+    rows = width = 0
+    for g, group in enumerate(groups):
+        n, w = len(group), max(len(r) for r in group)
+        if out and (rows + n) * max(width, w) > CACHE_BUDGET:
+            out.append([])
+            rows = width = 0
+        if not out:
+            out.append([])
+        out[-1].append(g)
+        rows, width = rows + n, max(width, w)
+    return out
+
+
 def shared_prefix_scores(
     backbone: Backbone,
     groups: Sequence[Sequence[Sequence[int]]],
@@ -51,52 +79,79 @@ def shared_prefix_scores(
 ) -> torch.Tensor:
     """Word log-probabilities `[total rows, n_words]` after every row (groups one after another), as
     `backbone(prompts, words)` gives them, with each group's common prefix run once and its KV cache
-    shared by the group's rows. A k-token word adds a row with its first k-1 tokens, as in the backbone."""
+    shared by the group's rows. A k-token word adds a row with its first k-1 tokens, as in the backbone.
+
+    Several groups run together: their prefixes in one padded forward, then all their suffixes in one
+    forward on the cache rows of their own prefix (explicit position ids, the prefix padding masked). Small
+    forwards are costly on CPU (each reads all the weights), so two per batch beat two per group."""
+    batched = _accepts_position_ids(backbone.model)
+    return torch.cat(
+        [
+            _scores(backbone, [groups[g] for g in chunk], words, token_reduction)
+            for chunk in _chunks(groups, batched)
+        ]
+    )
+
+
+def _scores(
+    backbone: Backbone,
+    groups: Sequence[Sequence[Sequence[int]]],
+    words: TokenizedWords,
+    token_reduction: str,
+) -> torch.Tensor:
     head = backbone.model.get_output_embeddings()
     device = backbone.device
     key = _cache_kwarg(backbone.model)
-    out = []
-    for rows in groups:
-        p = common_prefix_length(rows)
-        prefix = torch.tensor([list(rows[0][:p])], dtype=torch.long, device=device)
-        with gathered_input(head, lambda h: h[:, -1:]):  # the prefix's vocabulary logits are not needed
-            result = backbone.net(input_ids=prefix, use_cache=True)
-        cache = getattr(result, "cache", None) or result.past_key_values
-        suffixes: list[list[int]] = []
-        positions: list[tuple[int, int]] = []  # (suffix row, position) per scored token
-        target_token: list[int] = []
-        target_example: list[int] = []
-        target_word: list[int] = []
-        for e, row in enumerate(rows):
+    lengths = [common_prefix_length(rows) for rows in groups]
+    prefix_ids, prefix_mask = backbone._pad(
+        [list(rows[0][:p]) for rows, p in zip(groups, lengths, strict=True)]
+    )
+    with gathered_input(head, lambda h: h[:, -1:]):  # the prefix's vocabulary logits are not needed
+        result = backbone.net(input_ids=prefix_ids, attention_mask=prefix_mask, use_cache=True)
+    cache = getattr(result, "cache", None) or result.past_key_values
+    suffixes: list[list[int]] = []
+    group_of: list[int] = []  # per suffix row, its group (its cache row)
+    positions: list[tuple[int, int]] = []  # (suffix row, position) per scored token
+    target_token: list[int] = []
+    target_example: list[int] = []  # the row of `groups` (counted over all groups) the token scores
+    target_word: list[int] = []
+    n_rows = 0
+    for g, (rows, p) in enumerate(zip(groups, lengths, strict=True)):
+        for row in rows:
             base = len(suffixes)
             suffixes.append(list(row[p:]))
+            group_of.append(g)
             last = len(row) - p - 1
             for j, word in enumerate(words.word_ids):
                 r = base
                 if len(word) > 1:
                     r = len(suffixes)
                     suffixes.append(list(row[p:]) + list(word[:-1]))
+                    group_of.append(g)
                 for t, token in enumerate(word):
                     positions.append((r, last + t))
                     target_token.append(token)
-                    target_example.append(e)
+                    target_example.append(n_rows)
                     target_word.append(j)
-        cache.batch_repeat_interleave(len(suffixes))
-        ids, suffix_mask = backbone._pad(suffixes)
-        mask = torch.cat([torch.ones((len(suffixes), p), dtype=torch.long, device=device), suffix_mask], 1)
-        logits = backbone._scoring_logits(
-            head,
-            torch.tensor([r for r, _ in positions], device=device),
-            torch.tensor([c for _, c in positions], device=device),
-            ids.shape[1],
-            input_ids=ids,
-            attention_mask=mask,
-            use_cache=True,
-            **{key: cache},
-        )
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        picked = logprobs[
-            torch.arange(len(positions), device=device), torch.tensor(target_token, device=device)
-        ]
-        out.append(backbone._reduce(picked, target_example, target_word, len(rows), words, token_reduction))
-    return torch.cat(out)
+            n_rows += 1
+    index = torch.tensor(group_of, device=device)
+    cache.batch_select_indices(index)  # each suffix row gets its own group's prefix keys and values
+    ids, suffix_mask = backbone._pad(suffixes)
+    mask = torch.cat([prefix_mask[index], suffix_mask], 1)
+    start = torch.tensor(lengths, device=device)[index]  # the suffix continues its own prefix's positions
+    position_ids = start[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
+    extra = {"position_ids": position_ids} if len(groups) > 1 else {}  # one group: no padding, the default
+    logits = backbone._scoring_logits(
+        head,
+        torch.tensor([r for r, _ in positions], device=device),
+        torch.tensor([c for _, c in positions], device=device),
+        ids.shape[1],
+        input_ids=ids,
+        attention_mask=mask,
+        use_cache=True,
+        **{key: cache},
+        **extra,
+    )
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    picked = logprobs[torch.arange(len(positions), device=device), torch.tensor(target_token, device=device)]
+    return backbone._reduce(picked, target_example, target_word, n_rows, words, token_reduction)

@@ -69,12 +69,21 @@ class MultiLabel(Objective):
         return out
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per example, the mean BCE over its labels. A NaN logit is a label not asked this step (a yes/no
+        classifier's `train_negatives`): it carries no loss and no gradient, and the mean is over the rest."""
         import torch.nn.functional as F
 
+        logits, targets = logits.float(), targets.to(logits.device).float()
+        asked = ~logits.isnan()
+        if bool(asked.all()):
+            per_label = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+            return per_label.mean(
+                -1
+            )  # the mean over labels: the loss scale does not grow with the label count
         per_label = F.binary_cross_entropy_with_logits(
-            logits.float(), targets.to(logits.device).float(), reduction="none"
+            logits.masked_fill(~asked, 0.0), targets, reduction="none"
         )
-        return per_label.mean(-1)  # the mean over labels: the loss scale does not grow with the label count
+        return (per_label * asked).sum(-1) / asked.sum(-1).clamp(min=1)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float().sigmoid()

@@ -246,6 +246,7 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
             max_length=job.prompt.max_length,
             device=m.device,
             objective=job.task.objective(list(texts)),
+            train_negatives=job.prompt.train_negatives,
         )
     if m.method == "channel":
         from promptft.classifiers import ChannelClassifier
