@@ -68,11 +68,18 @@ def run_variant(clf, encoded, examples) -> dict:
     cpu = time.process_time() - start
     predictions = clf.objective.decode(logits)
     accuracy = sum(p == ex.label for p, ex in zip(predictions, examples, strict=True)) / len(examples)
-    return {"logits": logits, "predictions": predictions, "accuracy": accuracy, "cpu_ms": 1000 * cpu / len(encoded)}
+    return {
+        "logits": logits,
+        "predictions": predictions,
+        "accuracy": accuracy,
+        "cpu_ms": 1000 * cpu / len(encoded),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", required=True)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "SST-2"))
     parser.add_argument("--n", type=int, default=500)
@@ -116,14 +123,21 @@ def main() -> None:
             quantize_torch_int8(clf, **kwargs)
             out = run_variant(clf, encoded, examples)
         except Exception as err:  # an engine this CPU or build cannot run: recorded, not fatal
-            rows.append({"variant": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
-                         "error": f"{type(err).__name__}: {str(err)[:300]}"})
+            rows.append(
+                {
+                    "variant": name,
+                    **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+                    "error": f"{type(err).__name__}: {str(err)[:300]}",
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
             continue
         finally:
             torch.backends.quantized.engine = default_engine
             del clf
-        agree = sum(a == b for a, b in zip(out["predictions"], ref["predictions"], strict=True)) / len(examples)
+        agree = sum(a == b for a, b in zip(out["predictions"], ref["predictions"], strict=True)) / len(
+            examples
+        )
         change = (torch.softmax(out["logits"], -1) - ref_probs).abs().max().item()
         rows.append(
             {

@@ -66,7 +66,9 @@ def test_engine_is_set_and_an_unknown_one_is_refused():
         clf = quantize_torch_int8(prompt_clf(), engine="fbgemm", reduce_range=False, keep=())
         assert torch.backends.quantized.engine == "fbgemm" and "fbgemm engine" in clf.quantization
         model = clf.backbone.model
-        assert all(isinstance(m, FullRangeDynamicLinear) for n, m in model.named_modules() if n.endswith("down_proj"))
+        assert all(
+            isinstance(m, FullRangeDynamicLinear) for n, m in model.named_modules() if n.endswith("down_proj")
+        )
         with pytest.raises(PromptFTError, match="choose one of"):
             quantize_torch_int8(prompt_clf(), engine="no-such-engine")
     finally:
