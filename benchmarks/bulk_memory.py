@@ -38,6 +38,12 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument("--chunk-size", type=int, default=512)
+    parser.add_argument(
+        "--in-memory-max",
+        type=int,
+        default=None,
+        help="sizes above this run streamed only (an in-memory run of the whole file takes as long again)",
+    )
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "SST-2" / "train.tsv"))
     parser.add_argument(
         "--make-minilm", action="store_true", help="first save MiniLM-L6 + an untrained head to MODEL"
@@ -53,12 +59,18 @@ def main() -> None:
             "minilm-l6", ["negative", "positive"], device="cpu", seed=0
         ).save_pretrained(args.model)
     lines = Path(args.data).read_text(encoding="utf-8").splitlines()
+    uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    # a size past the file's rows means the whole file
+    args.sizes = [min(n, len(lines) - 1) for n in args.sizes]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             data = Path(tmp) / f"train_{n}.tsv"
             data.write_text("\n".join(lines[: n + 1]) + "\n", encoding="utf-8")
-            for mode in ("streamed", "in_memory"):
+            modes = ["streamed"]
+            if args.in_memory_max is None or n <= args.in_memory_max:
+                modes.append("in_memory")
+            for mode in modes:
                 out = Path(tmp) / f"pred_{n}_{mode}.jsonl"
                 command = [
                     sys.executable,
@@ -99,6 +111,7 @@ def main() -> None:
         "chunk_size": args.chunk_size,
         "rows": rows,
         "threads": os.environ.get("OMP_NUM_THREADS", "default"),
+        "uptime_before": uptime_before,
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "command": "OMP_NUM_THREADS={} PYTHONPATH=src python {}".format(
             os.environ.get("OMP_NUM_THREADS", ""), shlex.join(["benchmarks/bulk_memory.py", *sys.argv[1:]])

@@ -2,7 +2,9 @@
 
 * `quantize_torch_int8(clf)`: the transformer's `nn.Linear` layers become int8 dynamically quantized ones
   (`torch.ao.quantization.quantize_dynamic`: int8 weights per output channel, activations quantized per
-  batch at run time).
+  batch at run time). torch's dynamic Linear hard-codes `reduce_range=True` (7-bit activations, fbgemm's
+  guard against int16 saturation in CPUs without VNNI), where onnxruntime uses all 8 bits; on a CPU with
+  VNNI the layers here use the full range (`FullRangeDynamicLinear`), see `reduce_range` below.
   The output head (the label-word scores, computed only at the scoring positions) stays fp32: it costs
   little and its rows are what the prediction reads.
 * `quantize_onnx_int8(src, dst)`: onnxruntime's dynamic quantization of an exported graph (MatMul/Gemm
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized import dynamic as nnqd
 
 from promptft.errors import PromptFTError
 
@@ -34,11 +37,50 @@ KEEP_FP32 = ("down_proj",)
 _HEADS = ("lm_head", "/cls/", "/classifier", "/score/")
 
 
-def quantize_torch_int8(clf, *, keep: Sequence[str] = KEEP_FP32, keep_head: bool = True):
+def cpu_has_vnni() -> bool:
+    """Whether this CPU has the VNNI int8 dot-product instructions (AVX512-VNNI or AVX-VNNI), read from
+    /proc/cpuinfo (Linux); False where that cannot be read (the safe answer: keep torch's reduced range)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_vnni", "avx_vnni"})
+
+
+class FullRangeDynamicLinear(nnqd.Linear):
+    """torch's dynamic int8 Linear with 8-bit activations (`reduce_range=False`): the stock module always
+    passes `reduce_range=True`, quantizing activations to 7 bits (0..127). That range guards fbgemm's
+    `vpmaddubsw` (u8 x s8 pairs summed in int16) against saturation on CPUs without VNNI; with VNNI the
+    products are summed in int32 and the lost bit only costs accuracy."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed_params.dtype != torch.qint8:
+            return super().forward(x)
+        y = torch.ops.quantized.linear_dynamic(x, self._packed_params._packed_params, reduce_range=False)
+        return y.to(x.dtype)
+
+
+def quantize_torch_int8(
+    clf,
+    *,
+    keep: Sequence[str] = KEEP_FP32,
+    keep_head: bool = True,
+    reduce_range: bool | None = None,
+    engine: str | None = None,
+):
     """Quantize a classifier's Linear layers to int8 in place (CPU only); returns the classifier.
 
     Layers whose name contains one of `keep` stay fp32 (see `KEEP_FP32`), as does the output head. Works
-    for prompt and head classifiers; a LoRA adapter is merged into the weights first."""
+    for prompt and head classifiers; a LoRA adapter is merged into the weights first.
+
+    `reduce_range`: quantize activations to 7 bits (torch's stock dynamic Linear) instead of 8. Default:
+    8 bits where the CPU has VNNI (`cpu_has_vnni`), 7 otherwise. `engine`: torch's quantized engine
+    (`torch.backends.quantized.engine`: x86, fbgemm, onednn, qnnpack), set process-wide before packing
+    the weights (the packed weights belong to it); default: leave it as it is (x86 on x86 CPUs)."""
     from promptft.classifiers import PromptClassifier
     from promptft.deploy.onnx_export import merge_adapter
 
@@ -58,8 +100,24 @@ def quantize_torch_int8(clf, *, keep: Sequence[str] = KEEP_FP32, keep_head: bool
         for name, module in model.named_modules()
         if isinstance(module, nn.Linear) and id(module) not in skip and not any(k in name for k in keep)
     }
-    torch.ao.quantization.quantize_dynamic(model, qconfig_spec=targets, dtype=torch.qint8, inplace=True)
-    clf.quantization = "int8 (torch dynamic, per-channel weights)"
+    if engine is not None:
+        if engine not in torch.backends.quantized.supported_engines:
+            raise PromptFTError(
+                f"quantized engine {engine!r} is not available in this torch build: choose one of "
+                f"{', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')}"
+            )
+        torch.backends.quantized.engine = engine
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
+    mapping = None if reduce_range else {nn.Linear: FullRangeDynamicLinear}
+    torch.ao.quantization.quantize_dynamic(
+        model, qconfig_spec=targets, mapping=mapping, dtype=torch.qint8, inplace=True
+    )
+    bits = 7 if reduce_range else 8
+    clf.quantization = (
+        f"int8 (torch dynamic, per-channel weights, {bits}-bit activations, "
+        f"{torch.backends.quantized.engine} engine)"
+    )
     return clf
 
 
