@@ -32,10 +32,8 @@ from int8_select import run_variant, selection_set, train_pool  # noqa: E402
 # name -> (SmoothQuant alpha or None, layers kept fp32 besides the output head); x86 engine, 8-bit activations
 CONFIGS = {
     "no_smooth_keep_down_proj": (None, ("down_proj",)),  # the committed configuration
-    "smooth_0.5_keep_down_proj": (0.5, ("down_proj",)),
-    "smooth_0.8_keep_down_proj": (0.8, ("down_proj",)),
-    "smooth_0.5_quantize_all": (0.5, ()),
-    "smooth_0.8_quantize_all": (0.8, ()),
+    **{f"smooth_{a}_keep_down_proj": (a, ("down_proj",)) for a in (0.5, 0.65, 0.8, 0.9)},
+    **{f"smooth_{a}_quantize_all": (a, ()) for a in (0.5, 0.65, 0.8, 0.9)},
 }
 
 
