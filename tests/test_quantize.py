@@ -117,6 +117,16 @@ def test_smoothquant_flattens_the_down_proj_input():
     assert spread(clf) < 0.5 * before
 
 
+def test_smoothquant_only_with_calibration_inputs():
+    plain = quantize_torch_int8(prompt_clf())
+    assert "SmoothQuant" not in plain.quantization
+    smoothed = quantize_torch_int8(prompt_clf(), calibration=TEXTS)
+    assert f"SmoothQuant alpha {quantize.SMOOTH_ALPHA}" in smoothed.quantization
+    # the rewrite happened: the RMSNorm weights (all 1 in the tiny model) are no longer 1
+    norm = next(m for n, m in smoothed.backbone.model.named_modules() if n.endswith("input_layernorm"))
+    assert not torch.allclose(norm.weight, torch.ones_like(norm.weight))
+
+
 def test_quantize_with_smoothquant_quantizes_down_proj():
     clf = prompt_clf()
     reference = clf.predict_proba(TEXTS)
@@ -128,10 +138,8 @@ def test_quantize_with_smoothquant_quantizes_down_proj():
 
 
 def test_smoothquant_refuses_bad_settings():
-    with pytest.raises(PromptFTError, match="calibration inputs"):
-        quantize_torch_int8(prompt_clf(), smooth=0.5)
     with pytest.raises(PromptFTError, match="pass smooth=alpha"):
-        quantize_torch_int8(prompt_clf(), calibration=TEXTS)
+        quantize_torch_int8(prompt_clf(), calibration=TEXTS, smooth=None)
     with pytest.raises(PromptFTError, match="between 0 and 1"):
         smooth_quant(prompt_clf(), TEXTS, 1.5)
     with pytest.raises(PromptFTError, match="few dozen"):
@@ -141,3 +149,22 @@ def test_smoothquant_refuses_bad_settings():
     mlm = PromptClassifier(backbone_from_model(model, tok), "{text} It was {mask}.", words, max_length=64)
     with pytest.raises(PromptFTError, match="Llama-style"):
         smooth_quant(mlm, TEXTS, 0.5)
+
+
+def test_serve_int8_calibration_file_turns_smoothquant_on(tmp_path):
+    from promptft.recipes.serve import load_for_serving
+
+    folder = tmp_path / "clf"
+    prompt_clf().save_pretrained(folder)
+    calibration = tmp_path / "calibration.txt"
+    calibration.write_text("\n".join(TEXTS) + "\n\n")
+    clf = load_for_serving(folder, int8=True, int8_calibration=calibration)
+    assert "SmoothQuant" in clf.quantization
+    assert "SmoothQuant" not in load_for_serving(folder, int8=True).quantization
+    with pytest.raises(PromptFTError, match="add --int8"):
+        load_for_serving(folder, int8_calibration=calibration)
+    with pytest.raises(PromptFTError, match="not found"):
+        load_for_serving(folder, int8=True, int8_calibration=tmp_path / "missing.txt")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(PromptFTError, match="is empty"):
+        load_for_serving(folder, int8=True, int8_calibration=tmp_path / "empty.txt")
