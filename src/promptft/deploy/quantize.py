@@ -9,7 +9,7 @@
   little and its rows are what the prediction reads.
 * `smooth_quant(clf, calibration, alpha)`: SmoothQuant (Xiao et al. 2023), an exact fp32 rewrite that moves
   the activation outliers of a Llama-style decoder into the weights before quantizing (see below);
-  `quantize_torch_int8(clf, smooth=alpha, calibration=texts)` applies it first.
+  `quantize_torch_int8(clf, calibration=texts)` applies it first (alpha `SMOOTH_ALPHA`).
 * `quantize_onnx_int8(src, dst)`: onnxruntime's dynamic quantization of an exported graph (MatMul/Gemm
   weights int8, per channel).
 * `quantize_onnx_int4(src, dst)`: weight-only int4 with onnxruntime's `MatMulNBitsQuantizer` (blockwise
