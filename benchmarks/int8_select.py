@@ -49,16 +49,20 @@ VARIANTS = {
 def selection_set(data: Path, n: int, seed: int, min_words: int) -> list:
     """`n` train.tsv sentences (at least `min_words` words: SST-2's train file also holds short phrases)
     that are in neither the 16-shot train nor dev file of any seed."""
+    return random.Random(seed).sample(train_pool(data, min_words), n)
+
+
+def train_pool(data: Path, min_words: int) -> list:
+    """train.tsv sentences of at least `min_words` words in no 16-shot train or dev file (file order)."""
     few_shot = set()
     for folder in (data / "k-shot").glob("16-*"):
         for split in ("train.tsv", "dev.tsv"):
             few_shot.update(ex.fields["text"] for ex in read_examples(folder / split, label_map=LABEL_MAP))
-    pool = [
+    return [
         ex
         for ex in read_examples(data / "train.tsv", label_map=LABEL_MAP)
         if ex.fields["text"] not in few_shot and len(ex.fields["text"].split()) >= min_words
     ]
-    return random.Random(seed).sample(pool, n)
 
 
 def run_variant(clf, encoded, examples) -> dict:

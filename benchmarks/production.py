@@ -100,9 +100,17 @@ def main() -> None:
     parser.add_argument(
         "--int8-compare",
         nargs="*",
-        default=["int8_7bit"],
-        choices=["int8_7bit"],
-        help="extra torch int8 rows in the details file: int8_7bit = torch's stock 7-bit activations",
+        default=["int8_7bit", "int8_no_smooth"],
+        choices=["int8_7bit", "int8_no_smooth"],
+        help="extra torch int8 rows in the details file: int8_7bit = torch's stock 7-bit activations (no "
+        "SmoothQuant), int8_no_smooth = 8-bit activations without SmoothQuant",
+    )
+    parser.add_argument(
+        "--int8-calibration",
+        type=int,
+        default=64,
+        help="SST-2 train sentences (outside the few-shot files and int8_select.py's selection set) whose "
+        "activation maxima SmoothQuant uses for the int8 row; 0: no SmoothQuant",
     )
     args = parser.parse_args()
     if args.export_only and not args.onnx_dir:
@@ -147,9 +155,24 @@ def main() -> None:
             return
         fp32.backbone.model.save_pretrained(tmp / "fp32")  # safetensors: what a merged fp32 model takes
         variants = {"prompt_fp32": (fp32, size_mb(tmp / "fp32"))}
-        int8 = quantize_torch_int8(copy.deepcopy(fp32))
+        calibration = None
+        if args.int8_calibration:
+            # train sentences, never test ones: int8_smoothquant.py's calibration slice
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from int8_select import selection_set
+            from int8_smoothquant import calibration_set
+
+            train = Path(args.data).parent
+            calibration = calibration_set(
+                train, args.int8_calibration, 1, 6, exclude=selection_set(train, 500, 0, 6)
+            )
+        int8 = quantize_torch_int8(copy.deepcopy(fp32), calibration=calibration)
         details["int8_quantization"] = int8.quantization
+        details["int8_calibration_sentences"] = len(calibration or [])
         variants["int8"] = (int8, round(state_size_bytes(int8.backbone.model) / 2**20, 2))
+        if "int8_no_smooth" in args.int8_compare and calibration is not None:
+            plain = quantize_torch_int8(copy.deepcopy(fp32))
+            variants["int8_no_smooth"] = (plain, round(state_size_bytes(plain.backbone.model) / 2**20, 2))
         if "int8_7bit" in args.int8_compare:
             old = quantize_torch_int8(copy.deepcopy(fp32), reduce_range=True)
             variants["int8_7bit"] = (old, round(state_size_bytes(old.backbone.model) / 2**20, 2))
@@ -195,8 +218,9 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "notes": "LoRA merged into the weights for every variant; torch int8 = quantize_dynamic with per-channel "
         "int8 weights on every Linear except the output head and the MLP down_proj (kept fp32, see "
-        "promptft.deploy.quantize.KEEP_FP32), 8-bit activations where the CPU has VNNI (int8_7bit: torch's "
-        "stock 7-bit activations, the configuration before); pruned/student: the saved folders given with "
+        "promptft.deploy.quantize.KEEP_FP32), 8-bit activations where the CPU has VNNI, after SmoothQuant "
+        "(alpha promptft.deploy.quantize.SMOOTH_ALPHA, activation maxima of --int8-calibration SST-2 train "
+        "sentences; int8_no_smooth: without it; int8_7bit: torch's stock 7-bit activations without it); pruned/student: the saved folders given with "
         "--model, size = the folder; ONNX int8 = onnxruntime quantize_dynamic (per-channel int8 weights, "
         "uint8 embedding gather; output head and down_proj MatMuls kept fp32); ONNX int4 = onnxruntime "
         "MatMulNBits weight-only int4, symmetric blocks of 32, accuracy_level 4 (same nodes kept fp32; embedding "
@@ -214,7 +238,8 @@ def main() -> None:
     meta["targets"] = targets
     out = Path(args.out)
     existing = json.loads(out.read_text()) if out.exists() else []
-    main_rows = [r for r in rows if r["variant"] != "int8_7bit"]  # the details file keeps the comparison
+    # the details file keeps the comparisons
+    main_rows = [r for r in rows if r["variant"] not in ("int8_7bit", "int8_no_smooth")]
     mine = {r["variant"] for r in main_rows}
     keys = ("variant", "accuracy", "size_mb", "latency_ms_b1", "latency_ms_b32", "examples_per_s")
     merged = [r for r in existing if r.get("variant") not in mine]

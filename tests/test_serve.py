@@ -285,3 +285,16 @@ def test_cli_serve_checks_the_model_before_starting(tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path / "missing"), "--port", "8123"])
     assert result.exit_code == 2 and "no such folder" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_cli_serve_int8_calibration_needs_int8(tmp_path):
+    from typer.testing import CliRunner
+
+    from promptft.cli import app
+
+    tiny_clf().save_pretrained(tmp_path / "clf")
+    (tmp_path / "calibration.txt").write_text("a fine film\n")
+    args = ["serve", str(tmp_path / "clf"), "--int8-calibration", str(tmp_path / "calibration.txt")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "add --int8" in result.stderr
+    assert "Traceback" not in result.output

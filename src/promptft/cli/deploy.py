@@ -78,6 +78,14 @@ def serve(
     int8: Annotated[
         bool, typer.Option("--int8", help="PyTorch models: int8 dynamic quantization at load (CPU).")
     ] = False,
+    int8_calibration: Annotated[
+        Path | None,
+        typer.Option(
+            "--int8-calibration",
+            help="With --int8: a text file of a few dozen training inputs, one a line; SmoothQuant measures "
+            "their activations and rescales the weights before quantizing (closer to fp32).",
+        ),
+    ] = None,
     device: DeviceOpt = None,
 ) -> None:
     """Serve a classifier over HTTP: POST /predict, GET /health, GET /info, OpenAPI at /docs.
@@ -99,4 +107,12 @@ def serve(
         max_batch=max_batch,
         max_wait_ms=max_wait_ms,
     )
-    run_serve(model, host=host, port=port, settings=settings, device=device, int8=int8)
+    run_serve(
+        model,
+        host=host,
+        port=port,
+        settings=settings,
+        device=device,
+        int8=int8,
+        int8_calibration=int8_calibration,
+    )
