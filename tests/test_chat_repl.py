@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -87,6 +88,10 @@ def test_repl_quit_and_closed_terminal(model_dir):
     assert child.exitstatus == 0
     child = _spawn(model_dir)
     child.expect("you> ")
+    # The prompt is printed before readline starts waiting; a SIGINT landing in between only sets Python's
+    # signal flag, which nothing checks until a key arrives (the test hung once under a loaded CI run). A
+    # person cannot press Ctrl-C that fast, so wait until readline is waiting, as they would.
+    time.sleep(1.0)
     child.sendintr()  # Ctrl-C at the prompt
     child.expect(pexpect.EOF)
     child.close()
