@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
-import time
 from pathlib import Path
 
 import pexpect
@@ -20,11 +20,19 @@ def model_dir(tmp_path_factory):
     return save_tiny_chat_model(tmp_path_factory.mktemp("chat") / "base")
 
 
-def _spawn(model_dir, *extra):
+def _spawn(model_dir, *extra, preexec_fn=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TERM="dumb")
     args = ["-m", "promptft", "chat", str(model_dir), "--max-new-tokens", "6", "--temperature", "0", *extra]
-    return pexpect.spawn(sys.executable, args, env=env, encoding="utf-8", timeout=300, dimensions=(40, 200))
+    return pexpect.spawn(
+        sys.executable,
+        args,
+        env=env,
+        encoding="utf-8",
+        timeout=300,
+        dimensions=(40, 200),
+        preexec_fn=preexec_fn,
+    )
 
 
 def test_repl_commands_streaming_and_eof(model_dir, tmp_path):
@@ -88,10 +96,6 @@ def test_repl_quit_and_closed_terminal(model_dir):
     assert child.exitstatus == 0
     child = _spawn(model_dir)
     child.expect("you> ")
-    # The prompt is printed before readline starts waiting; a SIGINT landing in between only sets Python's
-    # signal flag, which nothing checks until a key arrives (the test hung once under a loaded CI run). A
-    # person cannot press Ctrl-C that fast, so wait until readline is waiting, as they would.
-    time.sleep(1.0)
     child.sendintr()  # Ctrl-C at the prompt
     child.expect(pexpect.EOF)
     child.close()
@@ -116,3 +120,14 @@ def test_session_streams_and_trims_history():
     assert session.messages()[0] == {"role": "system", "content": "Be brief."}
     assert session.history[0]["role"] == "user" and "question 0" not in session.history[0]["content"]
     assert session.history[-2]["content"] == "question 7 was great and good"
+
+
+def test_ctrl_c_ends_a_chat_started_with_sigint_ignored(model_dir):
+    # A shell starts background jobs (`cmd &`) with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: the chat restores it, so Ctrl-C at the prompt still ends it.
+    child = _spawn(model_dir, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    child.expect("you> ")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

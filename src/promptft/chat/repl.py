@@ -10,7 +10,9 @@ max_new_tokens, repetition_penalty), /settings, /help, /quit. An empty line is i
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -101,11 +103,22 @@ class ChatSession:
         return f"unknown command /{name}; {HELP}"
 
 
+def _restore_ctrl_c() -> None:
+    """Make Ctrl-C end the chat even when it was started with SIGINT ignored: a shell starts background
+    jobs (`cmd &`) that way and Python then never installs its KeyboardInterrupt handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def run_repl(session: ChatSession, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """The read-reply loop; returns 0 at /quit or end of input."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     interactive = stdin.isatty()
+    if interactive:
+        _restore_ctrl_c()
 
     def write(text: str) -> None:
         try:
