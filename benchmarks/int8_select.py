@@ -80,6 +80,21 @@ def run_variant(clf, encoded, examples) -> dict:
     }
 
 
+def compared_to_fp32(out: dict, ref: dict) -> dict:
+    """A quantized variant's scores beside the fp32 reference's (both from run_variant)."""
+    import torch
+
+    agree = sum(a == b for a, b in zip(out["predictions"], ref["predictions"], strict=True))
+    change = (torch.softmax(out["logits"], -1) - torch.softmax(ref["logits"], -1)).abs().max().item()
+    return {
+        "agreement_with_fp32": round(agree / len(ref["predictions"]), 4),
+        "accuracy": round(100 * out["accuracy"], 2),
+        "max_abs_prob_change": round(change, 4),
+        "cpu_ms_per_example": round(out["cpu_ms"], 1),
+        "cpu_speedup_vs_fp32": round(ref["cpu_ms"] / out["cpu_ms"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,7 +123,6 @@ def main() -> None:
     merge_adapter(fp32)
     encoded = fp32.encode(examples)
     ref = run_variant(fp32, encoded, examples)
-    ref_probs = torch.softmax(ref["logits"], -1)
     rows = [
         {
             "variant": "fp32",
@@ -139,19 +153,11 @@ def main() -> None:
         finally:
             torch.backends.quantized.engine = default_engine
             del clf
-        agree = sum(a == b for a, b in zip(out["predictions"], ref["predictions"], strict=True)) / len(
-            examples
-        )
-        change = (torch.softmax(out["logits"], -1) - ref_probs).abs().max().item()
         rows.append(
             {
                 "variant": name,
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
-                "agreement_with_fp32": round(agree, 4),
-                "accuracy": round(100 * out["accuracy"], 2),
-                "max_abs_prob_change": round(change, 4),
-                "cpu_ms_per_example": round(out["cpu_ms"], 1),
-                "cpu_speedup_vs_fp32": round(ref["cpu_ms"] / out["cpu_ms"], 2),
+                **compared_to_fp32(out, ref),
             }
         )
         print(json.dumps(rows[-1]), flush=True)

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from int8_select import run_variant, selection_set, train_pool  # noqa: E402
+from int8_select import compared_to_fp32, run_variant, selection_set, train_pool  # noqa: E402
 
 # name -> (SmoothQuant alpha or None, layers kept fp32 besides the output head); x86 engine, 8-bit activations
 CONFIGS = {
@@ -77,7 +77,6 @@ def main() -> None:
     merge_adapter(fp32)
     encoded = fp32.encode(examples)
     ref = run_variant(fp32, encoded, examples)
-    ref_probs = torch.softmax(ref["logits"], -1)
     rows = [
         {
             "config": "fp32",
@@ -96,21 +95,13 @@ def main() -> None:
         out = run_variant(clf, encoded, examples)
         quantization = clf.quantization
         del clf
-        agree = sum(a == b for a, b in zip(out["predictions"], ref["predictions"], strict=True)) / len(
-            examples
-        )
-        change = (torch.softmax(out["logits"], -1) - ref_probs).abs().max().item()
         rows.append(
             {
                 "config": name,
                 "alpha": alpha,
                 "keep_fp32": list(keep),
                 "quantization": quantization,
-                "agreement_with_fp32": round(agree, 4),
-                "accuracy": round(100 * out["accuracy"], 2),
-                "max_abs_prob_change": round(change, 4),
-                "cpu_ms_per_example": round(out["cpu_ms"], 1),
-                "cpu_speedup_vs_fp32": round(ref["cpu_ms"] / out["cpu_ms"], 2),
+                **compared_to_fp32(out, ref),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
