@@ -7,7 +7,8 @@ from promptft import Example, PromptClassifier
 from promptft.errors import ConfigError, PromptFTError
 from promptft.evaluation import expected_calibration_error
 from promptft.models import backbone_from_model
-from promptft.objectives import MultiLabel
+from promptft.objectives import MultiLabel, SingleLabel, objective_from_dict
+from promptft.objectives.single_label import fit_temperature
 from promptft.prompts.calibration import ContextualCalibration, apply_prior, content_free_prior
 from tiny import tiny_bert, tiny_llama
 
@@ -122,3 +123,94 @@ def test_calibration_errors():
     calibrated = PromptClassifier(biased(), "{text} It was {mask}.", WORDS, calibrate="contextual")
     with pytest.raises(PromptFTError, match="set_calibration"):
         calibrated.objective = MultiLabel(calibrated.labels)
+
+
+# ----- temperature scaling -----
+
+
+@pytest.mark.parametrize("true_t", [0.4, 2.5])
+def test_fit_temperature_recovers_the_temperature_labels_were_drawn_at(true_t):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(20000, 3, generator=g) * 2
+    labels = torch.multinomial((logits / true_t).softmax(-1), 1, generator=g).squeeze(1)
+    assert fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.05)
+
+
+def test_temperature_changes_confidence_not_predictions():
+    objective = SingleLabel(["a", "b"], calibration_temperature=0.5)
+    logits = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+    torch.testing.assert_close(objective.scores(logits), (logits * 2).softmax(-1))
+    assert objective.decode(logits) == SingleLabel(["a", "b"]).decode(logits)
+    assert objective_from_dict(objective.to_dict(), ["a", "b"]).calibration_temperature == 0.5
+    assert SingleLabel(["a", "b"]).to_dict() == {"name": "single_label", "labels": ["a", "b"]}  # as before
+    with pytest.raises(ConfigError, match="positive"):
+        SingleLabel(["a", "b"], calibration_temperature=0)
+
+
+def under_confident():
+    """Always right, but only slightly sure: a small cue per class."""
+    return PlantedBackbone(cues={"good": {"great": 0.3}, "bad": {"terrible": 0.3}})
+
+
+def test_temperature_calibration_sharpens_an_under_confident_model_and_cuts_ece():
+    clf = PromptClassifier(under_confident(), "{text} It was {mask}.", WORDS, calibrate="temperature")
+    assert clf.calibrate == "temperature"
+    before, _ = ece(clf, DATA)
+    predictions = clf.predict(DATA)
+    assert clf.objective.calibration_temperature == 1.0  # not fitted yet
+    clf.tune(DATA)
+    t = clf.objective.calibration_temperature
+    assert t < 0.2  # always right: the likelihood wants it sharp (down to the search's bound)
+    after, probs = ece(clf, DATA)
+    assert after < before - 0.3
+    assert clf.predict(DATA) == predictions
+    clf.set_calibration(None)  # off: the fitted temperature goes with it
+    assert clf.objective.calibration_temperature == 1.0 and clf.calibrate is None
+
+
+def test_temperature_softens_an_over_confident_model():
+    noisy = [
+        Example(ex.fields, ex.label if i % 3 else ("positive" if ex.label == "negative" else "negative"))
+        for i, ex in enumerate(DATA)
+    ]  # a third of the labels flipped: 67% accuracy at best
+    backbone = PlantedBackbone(cues={"good": {"great": 6.0}, "bad": {"terrible": 6.0}})
+    clf = PromptClassifier(backbone, "{text} It was {mask}.", WORDS, calibrate="temperature")
+    clf.tune(noisy)
+    assert clf.objective.calibration_temperature > 2
+    assert clf.predict_proba(DATA).max(1).mean() == pytest.approx(clf.evaluate(noisy)["accuracy"], abs=0.05)
+
+
+def test_contextual_plus_temperature_survives_save_and_load(tmp_path):
+    model, tok = tiny_llama()
+    backbone = backbone_from_model(model, tok, "causal")
+    clf = PromptClassifier(backbone, "{text} It was {mask}.", WORDS, calibrate="contextual+temperature")
+    assert clf.calibrate == "contextual+temperature" and clf.contextual is not None
+    clf.tune(DATA)
+    t = clf.objective.calibration_temperature
+    assert t != 1.0
+    clf.save_pretrained(tmp_path / "c")
+    loaded = PromptClassifier.from_pretrained(tmp_path / "c")
+    assert loaded.calibrate == "contextual+temperature"
+    assert loaded.objective.calibration_temperature == pytest.approx(t)
+    np.testing.assert_allclose(loaded.predict_proba(DATA), clf.predict_proba(DATA), atol=1e-5)
+
+
+def test_an_objectives_own_temperature_is_kept_without_calibrate():
+    clf = PromptClassifier(
+        under_confident(),
+        "{text} It was {mask}.",
+        WORDS,
+        objective=SingleLabel(["negative", "positive"], 0.5),
+    )
+    assert clf.objective.calibration_temperature == 0.5 and clf.calibrate is None
+
+
+def test_temperature_errors():
+    with pytest.raises(PromptFTError, match="only used with calibrate='contextual'"):
+        PromptClassifier(
+            biased(), "{text} It was {mask}.", WORDS, calibrate="temperature", content_free=["N/A"]
+        )
+    clf = PromptClassifier(biased(), "{text} It was {mask}.", WORDS)
+    clf.objective = MultiLabel(clf.labels)
+    with pytest.raises(PromptFTError, match="single-label"):
+        clf.set_calibration("temperature")

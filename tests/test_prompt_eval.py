@@ -342,3 +342,29 @@ def test_cli_train_with_contextual_calibration_saves_it(env, tmp_path):
         ),
         "single-label",
     )  # fmt: skip
+
+
+def test_cli_train_with_temperature_calibration_fits_it_on_dev(env, tmp_path):
+    from promptft import load_classifier
+
+    run = tmp_path / "run"
+    result = invoke(
+        "train", "--finetune", "none", "--dev", env / "dev.tsv", "--model", env / "tiny", "--device", "cpu",
+        "--label-map", "0=negative,1=positive", "--label-words", "negative=terrible,positive=great",
+        "--calibrate", "contextual+temperature", "--output", run, "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((run / "best" / "promptft_config.json").read_text())
+    assert saved["objective"]["tune_temperature"] is True
+    assert saved["objective"]["calibration_temperature"] != 1.0  # fitted on dev.tsv
+    loaded = load_classifier(run / "best")
+    assert loaded.calibrate == "contextual+temperature"
+    assert loaded.objective.calibration_temperature == saved["objective"]["calibration_temperature"]
+    user_error(
+        invoke(
+            "train", "--finetune", "none", "--model", env / "tiny", "--label-map", "0=negative,1=positive",
+            "--label-words", "negative=terrible,positive=great", "--calibrate", "temperature",
+            "--train", env / "dev.tsv", "--output", tmp_path / "r2",
+        ),
+        "--dev",
+    )  # fmt: skip

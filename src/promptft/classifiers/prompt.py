@@ -32,7 +32,8 @@ from promptft.objectives import MultiLabel, Objective, SingleLabel, objective_fr
 from promptft.prompts.calibration import (
     ContextualCalibration,
     apply_prior,
-    check_calibration,
+    calibration_name,
+    calibration_parts,
     content_free_prior,
 )
 from promptft.prompts.demonstrations import (
@@ -181,7 +182,8 @@ class PromptClassifier(BaseClassifier):
     ) -> None:
         """`objective`: the task type (default single-label); its labels are the verbalizer's.
         `calibrate="contextual"`: divide out the label bias of content-free inputs at prediction time
-        (`content_free`, default "N/A", "" and "[MASK]"); see `set_calibration`.
+        (`content_free`, default "N/A", "" and "[MASK]"); "temperature": a softmax temperature fitted on
+        dev; "contextual+temperature": both. See `set_calibration`.
         `demonstrations`: one training example per label, its label word filled in, shown with every
         input (LM-BFF; `promptft.prompts.demonstrations`); the pool is the training set (`fit` sets it;
         zero-shot: `set_demonstration_pool`)."""
@@ -226,30 +228,41 @@ class PromptClassifier(BaseClassifier):
         if objective is not None:
             self.objective = objective
         self.contextual: ContextualCalibration | None = None
-        self.set_calibration(calibrate, content_free)
+        if calibrate is not None or content_free is not None:  # else keep the objective's own temperature
+            self.set_calibration(calibrate, content_free)
 
     @property
     def calibrate(self) -> str | None:
-        """The prediction-time calibration: "contextual" or None."""
-        return "contextual" if self.contextual is not None else None
+        """The prediction-time calibration: "contextual", "temperature", "contextual+temperature" or None."""
+        temperature = bool(getattr(self.objective, "tune_temperature", False))
+        return calibration_name(self.contextual is not None, temperature)
 
     def set_calibration(self, method: str | None, content_free: Sequence[str] | None = None) -> None:
-        """Turn contextual calibration (Zhao et al. 2021) on (`"contextual"`) or off (None / "none").
+        """Calibration at prediction time (single-label objectives only; saved with the classifier):
 
-        Content-free inputs (each fills every field) go through the template; their average label
-        distribution `p_cf` is divided out of every prediction, dev evaluations during `fit` included
-        (training itself sees the raw scores). Saved with the classifier. Single-label objectives only."""
-        method = check_calibration(method)
-        if method is None:
-            if content_free is not None:
-                raise PromptFTError("content_free inputs are only used with calibrate='contextual'")
+        * "contextual" (Zhao et al. 2021): content-free inputs (each fills every field) go through the
+          template; their average label distribution `p_cf` is divided out of every prediction, dev
+          evaluations during `fit` included (training itself sees the raw scores). Moves which label wins.
+        * "temperature" (Guo et al. 2017): `predict_proba` gives `softmax(logits / T)`, T fitted on labelled
+          dev examples by `fit` (its dev split) or `tune(dev)` (after training, or zero-shot). Changes
+          confidence only, never the predicted label. Until fitted, T = 1.
+        * "contextual+temperature": both, T fitted on the contextually calibrated scores.
+        * None / "none": neither (a fitted temperature is reset to 1)."""
+        contextual, temperature = calibration_parts(method)
+        if content_free is not None and not contextual:
+            raise PromptFTError("content_free inputs are only used with calibrate='contextual'")
+        if (contextual or temperature) and not isinstance(self.objective, SingleLabel):
+            raise PromptFTError(
+                f"calibrate={method!r} is for a single-label objective (probabilities over mutually "
+                f"exclusive labels); the {self.objective.name} objective has none: drop calibrate"
+            )
+        if isinstance(self.objective, SingleLabel):
+            if self.objective.tune_temperature and not temperature:
+                self.objective.calibration_temperature = 1.0  # the fitted one goes with the setting
+            self.objective.tune_temperature = temperature
+        if not contextual:
             self.contextual, self.module.content_free, self.module._prior = None, None, None
             return
-        if self.objective.name != "single_label":
-            raise PromptFTError(
-                f"contextual calibration divides out a bias over mutually exclusive labels; the "
-                f"{self.objective.name} objective has none to divide: drop calibrate='contextual'"
-            )
         settings = (
             ContextualCalibration(tuple(content_free))
             if content_free is not None
@@ -488,7 +501,8 @@ class PromptClassifier(BaseClassifier):
         restore_adapter(clf, directory, config)
         contextual = ContextualCalibration.from_dict(config.get("calibration"))
         if contextual is not None:  # p_cf is recomputed from the restored weights (equal to the saved one)
-            clf.set_calibration("contextual", contextual.content_free)
+            temperature = bool(getattr(clf.objective, "tune_temperature", False))  # T itself is kept
+            clf.set_calibration(calibration_name(True, temperature), contextual.content_free)
         return clf
 
     def describe(self) -> str:

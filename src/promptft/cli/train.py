@@ -119,11 +119,12 @@ def train(
         float, typer.Option("--budget-minutes", min=0.01, help="--auto: time budget, checked between stages.")
     ] = 30.0,
     calibrate: Annotated[
-        Literal["none", "contextual"] | None,
+        Literal["none", "contextual", "temperature", "contextual+temperature"] | None,
         typer.Option(
             "--calibrate",
             help="contextual: divide out the label bias of content-free inputs (N/A, '', [MASK]) when "
-            "predicting (prompt.calibrate; single-label prompts).",
+            "predicting; temperature: fit a softmax temperature on --dev (confidence only); "
+            "contextual+temperature: both (prompt.calibrate; single-label prompts).",
         ),
     ] = None,
     train_negatives: Annotated[

@@ -97,9 +97,10 @@ class PromptConfig(Section):
     """model.method yes_no: each training example asks its positive labels plus this many negative labels,
     drawn afresh every step, so a step costs a few questions per example instead of one per label; null:
     every label. Evaluation and prediction always ask every label."""
-    calibrate: Literal["none", "contextual"] = "none"
-    """contextual: divide out the label bias of content-free inputs at prediction time (Zhao et al. 2021;
-    single-label prompts)."""
+    calibrate: Literal["none", "contextual", "temperature", "contextual+temperature"] = "none"
+    """contextual: divide out the label bias of content-free inputs at prediction time (Zhao et al. 2021);
+    temperature: fit a softmax temperature on the dev split so the probabilities' confidence matches their
+    accuracy (Guo et al. 2017; predictions unchanged); contextual+temperature: both. Single-label prompts."""
     content_free: list[str] | None = None
     """calibrate contextual: the content-free inputs (default "N/A", "" and "[MASK]")."""
     demonstrations: DemonstrationSettings | None = None

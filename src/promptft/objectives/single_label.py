@@ -1,11 +1,18 @@
-"""Single-label classification: one label per example, softmax cross-entropy, argmax decoding."""
+"""Single-label classification: one label per example, softmax cross-entropy, argmax decoding.
+
+Optionally temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks"): the
+probabilities a user sees are `softmax(logits / T)`, with T fitted on labelled dev logits by minimising
+their negative log-likelihood. Argmax decoding, and so accuracy, does not change; only how confident the
+probabilities are. A prompted LM zero-shot is often under-confident (T < 1 sharpens it).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from promptft.errors import DataError
+from promptft.errors import ConfigError, DataError
 from promptft.objectives.base import Objective
 
 if TYPE_CHECKING:
@@ -21,6 +28,36 @@ class SingleLabel(Objective):
     name: ClassVar[str] = "single_label"
     metrics: ClassVar[dict[str, bool]] = {"accuracy": True, "macro_f1": True}
     loss_name: ClassVar[str] = "cross-entropy"
+
+    def __init__(
+        self, labels: Sequence[str], calibration_temperature: float = 1.0, tune_temperature: bool = False
+    ) -> None:
+        """`calibration_temperature`: T in `softmax(logits / T)` for the scores (1: none).
+        `tune_temperature`: fit T on dev whenever the classifier tunes its decoding (`fit` does on its dev
+        split; `BaseClassifier.tune(dev)` after training or zero-shot)."""
+        super().__init__(labels)
+        check_temperature(calibration_temperature)
+        self.calibration_temperature = float(calibration_temperature)
+        self.tune_temperature = bool(tune_temperature)
+
+    @property
+    def tunes_on_dev(self) -> bool:  # type: ignore[override]
+        return self.tune_temperature
+
+    def options(self) -> dict[str, Any]:
+        # Only what differs from the defaults, so classifiers saved without calibration read as before.
+        out: dict[str, Any] = {}
+        if self.calibration_temperature != 1.0:
+            out["calibration_temperature"] = self.calibration_temperature
+        if self.tune_temperature:
+            out["tune_temperature"] = True
+        return out
+
+    def tune(self, logits: torch.Tensor, examples: Sequence[Example]) -> None:
+        """The temperature with the lowest negative log-likelihood of these (dev) examples' labels."""
+        if not self.tune_temperature or not len(examples):
+            return
+        self.calibration_temperature = fit_temperature(logits, self.targets(examples))
 
     def targets(self, examples: Sequence[Example]) -> torch.Tensor:
         import torch
@@ -49,7 +86,7 @@ class SingleLabel(Objective):
         return [self.labels[i] for i in logits.float().argmax(-1).tolist()]
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits.float().softmax(-1)
+        return (logits.float() / self.calibration_temperature).softmax(-1)
 
     def evaluate(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:
         return classification_metrics([ex.label for ex in examples], list(predictions), self.labels)
@@ -69,3 +106,30 @@ def classification_metrics(
         "macro_f1": float(f1_score(gold, predicted, labels=list(labels), average="macro", zero_division=0)),
         "n": len(gold),
     }
+
+
+TEMPERATURE_BOUNDS = (0.05, 20.0)  # beyond these a distribution is all but one-hot, or all but uniform
+
+
+def check_temperature(value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"calibration_temperature must be a positive number, got {value!r}: e.g. 1.0")
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The T in `TEMPERATURE_BOUNDS` minimising the mean cross-entropy of `softmax(logits / T)` against
+    class indices `targets`. One parameter: a bounded 1-d search over log T (scipy's Brent method) is exact
+    enough and cannot diverge the way a gradient step on few examples can."""
+    import torch.nn.functional as F
+    from scipy.optimize import minimize_scalar
+
+    logits = logits.detach().float().cpu()
+    targets = targets.cpu()
+    if logits.shape[0] == 0:
+        raise DataError("temperature scaling needs labelled dev examples: the split is empty")
+
+    def nll(log_t: float) -> float:
+        return F.cross_entropy(logits / math.exp(log_t), targets).item()
+
+    low, high = (math.log(b) for b in TEMPERATURE_BOUNDS)
+    return float(math.exp(minimize_scalar(nll, bounds=(low, high), method="bounded").x))

@@ -93,6 +93,11 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
                 f"--calibrate {job.prompt.calibrate} divides out a bias over mutually exclusive labels: it is "
                 f"for single-label tasks, not {job.task.type}; drop it"
             )
+        if "temperature" in job.prompt.calibrate and not job.data.dev:
+            raise ConfigError(
+                f"--calibrate {job.prompt.calibrate} fits the temperature on labelled dev examples: give --dev "
+                "(a few dozen examples are enough)"
+            )
         if m.method == "channel" and job.task.type != "single_label":
             raise ConfigError(
                 f"--method channel compares P(text | label) across labels: single-label only, not {job.task.type}"
