@@ -4,6 +4,11 @@ slot-value recall, split into values in the context and not, and ROUGE-L of gene
 sample of turns from services seen and unseen in training, with paired-bootstrap intervals for each change),
 and time TRL's SFTTrainer on the same encoded conversations.
 
+With --sgd-service-results N (default 1) each assistant turn that called a service is preceded by a `tool`
+message with the call's name, result count and first N result rows (`read_sgd(service_results=N)`), in
+training and in test alike: what a deployed assistant gets from its backend. Without them (0) most values a
+reference turn states (prices, times, addresses from the API) are in no message the model sees.
+
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=src python benchmarks/chat_sft.py --fresh
 
 Four stages, run in this order by default or one at a time with --stage (repeatable): eval-before, train,
@@ -114,6 +119,7 @@ CONFIG_KEYS = (
     "lr",
     "lora_r",
     "max_length",
+    "sgd_service_results",
     "ppl_dialogues",
     "turns_per_group",
     "max_new_tokens",
@@ -204,8 +210,8 @@ def compose(state: dict[str, Any]) -> dict[str, Any]:
         }
         out["task_metric_by_kind"] = {
             "what": "slot-value recall of values that appear in the earlier messages (in_context: the model "
-            "can copy them) and of those that do not (not_in_context: SGD's API results, partly verbatim in "
-            "service_results and partly reformatted, counts of results, intent names); reference: the "
+            "can copy them; with service results shown, the result rows too) and of those that do not "
+            "(not_in_context: API results not shown, reformatted values, intent names); reference: the "
             "reference turn scored as if generated, the ceiling of the substring match",
             **{
                 kind: {
@@ -307,6 +313,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument(
+        "--sgd-service-results",
+        type=int,
+        default=1,
+        help="Result rows per service call shown as a tool message before the assistant's turn (0: none).",
+    )
     ap.add_argument("--ppl-dialogues", type=int, default=40)
     ap.add_argument(
         "--turns-per-group",
@@ -359,6 +371,7 @@ def main() -> None:
                 "limit_train": args.train_dialogues,
                 "limit_dev": args.dev_dialogues,
                 "max_length": args.max_length,
+                "sgd_service_results": args.sgd_service_results,
             },
             "train": {
                 "learning_rate": args.lr,
@@ -378,7 +391,7 @@ def main() -> None:
     report: dict[str, Any] = {}
 
     def evaluate(chat: ChatModel) -> dict[str, Any]:
-        test = read_sgd(DATA / "test")
+        test = read_sgd(DATA / "test", service_results=args.sgd_service_results)
         ppl_convs = sample(test, args.ppl_dialogues, seed=0)
         cases = sgd_turn_cases(test, seen, args.turns_per_group, seed=0)
         gen = GenerationSettings(max_new_tokens=args.max_new_tokens)
@@ -399,6 +412,10 @@ def main() -> None:
                 "train": f"SGD train ({DATA / 'train'}): {len(train)} dialogues (seeded sample), dev {len(dev)} held out",
                 "seen_services": sorted(seen),
                 "max_length": args.max_length,
+                "service_results": f"{args.sgd_service_results} result row(s) per service call as a tool message "
+                "before the assistant's turn (train and test)"
+                if args.sgd_service_results
+                else "none (utterances only)",
                 "test_perplexity": f"{len(ppl_convs)} of {len(test)} SGD test dialogues (seed 0), "
                 f"{result['perplexity']['tokens']} assistant tokens",
                 "test_turns": f"{len(cases)} assistant turns with annotated slot values, one per dialogue, "

@@ -18,6 +18,7 @@ from promptft.chat.data import (
     read_dailydialog,
     read_sgd,
     split_conversations,
+    validate,
 )
 from promptft.chat.encoding import IGNORE, Encoded, collate, collate_packed, encode, encode_all, pack
 from promptft.chat.generate import GenerationSettings, fit_history, generate
@@ -243,6 +244,26 @@ def test_loss_mask_completion_only_and_default_template():
     assert got.input_ids[-1] == tok.eos_token_id
     chat = encode(tok, resolve_template(tok), Conversation(MULTI))
     assert tok.decode([t for t in chat.labels if t != IGNORE]) == " yes good</s> no</s>"
+
+
+def test_tool_messages_carry_no_loss_in_either_template():
+    """A tool message (an API's results) is rendered by the tokenizer's template and the default one, and
+    only the assistant turns after it carry loss."""
+    conv = Conversation(
+        [
+            {"role": "user", "content": "Find a table"},
+            {"role": "tool", "content": "FindRestaurants: 1 result"},
+            {"role": "assistant", "content": "Sushi Ya"},
+        ]
+    )
+    validate(conv)
+    for tok, rendered, answer in (
+        (chatml_tokenizer(), "<|im_start|>tool\nFindRestaurants: 1 result<|im_end|>", "Sushi Ya<|im_end|>"),
+        (base_tokenizer(), "Results: FindRestaurants: 1 result\n", " Sushi Ya</s>"),
+    ):
+        got = encode(tok, resolve_template(tok), conv)
+        assert rendered in tok.decode(got.input_ids)
+        assert tok.decode([t for t in got.labels if t != IGNORE]) == answer
 
 
 def test_head_at_loss_positions_equals_full_logits_loss():

@@ -11,6 +11,7 @@ import pytest
 
 from promptft.chat.data import Conversation, read_sgd
 from promptft.chat.evaluate import TurnCase, paired_bootstrap, score_turns, sgd_turn_cases, value_in_context
+from promptft.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,6 +97,26 @@ def test_in_context_or_not_on_a_hand_made_sgd_dialogue(tmp_path):
     assert scores["slot_value_recall_not_in_context"] == pytest.approx(2 / 3)
     # of the 3 values not in the context, "Sushi Ya" (turn 1) and "Tofu House" are in the service results
     assert scores["values_not_in_context_in_results"] == 2
+
+
+def test_sgd_service_results_become_tool_messages_that_put_values_in_context(tmp_path):
+    (tmp_path / "dialogues_001.json").write_text(json.dumps([DIALOGUE]))
+    [plain] = read_sgd(tmp_path)
+    [conv] = read_sgd(tmp_path, service_results=1)
+    assert [m["role"] for m in plain.messages] == ["user", "assistant", "user", "assistant"]
+    # the first system turn called the service: its call, result count and first row come before it
+    assert [m["role"] for m in conv.messages] == ["user", "tool", "assistant", "user", "assistant"]
+    assert conv.messages[1]["content"] == (
+        "FindRestaurants: 2 results\n1. restaurant_name: Sushi Ya; city: San Jose; phone_number: 408-555-0101"
+    )
+    assert conv.meta == plain.meta  # the values and results the metric uses do not change
+    [two_rows] = read_sgd(tmp_path, service_results=2)
+    assert "2. restaurant_name: Tofu House" in two_rows.messages[1]["content"]
+    first_values = {**conv.meta, "values": [conv.meta["values"][0], []]}
+    [first] = sgd_turn_cases([Conversation(conv.messages, "a", meta=first_values)], set(), 1)
+    assert value_in_context(first) == [True, True]  # "Sushi Ya" is now in the tool message before the turn
+    with pytest.raises(DataError, match="service_results"):
+        read_sgd(tmp_path, service_results=-1)
 
 
 def _cases(n: int, seen: bool = True) -> list[TurnCase]:
@@ -240,3 +261,34 @@ def test_conversation_without_results_meta_still_scores():
     scores = score_turns([case], ["Fresno"])["unseen"]
     assert scores["slot_value_recall_in_context"] == 1.0 and scores["slot_value_recall_not_in_context"] == 0.0
     assert "values_not_in_context_in_results" not in scores
+
+
+def test_chat_train_reads_sgd_with_service_results(tmp_path):
+    from chat_tiny import save_tiny_chat_model
+    from typer.testing import CliRunner
+
+    from promptft.cli import app
+    from promptft.config.chat import ChatJob
+    from promptft.recipes.chat_eval import trained_service_results
+    from promptft.recipes.chat_train import load_split
+
+    sgd = tmp_path / "sgd"
+    sgd.mkdir()
+    (sgd / "dialogues_001.json").write_text(
+        json.dumps([{**DIALOGUE, "dialogue_id": f"1_{i}"} for i in range(6)])
+    )
+    job = ChatJob.parse({"data": {"train": str(sgd), "dev_fraction": 0.0, "sgd_service_results": 1}})
+    train, _, _ = load_split(job)
+    assert all(c.messages[1]["role"] == "tool" for c in train)
+    model_dir = save_tiny_chat_model(tmp_path / "base")
+    result = CliRunner().invoke(
+        app,
+        ["chat-train", "--train", str(sgd), "--model", str(model_dir), "--output", str(tmp_path / "run"),
+         "--max-steps", "2", "--batch-size", "2", "--sgd-service-results", "1", "--max-length", "512",
+         "--set", "data.dev_fraction=0.34", "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())["job"]
+    assert saved["data"]["sgd_service_results"] == 1
+    assert trained_service_results(tmp_path / "run") == 1  # chat-eval's default for this run
+    assert trained_service_results(model_dir) == 0  # a base model: utterances only

@@ -3,13 +3,15 @@ with errors that name the file and line, and a seeded split that keeps each conv
 
 Shapes read from JSONL (one record per line; `.json` holding a list works too):
 
-* `{"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}` (OpenAI / TRL style)
+* `{"messages": [{"role": "system"|"user"|"assistant"|"tool", "content": "..."}, ...]}` (OpenAI / TRL style;
+  a `tool` message holds what a backend returned, e.g. API results the assistant's next turn reports; like
+  system and user text it carries no loss)
 * `{"prompt": "...", "completion": "..."}` -> loss on the completion only (raw text, no chat template)
 * `{"instruction": "...", "input": "...", "output": "..."}` -> one user turn, one assistant turn
 
 Readers for `../shared/data`: `read_sgd` (Schema-Guided Dialogue, USER -> user, SYSTEM -> assistant, with
-each assistant turn's annotated slot values kept for the task metric), `read_dailydialog` and
-`read_self_instruct`.
+each assistant turn's annotated slot values kept for the task metric, and optionally the service results the
+system saw as a `tool` message before its turn), `read_dailydialog` and `read_self_instruct`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from promptft.errors import DataError
 
 log = logging.getLogger(__name__)
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 # Acts whose values a system turn states to the user (SGD's dialogue acts); REQUEST etc. carry none.
 _STATED_ACTS = {"INFORM", "OFFER", "CONFIRM", "NOTIFY_SUCCESS", "INFORM_COUNT", "OFFER_INTENT"}
 
@@ -121,14 +123,17 @@ def record_to_conversation(record: Any, path: str | Path, line: int | None) -> C
     )
 
 
-def read_conversations(path: str | Path, *, validate_records: bool = True) -> list[Conversation]:
+def read_conversations(
+    path: str | Path, *, validate_records: bool = True, sgd_service_results: int = 0
+) -> list[Conversation]:
     """A JSONL (or JSON list) file of conversations, validated; errors name the file and line. A folder
-    or file in one of the shared data sets' own formats (SGD, DailyDialog) is read by its reader."""
+    or file in one of the shared data sets' own formats (SGD, DailyDialog) is read by its reader
+    (`sgd_service_results`: see `read_sgd`)."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such data file: {path}")
     if path.is_dir() and any(path.glob("dialogues_*.json")):
-        return read_sgd(path)
+        return read_sgd(path, service_results=sgd_service_results)
     if path.name.startswith("dialogues_") and path.suffix == ".txt" or path.suffix == ".zip":
         return read_dailydialog(path)
     convs: list[Conversation] = []
@@ -193,11 +198,38 @@ def sgd_turn_results(turn: dict[str, Any]) -> list[str]:
     return values
 
 
-def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Conversation]:
+def sgd_results_message(turn: dict[str, Any], rows: int) -> str | None:
+    """A SYSTEM turn's service calls and (the first `rows` of) their results as one `tool` message, e.g.
+    "FindRestaurants: 10 results\n1. restaurant_name: Sakoon; city: Mountain View; ...", or None when the
+    system called no service before this turn."""
+    parts = []
+    for frame in turn.get("frames", []):
+        call = frame.get("service_call")
+        if not call:
+            continue
+        results = frame.get("service_results") or []
+        n = len(results)
+        lines = [f"{call.get('method', frame.get('service', 'service'))}: {n} result{'s' if n != 1 else ''}"]
+        for j, row in enumerate(results[:rows], 1):
+            lines.append(f"{j}. " + "; ".join(f"{k}: {v}" for k, v in row.items() if v not in (None, "")))
+        parts.append("\n".join(lines))
+    return "\n".join(parts) or None
+
+
+def read_sgd(
+    folder: str | Path, files: Sequence[str] | None = None, *, service_results: int = 0
+) -> list[Conversation]:
     """SGD dialogues (`dialogues_*.json` in `folder`): USER -> user, SYSTEM -> assistant. Each
     conversation's `meta` holds its `services` and, per assistant turn (in order), the annotated slot values
     in `meta["values"]` and the values of the service results the system saw at that turn in
-    `meta["results"]`."""
+    `meta["results"]`.
+
+    `service_results` > 0: before each assistant turn for which the system called a service, a `tool`
+    message gives the call's name, how many results it returned and the first `service_results` rows (what
+    a deployed assistant would get from its backend). Without it (0, the default) the text holds only the
+    utterances, so most values an assistant turn states (prices, times, addresses) cannot be known."""
+    if service_results < 0:
+        raise DataError(f"service_results must be 0 (none) or more rows, got {service_results}")
     folder = Path(folder)
     paths = [folder / f for f in files] if files else sorted(folder.glob("dialogues_*.json"))
     if not paths:
@@ -210,6 +242,10 @@ def read_sgd(folder: str | Path, files: Sequence[str] | None = None) -> list[Con
                 role = {"USER": "user", "SYSTEM": "assistant"}.get(turn["speaker"])
                 if role is None:
                     raise DataError(f"{path}[{i}]: unknown SGD speaker {turn['speaker']!r}")
+                if role == "assistant" and service_results:
+                    tool = sgd_results_message(turn, service_results)
+                    if tool:
+                        messages.append({"role": "tool", "content": tool})
                 messages.append({"role": role, "content": turn["utterance"]})
                 if role == "assistant":
                     values.append(sgd_turn_values(turn))

@@ -20,6 +20,7 @@ DEFAULT_TEMPLATE = (
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}{{ message['content'] + '\\n\\n' }}"
     "{%- elif message['role'] == 'user' -%}{{ 'User: ' + message['content'] + '\\n' }}"
+    "{%- elif message['role'] == 'tool' -%}{{ 'Results: ' + message['content'] + '\\n' }}"
     "{%- else -%}{{ 'Assistant: ' + message['content'] + eos_token + '\\n' }}"
     "{%- endif -%}"
     "{%- endfor -%}"

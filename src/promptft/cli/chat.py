@@ -93,6 +93,15 @@ def chat_train_cmd(
     limit_train: Annotated[
         int | None, typer.Option("--limit-train", help="Use this many conversations.")
     ] = None,
+    sgd_service_results: Annotated[
+        int | None,
+        typer.Option(
+            "--sgd-service-results",
+            min=0,
+            help="SGD folders: show each service call's result count and first N rows as a tool message "
+            "before the assistant's turn (data.sgd_service_results; 0: utterances only).",
+        ),
+    ] = None,
     device: DeviceOpt = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Refuse to resume an unfinished run.")] = False,
@@ -113,6 +122,7 @@ def chat_train_cmd(
         "data.max_length": max_length,
         "data.overflow": overflow,
         "data.limit_train": limit_train,
+        "data.sgd_service_results": sgd_service_results,
         "train.max_steps": max_steps,
         "train.batch_size": batch_size,
         "train.learning_rate": lr,
@@ -160,6 +170,15 @@ def chat_eval_cmd(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report (JSON) here.")
     ] = None,
+    sgd_service_results: Annotated[
+        int | None,
+        typer.Option(
+            "--sgd-service-results",
+            min=0,
+            help="SGD folders: result rows shown as tool messages (default: what the run was trained with; "
+            "0 for a base model).",
+        ),
+    ] = None,
     before: Annotated[
         bool,
         typer.Option(
@@ -174,13 +193,16 @@ def chat_eval_cmd(
     slot-value recall for seen and unseen services, and ROUGE-L; other data: ROUGE-L of the last turn)."""
     from promptft.chat.generate import GenerationSettings
     from promptft.chat.model import ChatModel
-    from promptft.recipes.chat_eval import chat_evaluate, compare_with_base
+    from promptft.recipes.chat_eval import chat_evaluate, compare_with_base, trained_service_results
 
     options: dict[str, Any] = {
         "seen_from": seen_from,
         "ppl_conversations": conversations,
         "turns_per_group": turns,
         "settings": GenerationSettings(max_new_tokens=max_new_tokens),
+        "sgd_service_results": (
+            sgd_service_results if sgd_service_results is not None else trained_service_results(model)
+        ),
     }
     if before:
         both = compare_with_base(model, test, **options)

@@ -56,6 +56,9 @@ class ChatDataConfig(Section):
     """Longest conversation in tokens."""
     overflow: Literal["truncate", "drop"] = "truncate"
     """What happens to a longer conversation: truncate it or drop it (counted in the log either way)."""
+    sgd_service_results: int = Field(default=0, ge=0)
+    """SGD folders: before each assistant turn that called a service, a tool message with the call, its result
+    count and its first N result rows (0: utterances only, as the published text)."""
 
 
 class ChatTrainConfig(Section):

@@ -7,6 +7,7 @@ dialogues, the next-turn task metrics (slot-value recall seen/unseen, ROUGE-L) o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,19 @@ def seen_services(train: str | Path | list[Conversation]) -> set[str]:
     return {s for c in convs for s in c.meta.get("services", [])}
 
 
+def trained_service_results(model: str | Path) -> int:
+    """The `data.sgd_service_results` a chat-train run folder was trained with (0 for anything else), so
+    that its evaluation reads SGD the way it was trained."""
+    record = Path(model) / "run.json"
+    if not record.is_file():
+        return 0
+    try:
+        job = json.loads(record.read_text()).get("job") or {}
+    except ValueError:
+        return 0
+    return int((job.get("data") or {}).get("sgd_service_results") or 0)
+
+
 def chat_evaluate(
     model: str | ChatModel,
     test: str | Path | list[Conversation],
@@ -43,12 +57,19 @@ def chat_evaluate(
     batch_size: int = 8,
     seed: int = 0,
     cases: list[TurnCase] | None = None,
+    sgd_service_results: int = 0,
 ) -> dict[str, Any]:
     """Perplexity on (a seeded sample of) the test conversations; with `turns_per_group` > 0 the
     generated-turn metrics too (SGD: slot-value recall and ROUGE-L for seen and unseen services; other data:
-    ROUGE-L of the last assistant turn). Returns the metrics, the turn cases and the generations."""
+    ROUGE-L of the last assistant turn). Returns the metrics, the turn cases and the generations.
+    `sgd_service_results`: an SGD folder is read with this many result rows as tool messages (`read_sgd`);
+    use what the model was trained with."""
     chat = model if isinstance(model, ChatModel) else ChatModel.from_pretrained(model)
-    convs = read_conversations(test) if isinstance(test, str | Path) else list(test)
+    convs = (
+        read_conversations(test, sgd_service_results=sgd_service_results)
+        if isinstance(test, str | Path)
+        else list(test)
+    )
     report: dict[str, Any] = {
         "perplexity": perplexity(chat, sample(convs, ppl_conversations, seed), max_length, batch_size)
     }

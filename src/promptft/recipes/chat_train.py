@@ -26,10 +26,11 @@ def load_split(job: ChatJob) -> tuple[list[Conversation], list[Conversation], li
     """(train, dev, test) conversations: dev from its file, or a seeded share of train split by
     conversation; limits applied after a seeded shuffle."""
     d = job.data
-    train = read_conversations(d.train)
-    test = read_conversations(d.test) if d.test else []
+    rows = d.sgd_service_results
+    train = read_conversations(d.train, sgd_service_results=rows)
+    test = read_conversations(d.test, sgd_service_results=rows) if d.test else []
     if d.dev:
-        dev = read_conversations(d.dev)
+        dev = read_conversations(d.dev, sgd_service_results=rows)
     elif d.dev_fraction > 0:
         train, dev, _ = split_conversations(train, dev=d.dev_fraction, seed=job.train.seed)
     else:
