@@ -135,6 +135,13 @@ def test_channel_user_errors(env, tmp_path):
         ),
         "demonstrations are for --method prompt",
     )
+    user_error(
+        invoke(
+            "train", *args, "--template", "Sentiment: {mask}\\nReview: {text}", "--calibrate", "contextual",
+            "-o", tmp_path / "c", *common(env),
+        ),
+        "--calibrate temperature",
+    )  # fmt: skip
 
 
 def test_bench_methods_are_registered_with_valid_default_options():
@@ -167,3 +174,8 @@ def test_zero_shot_channel(env, tmp_path):
     assert final["steps"] == 0 and final["best_dev"]["n"] == 4
     saved = json.loads((run / "best" / "promptft_config.json").read_text())
     assert saved["type"] == "channel" and saved["adapter"] == "none"
+    calibrated = tmp_path / "zs_channel_t"
+    ok(invoke("train", "--dev", env / "dev.tsv", "--label-map", LABEL_MAP, *args, *template, "--calibrate",
+              "temperature", "-o", calibrated, *common(env)))  # fmt: skip
+    objective = json.loads((calibrated / "best" / "promptft_config.json").read_text())["objective"]
+    assert objective["tune_temperature"] is True and objective["calibration_temperature"] != 1.0

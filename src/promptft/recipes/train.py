@@ -24,6 +24,7 @@ from promptft.config import JobConfig, PromptConfig
 from promptft.data import Example, label_names
 from promptft.data.splits import SPLITS, load_split
 from promptft.errors import ConfigError, DataError, TemplateError, VerbalizerError
+from promptft.objectives import SingleLabel
 from promptft.objectives.regression import VALUE_LABEL
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
@@ -97,6 +98,11 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
             raise ConfigError(
                 f"--calibrate {job.prompt.calibrate} fits the temperature on labelled dev examples: give --dev "
                 "(a few dozen examples are enough)"
+            )
+        if m.method == "channel" and "contextual" in job.prompt.calibrate:
+            raise ConfigError(
+                "--method channel scores P(text | label), where contextual calibration does not apply: use "
+                "--calibrate temperature, or drop --calibrate"
             )
         if m.method == "channel" and job.task.type != "single_label":
             raise ConfigError(
@@ -257,6 +263,9 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
         from promptft.classifiers import ChannelClassifier
 
         verbalizer = make_verbalizer(job.prompt)
+        objective = job.task.objective(verbalizer.labels)
+        if job.prompt.calibrate == "temperature" and isinstance(objective, SingleLabel):
+            objective.tune_temperature = True  # fitted on dev by fit (or tune, zero-shot)
         return ChannelClassifier.from_model(
             m.name,
             job.prompt.template,
@@ -265,7 +274,7 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
             finetune=settings,
             max_length=job.prompt.max_length,
             device=m.device,
-            objective=job.task.objective(verbalizer.labels),
+            objective=objective,
         )
     if m.method == "prompt":
         verbalizer = make_verbalizer(job.prompt)
