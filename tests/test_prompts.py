@@ -109,6 +109,22 @@ def test_truncation_shortens_the_longest_field():
     assert tok.decode(list(out.input_ids)).endswith(", it was good")
 
 
+def test_truncation_of_characters_split_into_several_tokens():
+    """Stacked combining marks (GoEmotions has such "zalgo" comments): each mark is two byte-level tokens
+    sharing one character offset. Every budget must be met; cutting at the last kept token's end looped
+    without shortening the text once a cut fell between the two tokens of a mark."""
+    tok = bpe_tokenizer()
+    zalgo = "Bold of you to " + "".join("ase"[i % 3] + "\u0322\u0318\u031c\u0339" for i in range(12))
+    offsets = tok(zalgo, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    assert len(set(offsets)) < len(offsets)  # several tokens share one character's offsets
+    template = Template("{text}\nDoes this comment express {label}? {mask}")
+    for max_length in range(30, 90):
+        enc = PromptEncoder(tok, template, slot_text=None, max_length=max_length)
+        out = enc.encode({"text": zalgo, "label": "annoyance"})
+        assert out.truncated and len(out.input_ids) <= max_length
+        assert tok.decode(list(out.input_ids)).endswith("\nDoes this comment express annoyance?")
+
+
 def test_template_longer_than_max_length_errors():
     tok = bpe_tokenizer()
     enc = PromptEncoder(

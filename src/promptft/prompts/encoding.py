@@ -144,7 +144,12 @@ class PromptEncoder:
         offsets = [o for o in enc["offset_mapping"] if o[1] > o[0]]
         if keep >= len(offsets):
             keep = len(offsets) - 1
-        return value[: offsets[keep - 1][1]] if keep > 0 else ""
+        if keep <= 0:
+            return ""
+        # Cut no later than where the first dropped token starts: a character that a byte-level tokenizer
+        # splits into several tokens (stacked combining marks, some emoji) gives them all its one offset, and
+        # cutting at the last kept token's end would keep the whole character, i.e. drop nothing.
+        return value[: min(offsets[keep - 1][1], offsets[keep][0])]
 
 
 def token_spans(offsets, char_spans: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
