@@ -394,6 +394,21 @@ def test_report_checks_the_targets(tmp_path):
     assert "| – |" in rows[("mean ≥ 88, std ≤ 2", "prompt_ft")]  # not measured yet
 
 
+def test_a_margin_over_another_test_set_is_not_decided(tmp_path):
+    results = tmp_path / "results"
+    for seed in (13, 21):
+        _fake_cell(results, "fake", "sst-2", "prompt_ft_lora", seed, 0.95, test="SST-2/test.tsv")
+        _fake_cell(results, "fake", "sst-2", "setfit", seed, 0.90, test="SST-2/test.tsv")
+    text = build_report(results).markdown_path.read_text()
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in text.splitlines()}
+    assert "+5.0 ✓" in rows[("≥ +0 points over setfit", "prompt_ft_lora")]
+    for seed in (13, 21):  # the same seeds, scored on other test examples
+        _fake_cell(results, "fake", "sst-2", "setfit", seed, 0.90, test="SST-2/other.tsv")
+    text = build_report(results).markdown_path.read_text()
+    rows = {tuple(cell.strip() for cell in line.split("|")[1:3]): line for line in text.splitlines()}
+    assert "+5.0 ≠" in rows[("≥ +0 points over setfit", "prompt_ft_lora")]
+
+
 def test_bad_target_is_a_clear_error(tmp_path):
     table = yaml.safe_load(Path(load_tasks().source).read_text())
     table["targets"] = [{"methods": ["prompt_ft"], "tasks": ["sst-2"], "min_margin": 10}]

@@ -356,6 +356,13 @@ def _median_train_seconds(cells: list[dict[str, Any]]) -> float:
     return statistics.median(c.get("train_time_s") or 0 for c in cells) if cells else 0.0
 
 
+OTHER_TESTS_MARK = "≠"  # a margin between methods scored on different test examples: no ✓/✗
+
+
+def _test_sets(cells: list[dict[str, Any]]) -> set[tuple[Any, Any]]:
+    return {(c.get("test"), c.get("n_test")) for c in cells}
+
+
 def _check_target(target: dict[str, Any], method: str, task_cells: dict, task_stats: dict) -> str | None:
     """One table cell: the measured value and ✓/✗, or None when a method it needs has no cells."""
     mine, over = task_stats.get(method), task_stats.get(target.get("over"))
@@ -363,6 +370,8 @@ def _check_target(target: dict[str, Any], method: str, task_cells: dict, task_st
         return None
     if "min_margin" in target:
         diff = mine["mean"] - over["mean"]
+        if _test_sets(task_cells[method]) != _test_sets(task_cells[target["over"]]):
+            return f"{diff:+.1f} {OTHER_TESTS_MARK}"  # e.g. a --max-test subset against the full file
         return f"{diff:+.1f} {'✓' if diff >= target['min_margin'] else '✗'}"
     if "min_mean" in target:
         std = mine["std"] if mine["std"] is not None else 0.0
@@ -391,8 +400,10 @@ def _targets_table(table: TaskTable, tasks: list[str], grouped: dict, summary: d
     names = [table.tasks[k].name if k in table.tasks else k for k in columns]
     lines = [
         "",
-        "Targets (`targets:` in the task table): ✓ met, ✗ missed, – not measured yet. Margins are differences "
-        "of mean accuracy; time is the ratio of median train seconds per cell (dev evaluations included).",
+        "Targets (`targets:` in the task table): ✓ met, ✗ missed, – not measured yet, ≠ not decided (the two "
+        "methods were scored on different test examples, e.g. one on a `--max-test` subset). Margins are "
+        "differences of mean accuracy; time is the ratio of median train seconds per cell (dev evaluations "
+        "included).",
         "",
         "| Target | Method | " + " | ".join(names) + " |",
         "|" + "---|" * (len(columns) + 2),
