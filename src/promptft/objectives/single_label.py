@@ -111,9 +111,10 @@ def classification_metrics(
 TEMPERATURE_BOUNDS = (0.05, 20.0)  # beyond these a distribution is all but one-hot, or all but uniform
 
 
-def check_temperature(value: float) -> None:
+def check_temperature(value: float, name: str = "calibration_temperature", example: str = "1.0") -> None:
+    """ConfigError unless `value` is a finite positive number (a softmax temperature)."""
     if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"calibration_temperature must be a positive number, got {value!r}: e.g. 1.0")
+        raise ConfigError(f"{name} must be a positive number, got {value!r}: e.g. {example}")
 
 
 def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:

@@ -17,8 +17,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from promptft.errors import ConfigError, DataError
-from promptft.objectives.single_label import SingleLabel, classification_metrics
+from promptft.errors import DataError
+from promptft.objectives.single_label import SingleLabel, check_temperature, classification_metrics
 
 if TYPE_CHECKING:
     import torch
@@ -34,8 +34,7 @@ class SoftLabel(SingleLabel):
 
     def __init__(self, labels: Sequence[str], temperature: float = 1.0) -> None:
         super().__init__(labels)
-        if not (isinstance(temperature, int | float) and math.isfinite(temperature) and temperature > 0):
-            raise ConfigError(f"temperature must be a positive number, got {temperature!r}: e.g. 2.0")
+        check_temperature(temperature, "temperature", "2.0")
         self.temperature = float(temperature)
 
     def options(self) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from promptft.config import JobConfig, PromptConfig
 from promptft.data import Example, label_names
 from promptft.data.splits import SPLITS, load_split
 from promptft.errors import ConfigError, DataError, TemplateError, VerbalizerError
-from promptft.objectives import SingleLabel
 from promptft.objectives.regression import VALUE_LABEL
 from promptft.prompts.template import Template
 from promptft.prompts.verbalizer import Verbalizer
@@ -263,10 +262,7 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
         from promptft.classifiers import ChannelClassifier
 
         verbalizer = make_verbalizer(job.prompt)
-        objective = job.task.objective(verbalizer.labels)
-        if job.prompt.calibrate == "temperature" and isinstance(objective, SingleLabel):
-            objective.tune_temperature = True  # fitted on dev by fit (or tune, zero-shot)
-        return ChannelClassifier.from_model(
+        channel = ChannelClassifier.from_model(
             m.name,
             job.prompt.template,
             verbalizer,
@@ -274,8 +270,11 @@ def build_classifier(job: JobConfig, labels: Sequence[str] | None = None):
             finetune=settings,
             max_length=job.prompt.max_length,
             device=m.device,
-            objective=objective,
+            objective=job.task.objective(verbalizer.labels),
         )
+        if job.prompt.calibrate != "none":  # temperature only: check_job refuses contextual here
+            channel.set_calibration(job.prompt.calibrate)
+        return channel
     if m.method == "prompt":
         verbalizer = make_verbalizer(job.prompt)
         return PromptClassifier.from_model(
