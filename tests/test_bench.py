@@ -10,6 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -258,6 +259,55 @@ def test_zero_shot_test_scores_are_computed_once_and_reused(tiny_model, table, c
         json.loads(cell_path(results, "tiny-llama", "sent", "zero_shot", 2).read_text())["reused_test_from"]
         == "seed1.json"
     )
+
+
+def test_calibrated_zero_shot_divides_out_the_content_free_prior(tiny_model, table, config, tmp_path):
+    """The cell's predictions are those of the task's prompt with contextual calibration, recorded as such;
+    a temperature option is fitted on dev and recorded, and never changes a prediction."""
+    from promptft.classifiers import PromptClassifier
+    from promptft.models.loading import load_backbone
+
+    results = tmp_path / "results"
+    run(
+        tiny_model,
+        table,
+        config,
+        results,
+        tasks=["sent"],
+        methods=["calibrated_zero_shot", "zero_shot"],
+        seeds=[1],
+    )
+    cell = json.loads(cell_path(results, "tiny-llama", "sent", "calibrated_zero_shot", 1).read_text())
+    assert cell["info"]["calibrate"] == "contextual"
+    prior = cell["info"]["content_free_prior"]
+    assert set(prior) == {"negative", "positive"} and sum(prior.values()) == pytest.approx(1.0, abs=1e-5)
+
+    # the method's classifier: the plain prompt's probabilities divided by p_cf, renormalised
+    task = load_tasks(table).tasks["sent"]
+    test = read_split(task, Path(table).parent / "data" / task.test)
+    fitted = METHODS["calibrated_zero_shot"](
+        task, SplitData(test[:4], test[4:8]), ModelRef(tiny_model), 1, {}
+    )
+    calibrated = fitted.predictor.classifier
+    assert calibrated.calibrate == "contextual"
+    assert calibrated.content_free_prior() == pytest.approx(list(prior.values()), abs=1e-5)
+    plain = PromptClassifier(
+        load_backbone(tiny_model), "{text} It was {mask}.", calibrated.verbalizer.label_words, max_length=64
+    )
+    raw = np.asarray(plain.predict_proba(test))
+    expected = raw / np.asarray(list(prior.values()))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert np.asarray(calibrated.predict_proba(test)) == pytest.approx(expected, abs=1e-4)
+    assert not np.allclose(raw, expected, atol=1e-3)
+
+    options = tmp_path / "temperature.yaml"
+    options.write_text(
+        yaml.safe_dump({"methods": {"calibrated_zero_shot": {"calibrate": "contextual+temperature"}}})
+    )
+    again = tmp_path / "again"
+    run(tiny_model, table, options, again, tasks=["sent"], methods=["calibrated_zero_shot"], seeds=[1])
+    tempered = json.loads(cell_path(again, "tiny-llama", "sent", "calibrated_zero_shot", 1).read_text())
+    assert tempered["info"]["calibration_temperature"] > 0 and tempered["accuracy"] == cell["accuracy"]
 
 
 def test_other_methods_run_end_to_end(tiny_model, table, config, tmp_path):

@@ -162,8 +162,15 @@ def _prompt_method(
     info = {"prompt": spec.to_dict(), "kind": model.kind}
     job = job_of(config, seed, "prompt", finetune)
     max_length = job.prompt.max_length
+    calibration = {  # prompt.calibrate / content_free: prediction-time calibration (calibrated_zero_shot)
+        "calibrate": None if job.prompt.calibrate == "none" else job.prompt.calibrate,
+        "content_free": job.prompt.content_free,
+    }
+    if calibration["calibrate"]:
+        info["calibrate"] = calibration["calibrate"]
     if finetune == "none":
-        unknown = sorted(set(config) - {"max_length", "eval_batch_size", "demonstrations"})
+        zero_shot_options = {"max_length", "eval_batch_size", "demonstrations", "calibrate", "content_free"}
+        unknown = sorted(set(config) - zero_shot_options)
         if unknown:
             raise ConfigError(f"zero_shot takes no training options, got {unknown}: remove them")
         clf = PromptClassifier(
@@ -174,13 +181,16 @@ def _prompt_method(
             base_model=model.name,
             objective=task.objective(),
             demonstrations=job.prompt.demonstrations,
+            **calibration,
         )
         if clf.demonstrations is not None:
             clf.set_demonstration_pool(spec.prepare(data.train))
         clf.set_finetune("none")
-        clf.tune(spec.prepare(data.dev), job.train.eval_batch_size)  # multi-label: thresholds on dev
-        if clf.objective.tunes_on_dev:
-            info["thresholds"] = clf.objective.thresholds  # type: ignore[attr-defined]
+        # multi-label: thresholds on dev; calibrate=...temperature: the temperature on dev
+        clf.tune(spec.prepare(data.dev), job.train.eval_batch_size)
+        if hasattr(clf.objective, "thresholds"):
+            info["thresholds"] = clf.objective.thresholds
+        _record_calibration(clf, info)
         return Fitted(_PreparedPredictor(clf, spec.prepare), info=info)
     cfg = job.train
     set_seed(seed)
@@ -192,12 +202,14 @@ def _prompt_method(
         base_model=model.name,
         objective=task.objective(),
         demonstrations=job.prompt.demonstrations,
+        **calibration,
     )
     clf.set_finetune(job.model.adapter_settings())
     trainable, total = clf.parameter_counts()
     info.update(adapter=clf.adapter.to_dict(), trainable_parameters=trainable, total_parameters=total)
     result = Trainer(clf, cfg).train(spec.prepare(data.train), spec.prepare(data.dev))
     info.update(stopped_early=result.stopped_early, history=result.history)
+    _record_calibration(clf, info)
     return Fitted(
         _PreparedPredictor(clf, spec.prepare),
         train_time_s=result.train_time_s,
@@ -208,6 +220,14 @@ def _prompt_method(
     )
 
 
+def _record_calibration(clf, info: dict[str, Any]) -> None:
+    """What a calibrated classifier divided out (p_cf over the labels) and the temperature it fitted."""
+    if clf.contextual is not None:
+        info["content_free_prior"] = dict(zip(clf.labels, clf.content_free_prior(), strict=True))
+    if getattr(clf.objective, "tune_temperature", False):
+        info["calibration_temperature"] = clf.objective.calibration_temperature
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the methods
 
@@ -216,6 +236,16 @@ def _prompt_method(
 def zero_shot(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]) -> Fitted:
     """The starting prompt as is: no training."""
     return _prompt_method(task, data, model, seed, config, "none")
+
+
+@method("calibrated_zero_shot", seed_independent=True, job=("prompt", "none"), task_types=("single_label",))
+def calibrated_zero_shot(
+    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
+) -> Fitted:
+    """The starting prompt with contextual calibration (Zhao et al. 2021): no training; the label bias of
+    content-free inputs is divided out (`calibrate:` in its options; seed-independent unless a temperature
+    is fitted on dev, which never changes a prediction)."""
+    return _prompt_method(task, data, model, seed, {"calibrate": "contextual", **config}, "none")
 
 
 @method("standard_ft", needs_lm=False, job=("head", "full"))

@@ -89,6 +89,8 @@ OPTION_KEYS = {
     "adapter": "model.adapter",
     "demonstrations": "prompt.demonstrations",
     "train_negatives": "prompt.train_negatives",
+    "calibrate": "prompt.calibrate",
+    "content_free": "prompt.content_free",
 }
 
 
