@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from promptft.bench.tasks import TaskSpec
+from promptft.bench.tasks import PromptSpec, TaskSpec
 from promptft.config.base import check_keys
 from promptft.config.bench import method_job
 from promptft.config.job import JobConfig
@@ -153,12 +153,19 @@ class _PreparedPredictor:
 
 
 def _prompt_method(
-    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any], finetune: str
+    task: TaskSpec,
+    data: SplitData,
+    model: ModelRef,
+    seed: int,
+    config: dict[str, Any],
+    finetune: str,
+    prompt: PromptSpec | None = None,
 ) -> Fitted:
+    """The task's prompt (or `prompt`, e.g. a searched one), zero-shot or fine-tuned with `finetune`."""
     from promptft.classifiers import PromptClassifier
     from promptft.training import Trainer, set_seed
 
-    spec = task.prompt_for(model.kind)
+    spec = prompt or task.prompt_for(model.kind)
     info = {"prompt": spec.to_dict(), "kind": model.kind}
     job = job_of(config, seed, "prompt", finetune)
     max_length = job.prompt.max_length
@@ -440,5 +447,6 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     )
 
 
-# registers the multi-label and regression methods, and issue 11's demonstrations, channel, pet and ipet
-from promptft.bench import context_methods, pet_methods, task_methods  # noqa: E402,F401
+# registers the multi-label and regression methods, and issue 11's demonstrations, channel, pet, ipet and the
+# searched prompts (auto_label_words, auto_template, auto)
+from promptft.bench import context_methods, pet_methods, search_methods, task_methods  # noqa: E402,F401

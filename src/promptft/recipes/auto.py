@@ -147,6 +147,32 @@ def auto_train(
                     manual_words, on_progress)  # fmt: skip
 
 
+def auto_train_examples(
+    job: JobConfig,
+    train: Sequence[Example],
+    dev: Sequence[Example],
+    budget_minutes: float,
+    *,
+    test: Sequence[Example] | None = None,
+    task_type: str | None = None,
+    generate: bool = True,
+    on_progress: Callable[[str], None] | None = None,
+) -> AutoResult:
+    """`auto_train` on examples already in memory (the benchmark's splits): the job gives the model, the
+    starting prompt (template and label words), the training settings and the run folder (`output`)."""
+    if budget_minutes <= 0:
+        raise ConfigError(f"--budget-minutes must be positive, got {budget_minutes}")
+    if not job.prompt.label_words or job.model.method != "prompt" or job.task.type != "single_label":
+        raise ConfigError("auto needs a single-label prompt job with a template and label words")
+    if not train or not dev:
+        raise ConfigError("auto searches on training examples and chooses on dev examples: give both")
+    check_job(job, examples_given=True)
+    run_dir = Path(str(job.output))
+    check_writable(run_dir, "the run folder")
+    with run_lock(run_dir):
+        return _run(job, run_dir, train, dev, test, budget_minutes, task_type, generate, True, on_progress)
+
+
 def _run(
     job: JobConfig,
     run_dir: Path,

@@ -9,6 +9,7 @@ from typing import Any
 
 from promptft.bench.report import Report, build_report
 from promptft.bench.runner import RunResult, run_benchmark
+from promptft.recipes import bench_auto  # noqa: F401  (registers the `auto` bench method)
 
 __all__ = ["Report", "RunResult", "report", "run"]
 

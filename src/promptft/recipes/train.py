@@ -72,9 +72,12 @@ def make_verbalizer(prompt: PromptConfig) -> Verbalizer:
     return Verbalizer(prompt.label_words, prompt.token_reduction, prompt.word_reduction)
 
 
-def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
-    """Catch configuration mistakes before any data or model is loaded."""
+def check_job(job: JobConfig, *, needs_output: bool = True, examples_given: bool = False) -> None:
+    """Catch configuration mistakes before any data or model is loaded. examples_given: the caller holds
+    the train and dev examples in memory (the benchmark), so the job names no data files."""
     m = job.model
+    has_train = examples_given or bool(job.data.train)
+    has_dev = examples_given or bool(job.data.dev)
     if m.method == "yes_no":
         if "label" not in Template(job.prompt.template).fields:
             raise ConfigError(
@@ -93,7 +96,7 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
                 f"--calibrate {job.prompt.calibrate} divides out a bias over mutually exclusive labels: it is "
                 f"for single-label tasks, not {job.task.type}; drop it"
             )
-        if "temperature" in job.prompt.calibrate and not job.data.dev:
+        if "temperature" in job.prompt.calibrate and not has_dev:
             raise ConfigError(
                 f"--calibrate {job.prompt.calibrate} fits the temperature on labelled dev examples: give --dev "
                 "(a few dozen examples are enough)"
@@ -136,11 +139,11 @@ def check_job(job: JobConfig, *, needs_output: bool = True) -> None:
             raise ConfigError(
                 f"demonstrations fill in one label word per example: single-label only, not {job.task.type}"
             )
-        if not job.data.train:
+        if not has_train:
             raise ConfigError(
                 "demonstrations are drawn from the training set: pass --train PATH (zero-shot too)"
             )
-    if m.finetune != "none" and not job.data.train:
+    if m.finetune != "none" and not has_train:
         raise ConfigError(
             "no training file: pass --train PATH (data.train in a config), or --finetune none for zero-shot"
         )
