@@ -149,6 +149,29 @@ def test_every_method_of_the_new_task_types_runs_and_reports_its_metric(tiny_mod
     assert json.loads(report.summary_path.read_text()) == report.summary
 
 
+def test_zero_shot_with_thresholds_tuned_per_seed_is_not_reused(
+    tiny_model, table, config, tmp_path, monkeypatch
+):  # noqa: F811
+    """Multi-label zero-shot tunes its thresholds on each seed's dev split, so a seed's test predictions
+    are its own: another seed's test scores must not be reused unless the thresholds are the same."""
+    from promptft.bench.methods import METHODS
+
+    original = METHODS["zero_shot"]
+
+    def per_seed_thresholds(task, data, model, seed, options):
+        fitted = original(task, data, model, seed, options)
+        fitted.info["thresholds"] = [0.1 * seed]  # stands for thresholds that came out differently
+        return fitted
+
+    per_seed_thresholds.__dict__.update(original.__dict__)  # seed_independent, task types, ...
+    monkeypatch.setitem(METHODS, "zero_shot", per_seed_thresholds)
+    run = run_benchmark(
+        tiny_model, tasks=["emo"], methods=["zero_shot"], tasks_file=table, config=config,
+        results_dir=tmp_path / "results", device="cpu", progress=False,
+    )  # fmt: skip
+    assert [c["reused_test_from"] for c in run.cells] == [None, None]
+
+
 def test_setfit_one_vs_rest_on_a_multi_label_task(tiny_model, table, tmp_path):  # noqa: F811
     from promptft.bench import METHODS
     from promptft.bench.methods import ModelRef, SplitData

@@ -354,6 +354,8 @@ def _run_cell(
                 "max_test": max_test,
                 "config": best_config,
                 "prompt": best.info.get("prompt"),
+                # multi-label zero-shot tunes its thresholds on the seed's dev split: they move predictions
+                "thresholds": best.info.get("thresholds"),
             }
         )
     reused = None
