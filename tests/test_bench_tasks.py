@@ -150,8 +150,12 @@ def test_every_method_of_the_new_task_types_runs_and_reports_its_metric(tiny_mod
 
 
 def test_zero_shot_with_thresholds_tuned_per_seed_is_not_reused(
-    tiny_model, table, config, tmp_path, monkeypatch
-):  # noqa: F811
+    tiny_model,  # noqa: F811
+    table,
+    config,
+    tmp_path,
+    monkeypatch,
+):
     """Multi-label zero-shot tunes its thresholds on each seed's dev split, so a seed's test predictions
     are its own: another seed's test scores must not be reused unless the thresholds are the same."""
     from promptft.bench.methods import METHODS
