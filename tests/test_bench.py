@@ -373,7 +373,7 @@ def test_report_schema_markdown_and_plot(tiny_model, table, config, tmp_path):
     assert report.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def _fake_cell(results, model, task, method, seed, acc, test="x.tsv", train_s=1.0):
+def _fake_cell(results, model, task, method, seed, acc, test="x.tsv", train_s=1.0, dev=None):
     from promptft.bench.runner import write_json_atomic
 
     write_json_atomic(
@@ -394,6 +394,7 @@ def _fake_cell(results, model, task, method, seed, acc, test="x.tsv", train_s=1.
             "model_kind": "causal",
             "device": "cpu",
             "command": "promptft bench run",
+            **({"dev_accuracy": dev} if dev is not None else {}),
         },
     )
 
@@ -822,3 +823,24 @@ def test_average_is_over_accuracy_tasks_only(tmp_path):
     assert "Average (accuracy tasks)" in rows["Method"]
     cells = [c.strip() for c in rows["prompt_ft_lora"].split("|")]
     assert cells[2:5] == ["80.0 (0.0)", "20.0 (0.0)", "80.0"]  # SST-2, STS-B, then the average of SST-2 alone
+
+
+def test_best_on_dev_row_picks_by_dev_not_test(tmp_path):
+    """Per task, the row shows the method with the best mean dev score (all seeds, full test file), even
+    when another method is better on test; the average is over those choices."""
+    results = tmp_path / "results"
+    seeds = (13, 21, 42, 87, 100)
+    for seed in seeds:
+        # SST-2: prompt_ft_lora best on dev, setfit best on test
+        _fake_cell(results, "fake", "sst-2", "prompt_ft_lora", seed, 0.80, "SST-2/test.tsv", dev=0.90)
+        _fake_cell(results, "fake", "sst-2", "setfit", seed, 0.85, "SST-2/test.tsv", dev=0.70)
+        # MR: setfit best on dev; zero_shot has no dev score recorded, so it cannot be chosen
+        _fake_cell(results, "fake", "mr", "prompt_ft_lora", seed, 0.70, "mr/test.csv", dev=0.60)
+        _fake_cell(results, "fake", "mr", "setfit", seed, 0.60, "mr/test.csv", dev=0.65)
+        _fake_cell(results, "fake", "mr", "zero_shot", seed, 0.99, "mr/test.csv")
+    for seed in seeds[:3]:  # too few seeds to be chosen, however good on dev
+        _fake_cell(results, "fake", "mr", "channel", seed, 0.95, "mr/test.csv", dev=0.99)
+    text = build_report(results).markdown_path.read_text()
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    cells = [c.strip() for c in rows["*best on dev*"].split("|")]
+    assert cells[2:5] == ["80.0 (0.0) prompt_ft_lora", "60.0 (0.0) setfit", "70.0"]
