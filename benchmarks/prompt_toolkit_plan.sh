@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Issue 11's benchmark cells, in the order we run them on a CPU: the cheap rows first, then each new method
+# screened on SST-2 and TREC (5 seeds) before the other tasks get it. Finished cells are skipped, so this
+# resumes where an interrupted sitting stopped. Run it alone on the machine (cells record their train time),
+# then `promptft bench report`. Rough CPU cost per SST-2 seed (2 threads): calibrated_zero_shot seconds (one
+# test pass per task), standard_ft grid ~7 min (TREC ~11), auto_label_words ~4, demonstrations ~18,
+# channel ~14, pet/ipet ~30+.
+set -u
+PF=${PROMPTFT_BIN:-.venv/bin/promptft}
+run() { echo "=== $(date -u +%H:%M:%S) bench run $*"; "$PF" bench run --no-report "$@" || echo "=== FAILED: $*"; }
+LMBFF=sst-2,trec,subj,mr,cr,mpqa,sst-5,rte
+
+run --model smollm2-135m --tasks "$LMBFF" --methods calibrated_zero_shot
+# the fair baseline: standard FT with a learning-rate x steps grid on dev, in its own folder until all 8 tasks
+# have it (then it replaces the default table's standard_ft cells)
+run --model smollm2-135m --tasks sst-2,trec --methods standard_ft \
+    --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
+run --model smollm2-135m --tasks sst-2,trec --methods auto_label_words,auto_template
+run --model smollm2-135m --tasks sst-2,trec --methods demonstrations,channel
+run --model smollm2-135m --tasks sst-2 --methods auto,pet,ipet
+run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
+    --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
+echo "=== $(date -u +%H:%M:%S) plan finished"
