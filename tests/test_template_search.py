@@ -106,6 +106,18 @@ def test_search_ranks_the_template_the_model_understands_first(tmp_path):
     assert saved["settings"]["counts"]["given"] == 1
 
 
+def test_a_given_template_that_is_also_in_the_library_is_scored_once():
+    backbone = lambda: PlantedBackbone(bias={"great": 1.0}, cues={})  # noqa: E731
+    library = "{sentence} It was {mask}."
+    result = search_templates(
+        backbone, data(4), data(4, 10), WORDS, task_type="sentiment", generate=False,
+        templates=[library, library],
+    )  # fmt: skip
+    templates = [c.template for c in result.ranked]
+    assert templates.count(library) == 1 and len(templates) == len(set(templates))
+    assert next(c.source for c in result.ranked if c.template == library) == "given"
+
+
 def test_search_with_generation_and_fine_tunes_on_a_tiny_model(tmp_path):
     factory = lambda: backbone_from_model(*tiny_llama(), "causal")  # noqa: E731
     result = search_templates(

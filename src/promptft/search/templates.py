@@ -341,10 +341,12 @@ def search_templates(
     fields = list(train[0].fields)
     backbone = load_model(model, kind=kind, device=device)
     name = model if isinstance(model, str) else backbone.name
-    candidates: list[TemplateCandidate] = [TemplateCandidate(t, "given") for t in templates]
-    if use_library:
+    candidates: list[TemplateCandidate] = [TemplateCandidate(t, "given") for t in dict.fromkeys(templates)]
+    if use_library:  # a library pattern the user also gave is scored once, as given
         candidates += [
-            TemplateCandidate(t, "library") for t in library_templates(task_type, fields, backbone.kind)
+            TemplateCandidate(t, "library")
+            for t in library_templates(task_type, fields, backbone.kind)
+            if t not in templates
         ]
     given = [PromptCandidate(c.template, label_words, name=c.source) for c in candidates]
     check_candidates(given, backbone.tokenizer, backbone.leading_space)
