@@ -20,15 +20,11 @@ from promptft.bench.methods import (
     _prompt_method,
     job_of,
     method,
+    require_single_label,
 )
 from promptft.bench.tasks import TaskSpec
 from promptft.errors import ConfigError
 from promptft.prompts.demonstrations import DemonstrationSettings
-
-
-def _single_label(task: TaskSpec, name: str) -> None:
-    if task.type != "single_label":
-        raise ConfigError(f"{name} is for single-label tasks, and {task.name} is {task.type}: leave it out")
 
 
 @method("demonstrations", job=("prompt", "lora"), task_types=("single_label",))
@@ -36,7 +32,7 @@ def demonstrations(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:
     """LoRA prompt FT with one demonstration per label in context (LM-BFF), averaged over sets at test."""
-    _single_label(task, "demonstrations")
+    require_single_label(task, "demonstrations")
     config = dict(config)
     config.setdefault("demonstrations", {"selection": "similar"})
     fitted = _prompt_method(task, data, model, seed, config, "lora")
@@ -52,7 +48,7 @@ def channel(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config:
     from promptft.classifiers import ChannelClassifier, channel_template
     from promptft.training import Trainer, set_seed
 
-    _single_label(task, "channel")
+    require_single_label(task, "channel")
     if model.kind != "causal":
         raise ConfigError(f"channel scoring needs a causal LM; {model.name} is {model.kind}")
     spec = task.prompt_for(model.kind)

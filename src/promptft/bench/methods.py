@@ -227,6 +227,13 @@ def _prompt_method(
     )
 
 
+def require_single_label(task: TaskSpec, name: str) -> None:
+    """Methods that compare mutually exclusive labels refuse other task types with a clear error (the
+    runner already skips them by `task_types`; this guards direct calls)."""
+    if task.type != "single_label":
+        raise ConfigError(f"{name} is for single-label tasks, and {task.name} is {task.type}: leave it out")
+
+
 def _record_calibration(clf, info: dict[str, Any]) -> None:
     """What a calibrated classifier divided out (p_cf over the labels) and the temperature it fitted."""
     if clf.contextual is not None:

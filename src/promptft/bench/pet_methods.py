@@ -19,7 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptft.bench.methods import Fitted, ModelRef, SplitData, _PreparedPredictor, job_of, method
+from promptft.bench.methods import (
+    Fitted,
+    ModelRef,
+    SplitData,
+    _PreparedPredictor,
+    job_of,
+    method,
+    require_single_label,
+)
 from promptft.bench.tasks import TaskSpec, read_split
 from promptft.config.base import check_keys
 from promptft.config.bench import OPTION_KEYS
@@ -73,8 +81,7 @@ def _pet_cell(
     from promptft.ensemble.pet import exclude_examples, run_pet, sample_pool
     from promptft.training import set_seed
 
-    if task.type != "single_label":
-        raise ConfigError(f"{name} is for single-label tasks, and {task.name} is {task.type}: leave it out")
+    require_single_label(task, name)
     if data.pool is None:
         raise DataError(
             f"{task.name} has no unlabelled pool for {name}: add `pool: FILE` to the task table, or leave "

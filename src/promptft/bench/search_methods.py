@@ -20,7 +20,7 @@ import dataclasses
 import time
 from typing import Any
 
-from promptft.bench.methods import Fitted, ModelRef, SplitData, _prompt_method, method
+from promptft.bench.methods import Fitted, ModelRef, SplitData, _prompt_method, method, require_single_label
 from promptft.bench.tasks import TaskSpec
 from promptft.config.base import check_keys
 from promptft.config.bench import OPTION_KEYS
@@ -48,11 +48,6 @@ def _split(config: dict[str, Any], name: str, search_keys: tuple[str, ...]) -> t
     return {k: v for k, v in config.items() if k != "search"}, dict(search)
 
 
-def _single_label(task: TaskSpec, name: str) -> None:
-    if task.type != "single_label":
-        raise ConfigError(f"{name} is for single-label tasks, and {task.name} is {task.type}: leave it out")
-
-
 def _searched_then_tuned(task, data, model, seed, job_options, prompt, search_seconds, search_info) -> Fitted:
     """LoRA prompt FT with the searched prompt; the search's time is part of the cell's train time."""
     fitted = _prompt_method(task, data, model, seed, job_options, "lora", prompt=prompt)
@@ -74,7 +69,7 @@ def auto_label_words(
     """LM-BFF label-word search on the task's template, then LoRA prompt FT with the words found."""
     from promptft.search.label_words import search_label_words
 
-    _single_label(task, "auto_label_words")
+    require_single_label(task, "auto_label_words")
     job_options, search = _split(config, "auto_label_words", WORD_SEARCH_KEYS)
     spec = task.prompt_for(model.kind)
     start = time.perf_counter()
@@ -109,7 +104,7 @@ def auto_template(
     """Template search (library + generated + the task's own) with the task's words, then LoRA prompt FT."""
     from promptft.search.templates import search_templates
 
-    _single_label(task, "auto_template")
+    require_single_label(task, "auto_template")
     job_options, search = _split(config, "auto_template", TEMPLATE_SEARCH_KEYS)
     spec = task.prompt_for(model.kind)
     start = time.perf_counter()

@@ -12,12 +12,19 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from promptft.bench.methods import Fitted, ModelRef, SplitData, _PreparedPredictor, job_of, method
+from promptft.bench.methods import (
+    Fitted,
+    ModelRef,
+    SplitData,
+    _PreparedPredictor,
+    job_of,
+    method,
+    require_single_label,
+)
 from promptft.bench.search_methods import JOB_KEYS
 from promptft.bench.tasks import TaskSpec
 from promptft.config import apply_overrides
 from promptft.config.base import check_keys
-from promptft.errors import ConfigError
 from promptft.recipes.auto import auto_train_examples
 
 AUTO_KEYS = ("budget_minutes", "generate")
@@ -28,8 +35,7 @@ def auto(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: di
     """The `train --auto` recipe within `budget_minutes`: searches, LoRA fine-tunes, the best on dev kept."""
     from promptft.classifiers import load_classifier
 
-    if task.type != "single_label":
-        raise ConfigError(f"auto is for single-label tasks, and {task.name} is {task.type}: leave it out")
+    require_single_label(task, "auto")
     check_keys(config, [*JOB_KEYS, *AUTO_KEYS], "methods.auto", "auto option")
     budget = float(config.get("budget_minutes", 30))
     generate = bool(config.get("generate", True))
