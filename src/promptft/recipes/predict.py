@@ -245,7 +245,7 @@ def _predict_streamed(
         def report(done: int) -> None:
             console.print(f"predicted {done} rows", markup=False, highlight=False)
 
-    return stream_predictions(
+    written = stream_predictions(
         rows,
         output,
         input=Path(input),
@@ -259,6 +259,22 @@ def _predict_streamed(
         progress=report,
         overwrite=overwrite,
     )
+    _close_process_group(world)
+    return written
+
+
+def _close_process_group(world: int) -> None:
+    """After a finished run, the processes leave together and take the process group down: a process
+    that exits with the group still up can abort in gloo's teardown ("terminate called without an active
+    exception", exit -6) while another one still uses it. (After an error there is no barrier: the other
+    process may never reach it; the launcher stops it.)"""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _process_group(device: str | None) -> tuple[int, int, str | None]:
