@@ -20,7 +20,15 @@ import dataclasses
 import time
 from typing import Any
 
-from promptft.bench.methods import Fitted, ModelRef, SplitData, _prompt_method, method, require_single_label
+from promptft.bench.methods import (
+    Fitted,
+    ModelRef,
+    SplitData,
+    _prompt_method,
+    job_of,
+    method,
+    require_single_label,
+)
 from promptft.bench.tasks import TaskSpec
 from promptft.config.base import check_keys
 from promptft.config.bench import OPTION_KEYS
@@ -71,6 +79,7 @@ def auto_label_words(
 
     require_single_label(task, "auto_label_words")
     job_options, search = _split(config, "auto_label_words", WORD_SEARCH_KEYS)
+    max_length = job_of(job_options, seed, "prompt", "lora").prompt.max_length  # validated before the search
     spec = task.prompt_for(model.kind)
     start = time.perf_counter()
     found = search_label_words(
@@ -81,7 +90,7 @@ def auto_label_words(
         labels=task.label_names,
         seed=seed,
         kind=model.kind,
-        max_length=int(job_options.get("max_length", 256)),
+        max_length=max_length,
         **search,
     )
     seconds = time.perf_counter() - start
@@ -106,6 +115,7 @@ def auto_template(
 
     require_single_label(task, "auto_template")
     job_options, search = _split(config, "auto_template", TEMPLATE_SEARCH_KEYS)
+    max_length = job_of(job_options, seed, "prompt", "lora").prompt.max_length  # validated before the search
     spec = task.prompt_for(model.kind)
     start = time.perf_counter()
     found = search_templates(
@@ -117,7 +127,7 @@ def auto_template(
         templates=[spec.template],
         seed=seed,
         kind=model.kind,
-        max_length=int(job_options.get("max_length", 256)),
+        max_length=max_length,
         **search,
     )
     seconds = time.perf_counter() - start
