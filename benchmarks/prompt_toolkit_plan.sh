@@ -3,8 +3,8 @@
 # screened on SST-2 and TREC (5 seeds) before the other tasks get it. Finished cells are skipped, so this
 # resumes where an interrupted sitting stopped. Run it alone on the machine (cells record their train time),
 # then `promptft bench report`. Rough CPU cost per SST-2 seed (2 threads): calibrated_zero_shot seconds (one
-# test pass per task), standard_ft grid ~7 min (TREC ~11), auto_label_words ~4, demonstrations ~18,
-# channel ~14, pet/ipet ~30+.
+# test pass per task), standard_ft grid ~7 min (TREC ~15), auto_label_words ~4, demonstrations ~7
+# (TREC ~25: 7x longer prompts), channel ~25, pet ~8, ipet ~15+ (measured on a quiet machine).
 set -u
 PF=${PROMPTFT_BIN:-.venv/bin/promptft}
 run() { echo "=== $(date -u +%H:%M:%S) bench run $*"; "$PF" bench run --no-report "$@" || echo "=== FAILED: $*"; }
