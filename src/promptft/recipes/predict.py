@@ -270,11 +270,12 @@ def _close_process_group(world: int) -> None:
     process may never reach it; the launcher stops it.)"""
     if world <= 1:
         return
-    import torch.distributed as dist
+    from accelerate.state import PartialState
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    # the group's creator (`_process_group`) closes it: its barrier passes each GPU process its own device
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 def _process_group(device: str | None) -> tuple[int, int, str | None]:
