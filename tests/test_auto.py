@@ -48,10 +48,13 @@ def job(env, output, **extra):
 
 
 def test_auto_records_every_decision_and_leaves_a_usable_run(env, tmp_path):
-    result = auto_train(job(env, tmp_path / "run"), budget_minutes=10, task_type="sentiment", generate=False)
+    result = auto_train(
+        job(env, tmp_path / "run"), budget_minutes=10, task_type="sentiment", generate=False, ensemble=False
+    )
     stages = [d.stage for d in result.decisions]
     assert stages[:3] == ["manual", "label_words", "templates"]
     assert "finetune_manual" in stages and stages[-1] == "choice"
+    assert "ensemble" not in stages and "finetune_runner_up" not in stages
     saved = json.loads((tmp_path / "run" / AUTO_FILE).read_text())
     assert saved["finished"] is True and len(saved["decisions"]) == len(stages)
     assert saved["chosen"]["template"] == result.chosen["template"]
@@ -64,6 +67,41 @@ def test_auto_records_every_decision_and_leaves_a_usable_run(env, tmp_path):
     assert (tmp_path / "run" / "test_metrics.json").exists()
     assert (tmp_path / "run" / "final_metrics.json").exists()
     assert result.beats_manual in (True, False)
+
+
+@pytest.mark.parametrize("ensemble_dev", [0.0, 1.01])
+def test_auto_ensemble_stage_is_kept_only_when_it_beats_the_best_single_model_on_dev(
+    env, tmp_path, monkeypatch, ensemble_dev
+):
+    from promptft.classifiers import EnsembleClassifier
+
+    # The tiny model's dev scores are whatever they are: the ensemble's dev score is set below or above
+    # every single finalist's, so that both outcomes are checked.
+    real_evaluate = EnsembleClassifier.evaluate
+    monkeypatch.setattr(
+        EnsembleClassifier,
+        "evaluate",
+        lambda self, examples, *a, **k: {**real_evaluate(self, examples, *a, **k), "accuracy": ensemble_dev},
+    )
+    result = auto_train(job(env, tmp_path / "run"), budget_minutes=10, task_type="sentiment", generate=False)
+    stages = [d.stage for d in result.decisions]
+    assert "finetune_runner_up" in stages and "ensemble" in stages
+    stage = next(d for d in result.decisions if d.stage == "ensemble")
+    assert stage.outcome == "done" and len(stage.details["members"]) == 3
+    assert sum(stage.details["weights"]) == pytest.approx(1.0)
+    best = load_classifier(tmp_path / "run" / "best")
+    saved = json.loads((tmp_path / "run" / AUTO_FILE).read_text())
+    if ensemble_dev > 1:
+        assert result.chosen["name"] == "ensemble" and result.chosen["members"] == stage.details["members"]
+        assert isinstance(best, EnsembleClassifier) and best.names == stage.details["members"]
+        assert result.beats_manual is True and saved["chosen"]["name"] == "ensemble"
+        assert "ensemble taken" in stage.reason
+    else:
+        assert result.chosen["name"] != "ensemble" and not isinstance(best, EnsembleClassifier)
+        assert "single model kept" in stage.reason
+    # the chosen model scored the test file, and eval takes the run folder as it is
+    assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["n"] == 6
+    assert best.predict(["I loved it"])[0] in ("negative", "positive")
 
 
 def test_auto_on_a_tiny_budget_still_ends_with_a_model(env, tmp_path, monkeypatch):
@@ -100,3 +138,32 @@ def test_cli_train_auto(env, tmp_path):
     saved = json.loads((run / AUTO_FILE).read_text())
     assert saved["manual"] is None  # no label words given: the search supplies them
     assert saved["chosen"]["name"] == "searched"
+    assert "ensemble" not in [d["stage"] for d in saved["decisions"]]  # zero-shot: nothing to ensemble
+
+
+@pytest.mark.parametrize("flag", ["--auto-ensemble", "--no-auto-ensemble"])
+def test_cli_train_auto_ensemble_flag(env, tmp_path, monkeypatch, flag):
+    from promptft.classifiers import EnsembleClassifier
+
+    real_evaluate = EnsembleClassifier.evaluate
+    monkeypatch.setattr(  # the ensemble wins on dev whenever it runs
+        EnsembleClassifier,
+        "evaluate",
+        lambda self, examples, *a, **k: {**real_evaluate(self, examples, *a, **k), "accuracy": 1.01},
+    )
+    run = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "--auto", flag, "--budget-minutes", "10", "--train", str(env / "train.tsv"), "--dev",
+            str(env / "dev.tsv"), "--label-map", "0=negative,1=positive", "--label-words",
+            "negative=terrible,positive=great", "--model", str(env / "tiny"), "--finetune", "lora", "--steps",
+            "2", "--eval-every", "1", "--output", str(run), "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    stages = [d["stage"] for d in json.loads((run / AUTO_FILE).read_text())["decisions"]]
+    if flag == "--auto-ensemble":
+        assert "ensemble" in stages and "chosen: the ensemble of manual" in result.stdout
+    else:
+        assert "ensemble" not in stages and "chosen: '" in result.stdout

@@ -1,5 +1,5 @@
 """Classifiers: a backbone + prompt (PromptClassifier; YesNoClassifier asks a yes/no question per label)
-or + a new head (HeadClassifier), with one API:
+or + a new head (HeadClassifier), or several trained ones combined (EnsembleClassifier), with one API:
 fit, predict, predict_proba, evaluate, save_pretrained, from_pretrained."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from promptft.classifiers.base import BaseClassifier
 from promptft.classifiers.channel import ChannelClassifier, channel_template
+from promptft.classifiers.ensemble import ENSEMBLE_TYPE, EnsembleClassifier
 from promptft.classifiers.head import HeadClassifier
 from promptft.classifiers.prompt import PromptClassifier, PromptScorer
 from promptft.classifiers.saving import CONFIG_FILE
@@ -20,6 +21,7 @@ __all__ = [
     "CONFIG_FILE",
     "BaseClassifier",
     "ChannelClassifier",
+    "EnsembleClassifier",
     "HeadClassifier",
     "PromptClassifier",
     "PromptScorer",
@@ -41,6 +43,7 @@ def load_classifier(directory: str | Path, **kwargs) -> BaseClassifier:
         "head": HeadClassifier,
         "yes_no": YesNoClassifier,
         "channel": ChannelClassifier,
+        ENSEMBLE_TYPE: EnsembleClassifier,
     }.get(kind)
     if cls is None:
         raise ModelError(f"{path} has unknown classifier type {kind!r}")

@@ -47,6 +47,7 @@ _LOADERS = {
     "prompt": "PromptClassifier.from_pretrained",
     "yes_no": "YesNoClassifier.from_pretrained",
     "channel": "ChannelClassifier.from_pretrained",
+    "ensemble": "EnsembleClassifier.from_pretrained",
 }
 
 

@@ -118,6 +118,14 @@ def train(
     budget_minutes: Annotated[
         float, typer.Option("--budget-minutes", min=0.01, help="--auto: time budget, checked between stages.")
     ] = 30.0,
+    auto_ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--auto-ensemble/--no-auto-ensemble",
+            help="--auto: also fine-tune the search's next-best template and keep a dev-weighted ensemble of "
+            "the finalists if it beats the best single one on dev.",
+        ),
+    ] = True,
     calibrate: Annotated[
         Literal["none", "contextual", "temperature", "contextual+temperature"] | None,
         typer.Option(
@@ -298,7 +306,7 @@ def train(
         overrides["train.early_stopping_patience"] = patience or None
     job = load_job(config, overrides, sets or ())
     if auto:
-        _auto(job, budget_minutes)
+        _auto(job, budget_minutes, auto_ensemble)
         return
     try:
         result = run_train(job)
@@ -329,13 +337,13 @@ def train(
     print_result(table)
 
 
-def _auto(job, budget_minutes: float) -> None:
+def _auto(job, budget_minutes: float, ensemble: bool) -> None:
     """`promptft train --auto`: the auto recipe, then the choice and the decisions as a table."""
     from promptft.recipes.auto import AUTO_FILE, auto_train
 
     console = Console(stderr=True)
     with console.status("auto") as status:
-        result = auto_train(job, budget_minutes, on_progress=status.update)
+        result = auto_train(job, budget_minutes, ensemble=ensemble, on_progress=status.update)
     table = Table(title=f"promptft train --auto: {result.run_dir}", title_justify="left")
     table.add_column("stage")
     table.add_column("outcome")
@@ -344,7 +352,10 @@ def _auto(job, budget_minutes: float) -> None:
         table.add_row(d.stage, d.outcome, d.reason)
     print_result(table)
     chosen = result.chosen
-    lines = [f"chosen: {chosen['template']!r} with {chosen['label_words']} ({chosen['source']})"]
+    if chosen.get("members"):
+        lines = [f"chosen: the {chosen['source']}"]
+    else:
+        lines = [f"chosen: {chosen['template']!r} with {chosen['label_words']} ({chosen['source']})"]
     if result.beats_manual is not None:
         lines.append(f"beats the job's own prompt on dev: {'yes' if result.beats_manual else 'no'}")
     if result.test is not None:

@@ -12,14 +12,20 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
 2. **label_words**: LM-BFF label-word search on the job's template (zero-shot screen on dev).
 3. **templates**: template search (library patterns for `task_type`, or every type that fits the fields,
    plus generated templates) with the better-scoring label words, the job's template competing too.
-4. **finetune**: the finalists (the manual prompt, the best searched prompt) trained with the job's training
-   settings, one run folder each under `<output>/candidates/`; the best dev metric wins (a tie keeps the
-   manual prompt). With `finetune: none` the zero-shot dev scores decide.
+4. **finetune**: the finalists (the manual prompt, the best searched prompt and, with `ensemble`, the
+   search's next-best template) trained with the job's training settings, one run folder each under
+   `<output>/candidates/`; the best dev metric wins (a tie keeps the manual prompt). With `finetune: none`
+   the zero-shot dev scores decide.
+5. **ensemble** (`ensemble=True`, the default; `--no-auto-ensemble` turns it off): with two or more
+   fine-tuned finalists, their best models combined as PET does (weighted by dev score; the weights and the
+   comparison use the same dev split, as PET's do), kept only if it beats the best single one on dev. Its
+   `best/` is then an `EnsembleClassifier` folder (`members/<name>/`), which `eval`, `predict`, `serve` and
+   `distill` take; `export` and `prune` want one member (or a distilled model).
 
 Everything is chosen on dev; the test file (if any) scores the winner once, at the end. The budget is checked
 before each stage and each fine-tune: a stage that does not fit is skipped (and says so), but the first
 finalist always trains, so the run ends with a model. `<output>` ends up like a `train` run folder (best/,
-job.yaml with the chosen prompt, final_metrics.json, test_metrics.json), so `promptft eval` and `predict`
+job.yaml with the chosen prompt (an ensemble's: its best single member's), final_metrics.json, test_metrics.json), so `promptft eval` and `predict`
 take it as they are.
 """
 
@@ -99,6 +105,16 @@ class _Clock:
         return self.budget - self.elapsed
 
 
+def _ensemble_of(trained: Sequence[Mapping[str, Any]], metric: str, device: str | None):
+    """The fine-tuned finalists' best models as one classifier, weighted by their dev `metric` (PET)."""
+    from promptft.classifiers import EnsembleClassifier, load_classifier
+
+    members = [load_classifier(Path(f["folder"]) / BEST_DIR, device=device) for f in trained]
+    return EnsembleClassifier(
+        members, [f["dev"][metric] for f in trained], names=[str(f["name"]) for f in trained]
+    )
+
+
 def _prompt_job(job: JobConfig, template: str, words: Mapping[str, Any], output: str | None) -> JobConfig:
     return apply_overrides(
         job, {"prompt.template": template, "prompt.label_words": dict(words), "output": output}
@@ -111,6 +127,7 @@ def auto_train(
     *,
     task_type: str | None = None,
     generate: bool = True,
+    ensemble: bool = True,
     on_progress: Callable[[str], None] | None = None,
 ) -> AutoResult:
     """Search, fine-tune and choose on dev within about `budget_minutes` (see the module's docstring)."""
@@ -144,7 +161,7 @@ def auto_train(
     train, dev = splits["train"] or [], splits["dev"] or []
     with run_lock(run_dir):
         return _run(job, run_dir, train, dev, splits["test"], budget_minutes, task_type, generate,
-                    manual_words, on_progress)  # fmt: skip
+                    manual_words, on_progress, ensemble=ensemble)  # fmt: skip
 
 
 def auto_train_examples(
@@ -156,6 +173,7 @@ def auto_train_examples(
     test: Sequence[Example] | None = None,
     task_type: str | None = None,
     generate: bool = True,
+    ensemble: bool = True,
     on_progress: Callable[[str], None] | None = None,
 ) -> AutoResult:
     """`auto_train` on examples already in memory (the benchmark's splits): the job gives the model, the
@@ -170,7 +188,8 @@ def auto_train_examples(
     run_dir = Path(str(job.output))
     check_writable(run_dir, "the run folder")
     with run_lock(run_dir):
-        return _run(job, run_dir, train, dev, test, budget_minutes, task_type, generate, True, on_progress)
+        return _run(job, run_dir, train, dev, test, budget_minutes, task_type, generate, True, on_progress,
+                    ensemble=ensemble)  # fmt: skip
 
 
 def _run(
@@ -184,6 +203,8 @@ def _run(
     generate: bool,
     manual_words: bool,
     on_progress: Callable[[str], None] | None,
+    *,
+    ensemble: bool,
 ) -> AutoResult:
     clock = _Clock(budget_minutes)
     m = job.model
@@ -241,6 +262,7 @@ def _run(
 
     # 3. templates
     best_template, template_source = template, "manual"
+    runner_up: dict[str, Any] | None = None
     if clock.left > 0:
         start = time.perf_counter()
         note("searching templates")
@@ -251,6 +273,15 @@ def _run(
         )  # fmt: skip
         top = found_t.best
         best_template, template_source = top.template, top.source
+        # the next-best template not already a finalist: a third, different member for the ensemble
+        runner_up = next(
+            (
+                {"template": c.template, "source": c.source}
+                for c in found_t.ranked[1:]
+                if c.template not in (top.template, template)
+            ),
+            None,
+        )
         for c in found_t.ranked:
             zero_shot_of[(c.template, json.dumps(best_words, sort_keys=True))] = c.zero_shot or {}
         record(
@@ -278,6 +309,15 @@ def _run(
     }
     if not finalists or (searched["template"], searched["label_words"]) != (template, words):
         finalists.append(searched)
+    if ensemble and runner_up is not None:
+        finalists.append(
+            {
+                "name": "runner_up",
+                "template": runner_up["template"],
+                "label_words": best_words,
+                "source": f"template: {runner_up['source']} (the search's next best); words: {words_source}",
+            }
+        )
     for f in finalists:
         f["zero_shot"] = zero_shot_of.get((f["template"], json.dumps(f["label_words"], sort_keys=True)))
 
@@ -316,6 +356,43 @@ def _run(
     metric = job.train.metric if job.train.metric in ("accuracy", "macro_f1") else "accuracy"
     scored = [f for f in finalists if f.get("dev")]
     winner = max(scored, key=lambda f: f["dev"][metric])  # max keeps the first (manual) on a tie
+
+    # 5. an ensemble of the fine-tuned finalists (PET's dev-weighted logits), kept if it beats the best one
+    ensembled = None
+    trained = [f for f in finalists if f.get("folder")]
+    if ensemble and len(trained) >= 2:
+        if clock.left > 0:
+            start = time.perf_counter()
+            note(f"scoring an ensemble of {len(trained)} fine-tuned prompts on dev")
+            ensembled = _ensemble_of(trained, metric, m.device)
+            ensemble_dev = ensembled.evaluate(dev, job.train.eval_batch_size)
+            take = ensemble_dev[metric] > winner["dev"][metric]
+            names = [f["name"] for f in trained]
+            record(
+                Decision(
+                    "ensemble",
+                    "done",
+                    f"dev-weighted ensemble of {', '.join(names)}: dev {metric} {ensemble_dev[metric]:.3f} vs "
+                    f"{winner['dev'][metric]:.3f} for the best single one ({winner['name']}); "
+                    + ("the ensemble taken" if take else "the single model kept (a tie keeps it too)"),
+                    time.perf_counter() - start,
+                    {"members": names, "weights": ensembled.weights.tolist(), "dev": ensemble_dev},
+                )
+            )
+            if take:
+                winner = {
+                    "name": "ensemble",
+                    "template": None,
+                    "label_words": None,
+                    "source": f"ensemble of {', '.join(names)} (weighted by dev {metric})",
+                    "dev": ensemble_dev,
+                    "members": names,
+                    "best_single": winner["name"],
+                }
+            else:
+                ensembled = None
+        else:
+            record(Decision("ensemble", "skipped", "no budget left"))
     manual_final = next((f for f in scored if f["name"] == "manual"), None)
     beats = None
     if manual_final is not None:
@@ -334,9 +411,14 @@ def _run(
         )
     )
 
-    # 5. the run folder of the winner
-    final_job = _prompt_job(job, winner["template"], winner["label_words"], str(run_dir))
-    if zero_shot:
+    # 6. the run folder of the winner (for an ensemble, job.yaml holds its best single member's prompt)
+    single = winner if ensembled is None else next(f for f in finalists if f["name"] == winner["best_single"])
+    final_job = _prompt_job(job, single["template"], single["label_words"], str(run_dir))
+    if ensembled is not None:
+        shutil.rmtree(run_dir / BEST_DIR, ignore_errors=True)
+        ensembled.save_pretrained(run_dir / BEST_DIR)
+        clf = ensembled
+    elif zero_shot:
         clf = build_classifier(final_job, labels)
         clf.save_pretrained(run_dir / BEST_DIR, overwrite=True)
     else:
@@ -352,7 +434,7 @@ def _run(
         note("scoring the chosen model on the test file")
         test_metrics = clf.evaluate(test, job.train.eval_batch_size)
         write_json(run_dir / TEST_FILE, test_metrics)
-    chosen = {k: winner.get(k) for k in ("name", "template", "label_words", "source", "dev")}
+    chosen = {k: winner.get(k) for k in ("name", "template", "label_words", "source", "dev", "members")}
     result = AutoResult(
         run_dir=str(run_dir),
         chosen=chosen,

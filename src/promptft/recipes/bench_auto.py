@@ -1,7 +1,8 @@
 """The `auto` benchmark method (issue 11): the `train --auto` recipe (`promptft.recipes.auto`) on a cell's
 split: the task's prompt scored zero-shot on dev, label words and templates searched, the finalists
 fine-tuned with LoRA (budget allowing), the best on dev kept; the cell's train time is the whole recipe.
-Options: the prompt methods' (learning_rate, max_steps, lora, ...) plus `budget_minutes` and `generate`.
+Options: the prompt methods' (learning_rate, max_steps, lora, ...) plus `budget_minutes`, `generate` and
+`ensemble` (the recipe's ensemble stage, on by default).
 
 It is registered here, not in `promptft.bench`, because the benchmark sits below the recipes (it runs
 methods, the recipes run it); `promptft.recipes.bench` imports this module, so `promptft bench run` has it.
@@ -27,7 +28,7 @@ from promptft.config import apply_overrides
 from promptft.config.base import check_keys
 from promptft.recipes.auto import auto_train_examples
 
-AUTO_KEYS = ("budget_minutes", "generate")
+AUTO_KEYS = ("budget_minutes", "generate", "ensemble")
 
 
 @method("auto", task_types=("single_label",))
@@ -39,6 +40,7 @@ def auto(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: di
     check_keys(config, [*JOB_KEYS, *AUTO_KEYS], "methods.auto", "auto option")
     budget = float(config.get("budget_minutes", 30))
     generate = bool(config.get("generate", True))
+    ensemble = bool(config.get("ensemble", True))
     spec = task.prompt_for(model.kind)
     job = job_of({k: v for k, v in config.items() if k not in AUTO_KEYS}, seed, "prompt", "lora")
     with tempfile.TemporaryDirectory(prefix="promptft-auto-") as tmp:
@@ -61,6 +63,7 @@ def auto(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: di
             budget,
             task_type=task.template_type,
             generate=generate,
+            ensemble=ensemble,
         )
         clf = load_classifier(f"{tmp}/run/best", device=model.device)
     chosen = result.chosen

@@ -34,6 +34,18 @@ def saved_classifier(model_dir: str | Path) -> dict[str, Any]:
     return config
 
 
+def refuse_ensemble(folder: str | Path, doing: str) -> None:
+    """A clear error where a saved ensemble cannot go (ONNX export, pruning act on one backbone)."""
+    config = saved_classifier(folder)
+    if config.get("type") == "ensemble":
+        members = ", ".join(config.get("members") or [])
+        raise ModelError(
+            f"{folder} holds an ensemble of several classifiers ({members}), and {doing} works on one: "
+            f"give one member's folder ({Path(folder) / 'members'}/<name>), or distil the ensemble into one "
+            f"model first (promptft distill --teacher {folder})"
+        )
+
+
 def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> DataConfig:
     """The column spec to read new data for a trained classifier: that of the job which trained it (its
     job.yaml next to best/), else fields named like the classifier's fields (`text` is found as usual)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from promptft.errors import PromptFTError
+from promptft.recipes.evaluate import refuse_ensemble
 from promptft.recipes.run_dir import JOB_FILE, check_writable, classifier_dir
 
 SAMPLE = ["a short sentence", "another, somewhat longer sentence to check the exported graph with"]
@@ -46,6 +47,7 @@ def export(
         raise PromptFTError(f"{onnx} already exists: choose another --onnx folder, or pass --overwrite")
     check_writable(onnx, "the ONNX folder")
     folder = classifier_dir(model_dir)
+    refuse_ensemble(folder, "an ONNX export")
     start = time.perf_counter()
     clf = load_classifier(folder, device="cpu")
     sample = [{f: text for f in clf.fields} for text in SAMPLE]

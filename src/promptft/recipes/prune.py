@@ -22,7 +22,7 @@ from promptft.config import TrainConfig
 from promptft.data import Example
 from promptft.data.splits import read_split_rows
 from promptft.errors import DataError, PromptFTError, RunDirError
-from promptft.recipes.evaluate import check_known_labels, prepare, require_file
+from promptft.recipes.evaluate import check_known_labels, prepare, refuse_ensemble, require_file
 from promptft.recipes.run_dir import check_writable, write_json
 from promptft.training.trainer import BEST, FINAL
 
@@ -118,6 +118,7 @@ def prune(
             if train is not None
             else read_soft_labels(soft_labels, temperature, soft_limit)  # type: ignore[arg-type]
         )
+    refuse_ensemble(folder, "pruning")
     clf = load_classifier(folder, device=device)
     started = time.perf_counter()
     report = prune_classifier(
