@@ -14,6 +14,7 @@ from promptft.version import __version__ as __version__  # re-exported: promptft
 _EXPORTS = {
     "ChannelClassifier": "promptft.classifiers",
     "DemonstrationSettings": "promptft.prompts",
+    "EnsembleClassifier": "promptft.classifiers",
     "Example": "promptft.data",
     "HeadClassifier": "promptft.classifiers",
     "LoraSettings": "promptft.adapters",
@@ -40,6 +41,7 @@ _EXPORTS = {
 __all__ = [
     "ChannelClassifier",
     "DemonstrationSettings",
+    "EnsembleClassifier",
     "Example",
     "HeadClassifier",
     "LoraSettings",
@@ -76,7 +78,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from promptft.adapters import LoraSettings
-    from promptft.classifiers import ChannelClassifier, HeadClassifier, PromptClassifier, load_classifier
+    from promptft.classifiers import (
+        ChannelClassifier,
+        EnsembleClassifier,
+        HeadClassifier,
+        PromptClassifier,
+        load_classifier,
+    )
     from promptft.config import PetConfig
     from promptft.data import Example, TaskSpec, read_examples, sample_k_shot, sample_multi_label
     from promptft.errors import PromptFTError
