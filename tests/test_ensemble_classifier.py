@@ -149,3 +149,21 @@ def test_eval_and_int8_serving_take_an_ensemble_folder(pair, tmp_path):
     quantized = ens.predict_proba(TEXTS)
     assert quantized.shape == reference.shape
     assert abs(quantized - reference).max() < 0.2  # int8 members, close to fp32
+
+
+def test_serve_answers_with_the_ensemble_predictions(pair, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from promptft.recipes.serve import build_app
+
+    ens = EnsembleClassifier(list(pair), scores=[0.7, 0.3], names=["a", "b"])
+    ens.save_pretrained(tmp_path / "ens")
+    with TestClient(build_app(tmp_path / "ens", device="cpu")) as client:
+        body = client.post("/predict", json={"texts": TEXTS}).json()
+        info = client.get("/info").json()
+    assert [p["label"] for p in body["predictions"]] == ens.predict(TEXTS)
+    got = [[p["probabilities"][lab] for lab in ens.labels] for p in body["predictions"]]
+    torch.testing.assert_close(
+        torch.tensor(got), torch.as_tensor(ens.predict_proba(TEXTS)).float(), atol=1e-5, rtol=1e-4
+    )
+    assert info["model"]["classifier"] == "EnsembleClassifier" and info["labels"] == ens.labels
