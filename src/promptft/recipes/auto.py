@@ -248,13 +248,15 @@ def _run(
         )  # fmt: skip
         best = found.best
         manual_acc = manual["zero_shot"]["accuracy"] if manual else None
-        take = manual_acc is None or best.screen_accuracy > manual_acc
+        same = dict(found.label_words) == words
+        # 1e-9: the search's screen and the manual score batch differently (float noise, not a win)
+        take = manual_acc is None or (not same and best.screen_accuracy > manual_acc + 1e-9)
         if take:
             best_words, words_source = found.label_words, "label-word search"
         reason = (
             f"searched words {found.label_words} score {best.screen_accuracy:.3f} zero-shot on dev"
             + (f" vs the job's {manual_acc:.3f}" if manual_acc is not None else "")
-            + ("; taken" if take else "; the job's words kept")
+            + ("; taken" if take else "; they are the job's own" if same else "; the job's words kept")
         )
         record(Decision("label_words", "done", reason, time.perf_counter() - start, found.to_dict()))
     else:
