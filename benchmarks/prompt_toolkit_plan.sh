@@ -4,7 +4,8 @@
 # resumes where an interrupted sitting stopped. Run it alone on the machine (cells record their train time),
 # then `promptft bench report`. Rough CPU cost per SST-2 seed (2 threads): calibrated_zero_shot seconds (one
 # test pass per task), standard_ft grid ~7 min (TREC ~15), auto_label_words ~4, demonstrations ~7
-# (TREC ~25: 7x longer prompts), channel ~25, pet ~8, ipet ~15+ (measured on a quiet machine).
+# (TREC ~25: 7x longer prompts), channel ~3 (an earlier ~25 was measured beside another job), auto ~3 (its
+# 30-minute budget is a cap, not a cost), pet ~8, ipet ~15+ (measured on a quiet machine).
 set -u
 PF=${PROMPTFT_BIN:-.venv/bin/promptft}
 run() { echo "=== $(date -u +%H:%M:%S) bench run $*"; "$PF" bench run --no-report "$@" || echo "=== FAILED: $*"; }

@@ -167,3 +167,13 @@ def test_serve_answers_with_the_ensemble_predictions(pair, tmp_path):
         torch.tensor(got), torch.as_tensor(ens.predict_proba(TEXTS)).float(), atol=1e-5, rtol=1e-4
     )
     assert info["model"]["classifier"] == "EnsembleClassifier" and info["labels"] == ens.labels
+
+
+def test_an_ensemble_teaches_distillation_with_its_own_distribution(pair):
+    from promptft.data import Example
+    from promptft.deploy.distill import teacher_logits
+
+    ens = EnsembleClassifier(list(pair), scores=[0.8, 0.2])
+    examples = [Example({"text": t}, None) for t in TEXTS]
+    soft = torch.softmax(teacher_logits([ens], examples), -1)
+    torch.testing.assert_close(soft, torch.as_tensor(ens.predict_proba(TEXTS)).float(), atol=1e-5, rtol=1e-4)
