@@ -25,6 +25,7 @@ from torch import nn
 
 from promptft.classifiers.base import BaseClassifier
 from promptft.errors import ConfigError, ModelError, PromptFTError
+from promptft.objectives import SingleLabel
 
 COMBINE = ("logits", "probabilities")
 
@@ -112,8 +113,6 @@ class EnsembleClassifier(BaseClassifier):
         combine: str = "logits",
         names: Sequence[str] | None = None,
     ) -> None:
-        from promptft.objectives import SingleLabel
-
         members = list(members)
         if not members:
             raise ConfigError("an ensemble needs at least one member classifier")
@@ -140,9 +139,13 @@ class EnsembleClassifier(BaseClassifier):
         self.labels = labels
         self.fields = tuple(dict.fromkeys(f for m in members for f in m.fields))
         self.combine = combine
-        self.weights = ensemble_weights(scores, len(members))
         self.adapter = members[0].adapter
-        self.module = _EnsembleModule(members, self.weights, combine)
+        self.module = _EnsembleModule(members, ensemble_weights(scores, len(members)), combine)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """The members' normalised weights (the module's buffer, so they move with it)."""
+        return self.module.weights
 
     def encode(self, examples):
         return list(zip(*(m.encode(examples) for m in self.members), strict=True))

@@ -25,8 +25,8 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
 Everything is chosen on dev; the test file (if any) scores the winner once, at the end. The budget is checked
 before each stage and each fine-tune: a stage that does not fit is skipped (and says so), but the first
 finalist always trains, so the run ends with a model. `<output>` ends up like a `train` run folder (best/,
-job.yaml with the chosen prompt (an ensemble's: its best single member's), final_metrics.json, test_metrics.json), so `promptft eval` and `predict`
-take it as they are.
+job.yaml with the chosen prompt (an ensemble's: its best single member's), final_metrics.json,
+test_metrics.json), so `promptft eval` and `predict` take it as they are.
 """
 
 from __future__ import annotations
@@ -369,7 +369,7 @@ def _run(
             ensembled = _ensemble_of(trained, metric, m.device)
             ensemble_dev = ensembled.evaluate(dev, job.train.eval_batch_size)
             take = ensemble_dev[metric] > winner["dev"][metric]
-            names = [f["name"] for f in trained]
+            names = ensembled.names
             record(
                 Decision(
                     "ensemble",
