@@ -61,6 +61,18 @@ def test_auto_template_fine_tunes_the_template_it_found(tiny_model, table, searc
     assert cell["train_time_s"] >= search["seconds"] > 0
 
 
+def test_auto_template_can_fine_tune_the_template_found_with_demonstrations(tiny_model, table, tmp_path):  # noqa: F811
+    config = tmp_path / "demos.yaml"
+    options = {**TRAIN, "search": {"generate": False}, "demonstrations": {"selection": "random", "n_sets": 2}}
+    config.write_text(yaml.safe_dump({"eval_batch_size": 8, "methods": {"auto_template": options}}))
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["auto_template"], seeds=[1])
+    cell = _cell(results, "auto_template")
+    assert cell["info"]["demonstrations"]["selection"] == "random"
+    assert cell["info"]["demonstrations"]["n_sets"] == 2
+    assert cell["info"]["prompt"]["template"] == cell["info"]["search"]["template"]
+
+
 def test_auto_records_its_decisions_and_keeps_the_best_on_dev(tiny_model, table, search_config, tmp_path):  # noqa: F811
     results = tmp_path / "results"
     run(tiny_model, table, search_config, results, tasks=["sent"], methods=["auto"], seeds=[1])

@@ -10,6 +10,9 @@ train time includes the search.
   then LoRA prompt FT with the template found. Options: the prompt methods' plus `search: {generate,
   keep_generated, max_generated, samples, finetune_top, finetune_steps}`.
 
+Both searches score without demonstrations; with `demonstrations: {...}` in the options, the fine-tune of the
+prompt found (and its predictions) puts them in context, as the `demonstrations` method does.
+
 The `auto` method runs the `train --auto` recipe, so it lives with the recipes (`promptft.recipes.bench_auto`,
 registered when `promptft.recipes.bench` is imported: the `bench run` command does).
 """
@@ -43,7 +46,8 @@ TEMPLATE_SEARCH_KEYS = (
     "finetune_top",
     "finetune_steps",
 )
-JOB_KEYS = [k for k in OPTION_KEYS if k not in ("demonstrations", "calibrate", "content_free")]
+# The search scores zero-shot; `demonstrations` (if set) apply to the fine-tune of the prompt it found.
+JOB_KEYS = [k for k in OPTION_KEYS if k not in ("calibrate", "content_free")]
 
 
 def _split(config: dict[str, Any], name: str, search_keys: tuple[str, ...]) -> tuple[dict, dict]:
@@ -62,6 +66,9 @@ def _searched_then_tuned(task, data, model, seed, job_options, prompt, search_se
     fitted.train_time_s += search_seconds
     fitted.info["search"] = {**search_info, "seconds": round(search_seconds, 2)}
     fitted.info["finetune_seconds"] = round(fitted.train_time_s - search_seconds, 2)
+    demonstrations = job_of(job_options, seed, "prompt", "lora").prompt.demonstrations
+    if demonstrations is not None:
+        fitted.info["demonstrations"] = demonstrations.to_dict()
     return fitted
 
 
