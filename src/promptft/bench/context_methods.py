@@ -24,7 +24,6 @@ from promptft.bench.methods import (
 )
 from promptft.bench.tasks import TaskSpec
 from promptft.errors import ConfigError
-from promptft.prompts.demonstrations import DemonstrationSettings
 
 
 @method("demonstrations", job=("prompt", "lora"), task_types=("single_label",))
@@ -35,11 +34,7 @@ def demonstrations(
     require_single_label(task, "demonstrations")
     config = dict(config)
     config.setdefault("demonstrations", {"selection": "similar"})
-    fitted = _prompt_method(task, data, model, seed, config, "lora")
-    settings = job_of(config, seed, "prompt", "lora").prompt.demonstrations
-    assert isinstance(settings, DemonstrationSettings)
-    fitted.info["demonstrations"] = settings.to_dict()
-    return fitted
+    return _prompt_method(task, data, model, seed, config, "lora")
 
 
 @method("channel", job=("channel", "lora"), task_types=("single_label",))

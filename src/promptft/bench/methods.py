@@ -175,6 +175,8 @@ def _prompt_method(
     }
     if calibration["calibrate"]:
         info["calibrate"] = calibration["calibrate"]
+    if job.prompt.demonstrations is not None:
+        info["demonstrations"] = job.prompt.demonstrations.to_dict()
     if finetune == "none":
         zero_shot_options = {"max_length", "eval_batch_size", "demonstrations", "calibrate", "content_free"}
         unknown = sorted(set(config) - zero_shot_options)

@@ -66,9 +66,6 @@ def _searched_then_tuned(task, data, model, seed, job_options, prompt, search_se
     fitted.train_time_s += search_seconds
     fitted.info["search"] = {**search_info, "seconds": round(search_seconds, 2)}
     fitted.info["finetune_seconds"] = round(fitted.train_time_s - search_seconds, 2)
-    demonstrations = job_of(job_options, seed, "prompt", "lora").prompt.demonstrations
-    if demonstrations is not None:
-        fitted.info["demonstrations"] = demonstrations.to_dict()
     return fitted
 
 
