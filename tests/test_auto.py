@@ -167,3 +167,101 @@ def test_cli_train_auto_ensemble_flag(env, tmp_path, monkeypatch, flag):
         assert "ensemble" in stages and "chosen: the ensemble of manual" in result.stdout
     else:
         assert "ensemble" not in stages and "chosen: '" in result.stdout
+
+
+@pytest.mark.parametrize("demo_wins", [False, True])
+def test_auto_demonstrations_finalist_is_the_best_prompt_with_demonstrations_kept_only_if_it_wins_on_dev(
+    env, tmp_path, monkeypatch, demo_wins
+):
+    from promptft.training.trainer import Trainer
+
+    # The tiny model's dev scores are whatever they are: the run with demonstrations is set to lose (0.0)
+    # or to win (1.01) on dev, so that both outcomes are checked.
+    real_train = Trainer.train
+
+    def train(self, *args, **kwargs):
+        result = real_train(self, *args, **kwargs)
+        if getattr(self.clf, "demonstrations", None) is not None:
+            result.best_dev = {**result.best_dev, "accuracy": 1.01 if demo_wins else 0.0}
+        return result
+
+    monkeypatch.setattr(Trainer, "train", train)
+    result = auto_train(
+        job(env, tmp_path / "run"), 10, task_type="sentiment", generate=False, ensemble=False,
+        demonstrations="random",
+    )  # fmt: skip
+    stages = [d.stage for d in result.decisions]
+    assert stages.index("finetune_demonstrations") == len(stages) - 2  # after the plain finalists
+    finalists = result.decisions[-1].details["finalists"]
+    demo = finalists[-1]
+    best_plain = max(finalists[:-1], key=lambda f: f["dev"]["accuracy"])
+    assert demo["name"] == "demonstrations" and demo["template"] == best_plain["template"]
+    assert demo["label_words"] == best_plain["label_words"]
+    assert demo["demonstrations"]["selection"] == "random" and demo["demonstrations"]["n_sets"] == 2
+    trained = load_job(tmp_path / "run" / "candidates" / "demonstrations" / "job.yaml")
+    assert trained.prompt.demonstrations.selection == "random" and trained.prompt.max_length >= 512
+    best = load_classifier(tmp_path / "run" / "best")
+    saved_job = load_job(tmp_path / "run" / "job.yaml")
+    if demo_wins:
+        assert result.chosen["name"] == "demonstrations" and result.chosen["demonstrations"]["n_sets"] == 2
+        assert best.demonstrations is not None and best.demonstration_pool is not None
+        assert saved_job.prompt.demonstrations is not None  # eval/predict read the run as trained
+    else:
+        assert result.chosen["name"] == best_plain["name"] and result.chosen["demonstrations"] is None
+        assert best.demonstrations is None and saved_job.prompt.demonstrations is None
+    assert best.predict(["I loved it"])[0] in ("negative", "positive")
+
+
+def test_auto_demonstrations_finalist_is_skipped_when_the_budget_cannot_cover_it(env, tmp_path, monkeypatch):
+    import promptft.recipes.auto as auto_recipe
+
+    # 1 ms left throughout: the searches run (the budget is not spent), no fine-tune fits after the first
+    monkeypatch.setattr(auto_recipe._Clock, "left", property(lambda self: 0.001))
+    result = auto_train(
+        job(env, tmp_path / "run"), 10, task_type="sentiment", generate=False, ensemble=False,
+        demonstrations="random",
+    )  # fmt: skip
+    skipped = next(d for d in result.decisions if d.stage == "finetune_demonstrations")
+    assert skipped.outcome == "skipped" and "with demonstrations a fine-tune takes about" in skipped.reason
+    assert result.chosen["name"] != "demonstrations"
+    assert not (tmp_path / "run" / "candidates" / "demonstrations").exists()
+
+
+def test_auto_with_the_jobs_own_demonstrations_zero_shot(env, tmp_path):
+    # every finalist reads demonstrations drawn from the training set, and the saved model keeps its pool
+    demos = {"prompt.demonstrations": {"selection": "random", "n_sets": 2}, "prompt.max_length": 256}
+    result = auto_train(
+        job(env, tmp_path / "run", **{"model.finetune": "none"}, **demos), 10, task_type="sentiment",
+        generate=False,
+    )  # fmt: skip
+    assert 0 <= result.manual["zero_shot"]["accuracy"] <= 1
+    scored = [d for d in result.decisions if d.stage.startswith("score_")]
+    assert scored and all(d.details["label_words"] for d in scored)
+    best = load_classifier(tmp_path / "run" / "best")
+    assert best.demonstrations is not None and len(best.demonstration_pool.examples) == 6
+    assert best.predict(["I loved it"])[0] in ("negative", "positive")
+    with pytest.raises(ConfigError, match="already puts demonstrations"):
+        auto_train(job(env, tmp_path / "again", **demos), 10, demonstrations="random")
+    with pytest.raises(ConfigError, match="n_set"):
+        auto_train(job(env, tmp_path / "typo"), 10, demonstrations={"n_set": 2})
+
+
+def test_cli_train_auto_demonstrations(env, tmp_path):
+    run = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train", "--auto", "--auto-demonstrations", "random", "--budget-minutes", "10", "--train",
+            str(env / "train.tsv"), "--dev", str(env / "dev.tsv"), "--label-map", "0=negative,1=positive",
+            "--label-words", "negative=terrible,positive=great", "--model", str(env / "tiny"), "--finetune",
+            "none", "--output", str(run), "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    decisions = json.loads((run / AUTO_FILE).read_text())["decisions"]
+    demo = next(d for d in decisions if d["stage"] == "score_demonstrations")
+    assert demo["outcome"] == "done" and demo["details"]["demonstrations"]["selection"] == "random"
+    bad = CliRunner().invoke(
+        app, ["train", "--auto", "--auto-demonstrations", "nearest", "--output", str(run)]
+    )
+    assert bad.exit_code != 0 and "nearest" in bad.output

@@ -85,6 +85,19 @@ def test_auto_records_its_decisions_and_keeps_the_best_on_dev(tiny_model, table,
     assert info["manual"]["template"] == "{text} It was {mask}."
 
 
+def test_auto_can_add_a_demonstrations_finalist(tiny_model, table, tmp_path):  # noqa: F811
+    config = tmp_path / "auto_demos.yaml"
+    options = {**TRAIN, "budget_minutes": 5, "generate": False, "ensemble": False,
+               "demonstrations_finalist": {"selection": "random", "n_sets": 2}}  # fmt: skip
+    config.write_text(yaml.safe_dump({"eval_batch_size": 8, "methods": {"auto": options}}))
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["auto"], seeds=[1])
+    info = _cell(results, "auto")["info"]
+    demo = next(d for d in info["decisions"] if d["stage"] == "finetune_demonstrations")
+    assert demo["outcome"] == "done" and info["demonstrations_finalist"]["selection"] == "random"
+    assert info["chosen"]["name"] in ("manual", "searched", "demonstrations")
+
+
 def test_unknown_search_options_are_clear_errors(tiny_model, table, tmp_path):  # noqa: F811
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"methods": {"auto_label_words": {**TRAIN, "search": {"kk": 3}}}}))

@@ -16,6 +16,11 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
    search's next-best template) trained with the job's training settings, one run folder each under
    `<output>/candidates/`; the best dev metric wins (a tie keeps the manual prompt). With `finetune: none`
    the zero-shot dev scores decide.
+   With `demonstrations` (opt-in; `--auto-demonstrations similar|random`) one more finalist follows: the
+   best one's prompt again with LM-BFF demonstrations in context (one training example per label, its label
+   word filled in; `n_sets` sets averaged at inference), the context raised to at least 512 tokens. It
+   costs more (1.5x a plain LoRA fine-tune on SST-2, 4x on TREC in the benchmark), so it is budgeted at
+   (labels + 1) / 2 times the last plain fine-tune.
 5. **ensemble** (`ensemble=True`, the default; `--no-auto-ensemble` turns it off): with two or more
    fine-tuned finalists, their best models combined as PET does (weighted by dev score; the weights and the
    comparison use the same dev split, as PET's do), kept only if it beats the best single one on dev. Its
@@ -36,14 +41,16 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from promptft.config import JobConfig, apply_overrides
+from promptft.config.base import check_keys
 from promptft.data import Example
 from promptft.data.splits import SPLITS, load_split
 from promptft.errors import ConfigError
+from promptft.prompts.demonstrations import DemonstrationSettings
 from promptft.recipes.run_dir import (
     BEST_DIR,
     JOB_FILE,
@@ -63,6 +70,8 @@ log = logging.getLogger(__name__)
 
 AUTO_FILE = "auto.json"
 CANDIDATES_DIR = "candidates"
+DEMO_MAX_LENGTH = 512  # one demonstration per label plus the input: the benchmark's demonstrations context
+DEMO_FINALIST = {"selection": "similar", "n_sets": 2}  # the benchmark's `demonstrations` method's settings
 
 
 @dataclass
@@ -115,10 +124,39 @@ def _ensemble_of(trained: Sequence[Mapping[str, Any]], metric: str, device: str 
     )
 
 
-def _prompt_job(job: JobConfig, template: str, words: Mapping[str, Any], output: str | None) -> JobConfig:
-    return apply_overrides(
-        job, {"prompt.template": template, "prompt.label_words": dict(words), "output": output}
-    )
+def _prompt_job(job: JobConfig, finalist: Mapping[str, Any], output: str | None) -> JobConfig:
+    """The job with a finalist's prompt (and its demonstrations, if it adds them) writing to `output`."""
+    overrides: dict[str, Any] = {
+        "prompt.template": finalist["template"],
+        "prompt.label_words": dict(finalist["label_words"]),
+        "output": output,
+    }
+    if finalist.get("demonstrations"):
+        overrides["prompt.demonstrations"] = dict(finalist["demonstrations"])
+        overrides["prompt.max_length"] = max(job.prompt.max_length, DEMO_MAX_LENGTH)
+    return apply_overrides(job, overrides)
+
+
+def _untrained(job: JobConfig, labels: Sequence[str], train: Sequence[Example]):
+    """The job's classifier without training; with demonstrations, drawn from `train` (a zero-shot pool)."""
+    clf = build_classifier(apply_overrides(job, {"model.finetune": "none"}), labels)
+    if job.prompt.demonstrations is not None:
+        clf.set_demonstration_pool(train)
+    return clf
+
+
+def _demonstration_settings(value: Mapping[str, Any] | str | None, job: JobConfig) -> dict[str, Any] | None:
+    """The demonstrations finalist's settings: a selection name ("similar", "random") or a mapping."""
+    if value is None:
+        return None
+    if job.prompt.demonstrations is not None:
+        raise ConfigError(
+            "the job already puts demonstrations in every finalist: drop --auto-demonstrations, or drop the "
+            "job's demonstrations to have --auto try the best prompt with and without them"
+        )
+    settings = {**DEMO_FINALIST, **({"selection": value} if isinstance(value, str) else dict(value))}
+    check_keys(settings, [f.name for f in fields(DemonstrationSettings)], "demonstrations", "option")
+    return DemonstrationSettings(**settings).to_dict()
 
 
 def auto_train(
@@ -128,9 +166,12 @@ def auto_train(
     task_type: str | None = None,
     generate: bool = True,
     ensemble: bool = True,
+    demonstrations: Mapping[str, Any] | str | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> AutoResult:
-    """Search, fine-tune and choose on dev within about `budget_minutes` (see the module's docstring)."""
+    """Search, fine-tune and choose on dev within about `budget_minutes` (see the module's docstring).
+    `demonstrations` ("similar", "random" or DemonstrationSettings options) adds the best prompt with
+    demonstrations in context as one more finalist."""
     if budget_minutes <= 0:
         raise ConfigError(f"--budget-minutes must be positive, got {budget_minutes}")
     if job.model.method != "prompt" or job.task.type != "single_label":
@@ -148,6 +189,7 @@ def auto_train(
     else:
         manual_words = True
     check_job(job)
+    demos = _demonstration_settings(demonstrations, job)
     run_dir = Path(str(job.output))
     check_writable(run_dir, "the run folder")
     if run_dir_state(run_dir) == "resume":
@@ -161,7 +203,7 @@ def auto_train(
     train, dev = splits["train"] or [], splits["dev"] or []
     with run_lock(run_dir):
         return _run(job, run_dir, train, dev, splits["test"], budget_minutes, task_type, generate,
-                    manual_words, on_progress, ensemble=ensemble)  # fmt: skip
+                    manual_words, on_progress, ensemble=ensemble, demonstrations=demos)  # fmt: skip
 
 
 def auto_train_examples(
@@ -174,6 +216,7 @@ def auto_train_examples(
     task_type: str | None = None,
     generate: bool = True,
     ensemble: bool = True,
+    demonstrations: Mapping[str, Any] | str | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> AutoResult:
     """`auto_train` on examples already in memory (the benchmark's splits): the job gives the model, the
@@ -185,11 +228,12 @@ def auto_train_examples(
     if not train or not dev:
         raise ConfigError("auto searches on training examples and chooses on dev examples: give both")
     check_job(job, examples_given=True)
+    demos = _demonstration_settings(demonstrations, job)
     run_dir = Path(str(job.output))
     check_writable(run_dir, "the run folder")
     with run_lock(run_dir):
         return _run(job, run_dir, train, dev, test, budget_minutes, task_type, generate, True, on_progress,
-                    ensemble=ensemble)  # fmt: skip
+                    ensemble=ensemble, demonstrations=demos)  # fmt: skip
 
 
 def _run(
@@ -205,6 +249,7 @@ def _run(
     on_progress: Callable[[str], None] | None,
     *,
     ensemble: bool,
+    demonstrations: dict[str, Any] | None,
 ) -> AutoResult:
     clock = _Clock(budget_minutes)
     m = job.model
@@ -228,7 +273,7 @@ def _run(
     if manual_words:
         start = time.perf_counter()
         note("scoring the job's own prompt zero-shot on dev")
-        clf = build_classifier(apply_overrides(job, {"model.finetune": "none"}), labels)
+        clf = _untrained(job, labels, train)
         numbers, _ = score_classifier(clf, dev)
         del clf
         manual = {"template": template, "label_words": words, "zero_shot": numbers}
@@ -325,23 +370,32 @@ def _run(
 
     zero_shot = m.finetune == "none"
     candidates_dir = run_dir / CANDIDATES_DIR
-    per_run: float | None = None
-    for i, f in enumerate(finalists):
-        if zero_shot:
-            f["dev"] = f["zero_shot"]
-            continue
-        if i > 0 and per_run is not None and per_run > clock.left:
-            f["skipped"] = f"a fine-tune takes about {per_run:.0f}s and {max(clock.left, 0):.0f}s are left"
-            record(Decision(f"finetune_{f['name']}", "skipped", f["skipped"]))
-            continue
-        note(f"fine-tuning the {f['name']} prompt: {f['template']!r} {f['label_words']}")
+    per_run: float | None = None  # the last plain fine-tune's seconds: the estimate of the next one
+    stage = "score" if zero_shot else "finetune"
+
+    def fit(f: dict[str, Any]) -> float:
+        """Fine-tune one finalist and keep its best dev numbers (zero-shot: score it on dev); its seconds."""
         start = time.perf_counter()
+        prompt = {"template": f["template"], "label_words": f["label_words"]}
+        if f.get("demonstrations"):
+            prompt["demonstrations"] = f["demonstrations"]
+        if zero_shot:
+            cand_job = _prompt_job(job, f, None)
+            if cand_job.prompt.demonstrations is None:
+                f["dev"] = f["zero_shot"]  # the search scored it already
+                return 0.0
+            note(f"scoring the {f['name']} prompt zero-shot on dev, with demonstrations")
+            f["dev"], _ = score_classifier(_untrained(cand_job, labels, train), dev)
+            seconds = time.perf_counter() - start
+            record(Decision(f"score_{f['name']}", "done", f"zero-shot dev {f['dev']}", seconds, prompt))
+            return seconds
+        note(f"fine-tuning the {f['name']} prompt: {f['template']!r} {f['label_words']}")
         folder = candidates_dir / f["name"]
-        cand_job = _prompt_job(job, f["template"], f["label_words"], str(folder))
+        cand_job = _prompt_job(job, f, str(folder))
         clf = build_classifier(cand_job, labels)
         result = Trainer(clf, cand_job.train, run_dir=folder).train(train, dev)
         cand_job.to_yaml(folder / JOB_FILE)
-        per_run = time.perf_counter() - start
+        seconds = time.perf_counter() - start
         f["dev"] = result.best_dev
         f["best_step"] = result.best_step
         f["folder"] = str(folder)
@@ -350,14 +404,50 @@ def _run(
                 f"finetune_{f['name']}",
                 "done",
                 f"dev {result.best_dev} at step {result.best_step}",
-                per_run,
-                {"template": f["template"], "label_words": f["label_words"], "folder": str(folder)},
+                seconds,
+                {**prompt, "folder": str(folder)},
             )
         )
+        return seconds
+
+    for i, f in enumerate(finalists):
+        if not zero_shot and i > 0 and per_run is not None and per_run > clock.left:
+            f["skipped"] = f"a fine-tune takes about {per_run:.0f}s and {max(clock.left, 0):.0f}s are left"
+            record(Decision(f"finetune_{f['name']}", "skipped", f["skipped"]))
+            continue
+        seconds = fit(f)
+        per_run = None if zero_shot else seconds
 
     metric = job.train.metric if job.train.metric in ("accuracy", "macro_f1") else "accuracy"
     scored = [f for f in finalists if f.get("dev")]
     winner = max(scored, key=lambda f: f["dev"][metric])  # max keeps the first (manual) on a tie
+
+    # 4b. opt-in: the best prompt again with demonstrations in context, kept if it beats it on dev
+    if demonstrations is not None:
+        demo: dict[str, Any] = {
+            "name": "demonstrations",
+            "template": winner["template"],
+            "label_words": winner["label_words"],
+            "source": f"the {winner['name']} prompt with {demonstrations['selection']} demonstrations",
+            "demonstrations": demonstrations,
+        }
+        finalists.append(demo)
+        # the context grows with one demonstration per label: (labels + 1) / 2 times a plain run, at least
+        # 1.5x (the benchmark's ratios: 1.5x on SST-2, 4x on TREC's 6 labels)
+        estimate = None if per_run is None else per_run * max(1.5, (len(labels) + 1) / 2)
+        if clock.left <= 0 or (estimate is not None and estimate > clock.left):
+            demo["skipped"] = (
+                "no budget left"
+                if estimate is None
+                else f"with demonstrations a fine-tune takes about {estimate:.0f}s and "
+                f"{max(clock.left, 0):.0f}s are left"
+            )
+            record(Decision(f"{stage}_demonstrations", "skipped", demo["skipped"]))
+        else:
+            fit(demo)
+            scored.append(demo)
+            if demo["dev"][metric] > winner["dev"][metric]:
+                winner = demo
 
     # 5. an ensemble of the fine-tuned finalists (PET's dev-weighted logits), kept if it beats the best one
     ensembled = None
@@ -415,13 +505,13 @@ def _run(
 
     # 6. the run folder of the winner (for an ensemble, job.yaml holds its best single member's prompt)
     single = winner if ensembled is None else next(f for f in finalists if f["name"] == winner["best_single"])
-    final_job = _prompt_job(job, single["template"], single["label_words"], str(run_dir))
+    final_job = _prompt_job(job, single, str(run_dir))
     if ensembled is not None:
         shutil.rmtree(run_dir / BEST_DIR, ignore_errors=True)
         ensembled.save_pretrained(run_dir / BEST_DIR)
         clf = ensembled
     elif zero_shot:
-        clf = build_classifier(final_job, labels)
+        clf = _untrained(final_job, labels, train)
         clf.save_pretrained(run_dir / BEST_DIR, overwrite=True)
     else:
         shutil.rmtree(run_dir / BEST_DIR, ignore_errors=True)
@@ -436,7 +526,10 @@ def _run(
         note("scoring the chosen model on the test file")
         test_metrics = clf.evaluate(test, job.train.eval_batch_size)
         write_json(run_dir / TEST_FILE, test_metrics)
-    chosen = {k: winner.get(k) for k in ("name", "template", "label_words", "source", "dev", "members")}
+    chosen = {
+        k: winner.get(k)
+        for k in ("name", "template", "label_words", "demonstrations", "source", "dev", "members")
+    }
     result = AutoResult(
         run_dir=str(run_dir),
         chosen=chosen,

@@ -1,8 +1,10 @@
 """The `auto` benchmark method (issue 11): the `train --auto` recipe (`promptft.recipes.auto`) on a cell's
 split: the task's prompt scored zero-shot on dev, label words and templates searched, the finalists
 fine-tuned with LoRA (budget allowing), the best on dev kept; the cell's train time is the whole recipe.
-Options: the prompt methods' (learning_rate, max_steps, lora, ...) plus `budget_minutes`, `generate` and
-`ensemble` (the recipe's ensemble stage, on by default).
+Options: the prompt methods' (learning_rate, max_steps, lora, ...) plus `budget_minutes`, `generate`,
+`ensemble` (the recipe's ensemble stage, on by default) and `demonstrations_finalist` (off by default; a
+mapping of demonstrations options, e.g. `{selection: similar, n_sets: 2}`: the best prompt is also
+fine-tuned with demonstrations in context and kept if it wins on dev).
 
 It is registered here, not in `promptft.bench`, because the benchmark sits below the recipes (it runs
 methods, the recipes run it); `promptft.recipes.bench` imports this module, so `promptft bench run` has it.
@@ -28,7 +30,7 @@ from promptft.config import apply_overrides
 from promptft.config.base import check_keys
 from promptft.recipes.auto import auto_train_examples
 
-AUTO_KEYS = ("budget_minutes", "generate", "ensemble")
+AUTO_KEYS = ("budget_minutes", "generate", "ensemble", "demonstrations_finalist")
 
 
 @method("auto", task_types=("single_label",))
@@ -41,6 +43,7 @@ def auto(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: di
     budget = float(config.get("budget_minutes", 30))
     generate = bool(config.get("generate", True))
     ensemble = bool(config.get("ensemble", True))
+    demonstrations = config.get("demonstrations_finalist")
     spec = task.prompt_for(model.kind)
     job = job_of({k: v for k, v in config.items() if k not in AUTO_KEYS}, seed, "prompt", "lora")
     with tempfile.TemporaryDirectory(prefix="promptft-auto-") as tmp:
@@ -64,6 +67,7 @@ def auto(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: di
             task_type=task.template_type,
             generate=generate,
             ensemble=ensemble,
+            demonstrations=demonstrations,
         )
         clf = load_classifier(f"{tmp}/run/best", device=model.device)
     chosen = result.chosen
@@ -78,6 +82,7 @@ def auto(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: di
             for d in result.decisions
         ],
         "budget_minutes": budget,
+        **({"demonstrations_finalist": demonstrations} if demonstrations is not None else {}),
     }
     finalists = (
         next((d.details.get("finalists") for d in result.decisions if d.stage == "choice"), None) or []
