@@ -19,7 +19,7 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
    With `demonstrations` (opt-in; `--auto-demonstrations similar|random`) one more finalist follows: the
    best one's prompt again with LM-BFF demonstrations in context (one training example per label, its label
    word filled in; `n_sets` sets averaged at inference), the context raised to at least 512 tokens. It
-   costs more (1.5x a plain LoRA fine-tune on SST-2, 4x on TREC in the benchmark), so it is budgeted at
+   costs more (1.7x a plain LoRA fine-tune on SST-2, 4.2x on TREC in the benchmark), so it is budgeted at
    (labels + 1) / 2 times the last plain fine-tune.
 5. **ensemble** (`ensemble=True`, the default; `--no-auto-ensemble` turns it off): with two or more
    fine-tuned finalists, their best models combined as PET does (weighted by dev score; the weights and the
@@ -433,7 +433,7 @@ def _run(
         }
         finalists.append(demo)
         # the context grows with one demonstration per label: (labels + 1) / 2 times a plain run, at least
-        # 1.5x (the benchmark's ratios: 1.5x on SST-2, 4x on TREC's 6 labels)
+        # 1.5x (the benchmark's ratios: 1.7x on SST-2, 4.2x on TREC's 6 labels)
         estimate = None if per_run is None else per_run * max(1.5, (len(labels) + 1) / 2)
         if clock.left <= 0 or (estimate is not None and estimate > clock.left):
             demo["skipped"] = (
