@@ -12,8 +12,8 @@ run() { echo "=== $(date -u +%H:%M:%S) bench run $*"; "$PF" bench run --no-repor
 LMBFF=sst-2,trec,subj,mr,cr,mpqa,sst-5,rte
 
 run --model smollm2-135m --tasks "$LMBFF" --methods calibrated_zero_shot
-# the fair baseline: standard FT with a learning-rate x steps grid on dev, in its own folder until all 8 tasks
-# have it (then it replaces the default table's standard_ft cells)
+# the fair baseline: standard FT with a learning-rate x steps grid on dev, in its own folder; once all 8 tasks
+# have it, its cells replace the default table's standard_ft cells (the copy at the end of this plan)
 run --model smollm2-135m --tasks sst-2,trec --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 run --model smollm2-135m --tasks sst-2,trec --methods auto_label_words,auto_template
@@ -21,4 +21,9 @@ run --model smollm2-135m --tasks sst-2,trec --methods demonstrations,channel
 run --model smollm2-135m --tasks sst-2 --methods auto,pet,ipet
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
+# the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)
+for task in ${LMBFF//,/ }; do
+    cp benchmarks/results/experiments/standard_ft_grid/fewshot/smollm2-135m/"$task"/standard_ft/seed*.json \
+        benchmarks/results/fewshot/smollm2-135m/"$task"/standard_ft/
+done
 echo "=== $(date -u +%H:%M:%S) plan finished"
