@@ -380,12 +380,11 @@ def _run(
         if f.get("demonstrations"):
             prompt["demonstrations"] = f["demonstrations"]
         if zero_shot:
-            cand_job = _prompt_job(job, f, None)
-            if cand_job.prompt.demonstrations is None:
+            if job.prompt.demonstrations is None and not f.get("demonstrations"):
                 f["dev"] = f["zero_shot"]  # the search scored it already
                 return 0.0
             note(f"scoring the {f['name']} prompt zero-shot on dev, with demonstrations")
-            f["dev"], _ = score_classifier(_untrained(cand_job, labels, train), dev)
+            f["dev"], _ = score_classifier(_untrained(_prompt_job(job, f, None), labels, train), dev)
             seconds = time.perf_counter() - start
             record(Decision(f"score_{f['name']}", "done", f"zero-shot dev {f['dev']}", seconds, prompt))
             return seconds
@@ -445,7 +444,6 @@ def _run(
             record(Decision(f"{stage}_demonstrations", "skipped", demo["skipped"]))
         else:
             fit(demo)
-            scored.append(demo)
             if demo["dev"][metric] > winner["dev"][metric]:
                 winner = demo
 
