@@ -240,7 +240,7 @@ class ChannelClassifier(PromptClassifier):
         self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
         self.labels = self.verbalizer.labels
         self.fields = self.template.fields
-        self.max_length = max_length
+        self.max_length = max_length = backbone.fit_length(max_length)
         self.base_model = base_model or backbone.name
         self.adapter = adapter_settings("full")
         self.demonstrations = None

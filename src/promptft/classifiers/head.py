@@ -24,6 +24,7 @@ from promptft.data import Example
 from promptft.data.inputs import as_examples
 from promptft.errors import DataError, ModelError, PromptFTError
 from promptft.models.backbones import pad_token_id
+from promptft.models.limits import fit_max_length
 from promptft.models.loading import default_device, default_dtype
 from promptft.objectives import Objective, SingleLabel, objective_from_dict
 from promptft.objectives.regression import VALUE_LABEL
@@ -87,7 +88,7 @@ class HeadClassifier(BaseClassifier):
         self.fields = tuple(fields)
         if not 1 <= len(self.fields) <= 2:
             raise PromptFTError(f"the head baseline takes one or two text fields, got {list(self.fields)}")
-        self.max_length = max_length
+        self.max_length = fit_max_length(max_length, model.config, tokenizer, base_model)
         self.base_model = base_model
         self.adapter: AdapterSettings = adapter_settings("full")
         self.pad_id = pad_token_id(tokenizer, model.config)

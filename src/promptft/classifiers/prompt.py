@@ -192,7 +192,7 @@ class PromptClassifier(BaseClassifier):
         self.verbalizer = verbalizer if isinstance(verbalizer, Verbalizer) else Verbalizer(verbalizer)
         self.labels = self.verbalizer.labels
         self.fields = self.template.fields
-        self.max_length = max_length
+        self.max_length = max_length = backbone.fit_length(max_length)
         self.base_model = base_model or backbone.name
         self.adapter: AdapterSettings = adapter_settings("full")  # the model as loaded trains in full
         self.words = self.verbalizer.tokenize(backbone.tokenizer, backbone.leading_space(self.template))
@@ -374,8 +374,13 @@ class PromptClassifier(BaseClassifier):
             if hasattr(adapter, "init_from_text"):
                 adapter.init_from_text(peft_model, self.backbone.tokenizer)
             self.backbone.attach(peft_model)
+            self.fit_to_backbone()
         self.adapter = adapter
         log.info("%s: %s", adapter.name, self.describe_trainable())
+
+    def fit_to_backbone(self) -> None:
+        """Cut `max_length` to what the backbone reads now (an attached soft prompt takes positions too)."""
+        self.max_length = self.encoder.max_length = self.backbone.fit_length(self.max_length)
 
     def enable_training_cache(self) -> bool:
         return self.backbone.enable_prefix_cache()
@@ -546,6 +551,7 @@ def restore_adapter(clf: PromptClassifier, directory: Path, config: dict) -> Non
     clf.adapter = adapter_cls(**(config.get("lora") or {})) if adapter_cls is LoraSettings else adapter_cls()
     if adapter_cls.uses_peft:
         backbone.attach(load_peft_adapter(backbone.model, directory / "adapter"))
+        clf.fit_to_backbone()
     else:
         clf.adapter.apply(backbone.model, backbone.kind)  # full: trainable again; none: frozen
     backbone.eval()

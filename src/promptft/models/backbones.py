@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from promptft.errors import ModelError
+from promptft.models.limits import fit_max_length
 from promptft.models.prefix_cache import PrefixCache, decoder_layers, frozen_prefix_length
 from promptft.prompts.encoding import EncodedPrompt, PromptEncoder, token_spans
 from promptft.prompts.template import Template
@@ -104,9 +105,20 @@ class Backbone(nn.Module):
     def leading_space(self, template: Template) -> bool:
         return template.space_before_slot
 
+    def fit_length(self, max_length: int) -> int:
+        """`max_length`, or the most tokens this model reads when that is fewer (with a warning); an
+        attached soft prompt's or prefix's virtual tokens take positions too."""
+        config = getattr(self.peft_model, "active_peft_config", None)
+        virtual = int(getattr(config, "num_virtual_tokens", 0) or 0) if self.prompt_learning else 0
+        return fit_max_length(max_length, self.model.config, self.tokenizer, self.name, virtual)
+
     def make_encoder(self, template: Template, max_length: int, reserve: int = 0) -> PromptEncoder:
         return PromptEncoder(
-            self.tokenizer, template, slot_text=self.slot_text, max_length=max_length, reserve=reserve
+            self.tokenizer,
+            template,
+            slot_text=self.slot_text,
+            max_length=self.fit_length(max_length),
+            reserve=reserve,
         )
 
     def enable_prefix_cache(self) -> bool:
@@ -338,7 +350,7 @@ class Seq2SeqBackbone(Backbone):
 
     def make_encoder(self, template, max_length, reserve=0):
         if self._sentinel is None:
-            return _SlotFreeEncoder(self.tokenizer, template, max_length=max_length)
+            return _SlotFreeEncoder(self.tokenizer, template, max_length=self.fit_length(max_length))
         return super().make_encoder(template, max_length, reserve=0)
 
     def forward(self, prompts, words, token_reduction="sum"):
