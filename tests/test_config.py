@@ -86,6 +86,7 @@ def test_unknown_job_keys_name_the_nearest_valid_key(data, fragments):
         ),
         ({"prompt": {"label_words": {"a": True}}}, ["prompt.label_words.a must be a string", "quote"]),
         ({"train": 3}, ["train must be a mapping"]),
+        ({"prompt": {"max_length": 0}}, ["prompt.max_length must be >= 1"]),
     ],
 )
 def test_wrong_types_and_values_are_one_line_config_errors(data, fragments):

@@ -55,7 +55,7 @@ def audit(
         str | None, typer.Option("--model", "-m", help="Alias or folder whose tokenizer counts tokens.")
     ] = None,
     max_length: Annotated[
-        int, typer.Option("--max-length", help="The model's context budget in tokens.")
+        int, typer.Option("--max-length", min=8, help="The model's context budget in tokens.")
     ] = 256,
     k: Annotated[
         int | None, typer.Option("--k", help="Intended examples per label of a k-shot sample.")

@@ -89,8 +89,8 @@ class PromptConfig(Section):
     """Score of a multi-token word: sum or mean of its tokens' log-probabilities."""
     word_reduction: Literal["logsumexp", "mean"] = "logsumexp"
     """Score of a label with several words."""
-    max_length: int = 256
-    """Longest input in tokens (the text is cut, never the template)."""
+    max_length: int = Field(default=256, ge=1)
+    """Longest input in tokens (the text is cut, never the template); never more than the model reads."""
     answers: tuple[str, str] = ("no", "yes")
     """model.method yes_no: the (no, yes) answer words; prompt.label_words then gives each label's text."""
     train_negatives: int | None = Field(default=None, ge=0)
