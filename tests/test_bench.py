@@ -141,10 +141,14 @@ def counting(monkeypatch, name):
 # runner
 
 
-def test_cells_written_per_task_method_seed_and_rerun_skips(tiny_model, table, config, tmp_path, monkeypatch):
+def test_cells_written_per_task_method_seed_and_rerun_skips(
+    tiny_model, table, config, tmp_path, monkeypatch, caplog
+):
     results = tmp_path / "results"
-    out = run(tiny_model, table, config, results, methods=["zero_shot", "prompt_ft_lora"])
+    with caplog.at_level("INFO", logger="promptft.bench.runner"):
+        out = run(tiny_model, table, config, results, methods=["zero_shot", "prompt_ft_lora"])
     assert len(out.written) == 2 * 2 * 2 and not out.skipped
+    assert "prompt_ft_lora seed 2: testing on" in caplog.text  # each cell's phases reach the logs too
     for task in ("sent", "hidden"):
         for method in ("zero_shot", "prompt_ft_lora"):
             for seed in (1, 2):

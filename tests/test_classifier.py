@@ -41,6 +41,17 @@ def test_predict_proba_shape_order_and_sum():
     assert clf.predict(DATA) == [clf.labels[i] for i in probs.argmax(1)]
 
 
+def test_a_long_prediction_pass_logs_its_progress(monkeypatch, caplog):
+    import promptft.classifiers.base as base
+
+    clf = make("none")
+    monkeypatch.setattr(base, "PROGRESS_LOG_SECONDS", 0.0)  # every batch counts as long
+    with caplog.at_level("INFO", logger="promptft.classifiers.base"):
+        clf.predict_proba(DATA, batch_size=2)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("predicting:")]
+    assert [line.split(" (")[0] for line in lines] == ["predicting: 2/6", "predicting: 4/6"]  # not the last
+
+
 def test_label_logits_combine_words_by_logsumexp_and_mean():
     clf = make("none")
     enc = clf.encode(DATA[:2])

@@ -15,6 +15,7 @@ import datetime as _dt
 import gc
 import hashlib
 import json
+import logging
 import shlex
 import sys
 import time
@@ -47,6 +48,8 @@ from promptft.bench.tasks import (
 )
 from promptft.data import Example
 from promptft.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS_DIR = Path("benchmarks/results")
 
@@ -227,6 +230,7 @@ def run_benchmark(
 
             def phase(text: str, _task=task, _seed=seed, _name=name) -> None:
                 bar.update(job, description=f"{_task.name} {_name} seed {_seed}", phase=text)
+                log.info("%s %s seed %d: %s", _task.name, _name, _seed, text)  # logs show the phase too
 
             phase("reading data")
             if (task.key, seed) not in split_cache:

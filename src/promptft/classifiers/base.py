@@ -6,6 +6,8 @@ calls that module (possibly wrapped by Accelerate/DDP), never a method that bypa
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,10 @@ from promptft.data import Example
 from promptft.data.inputs import Inputs, as_examples
 from promptft.errors import DataError, PromptFTError
 from promptft.objectives import Objective, SingleLabel
+
+log = logging.getLogger(__name__)
+
+PROGRESS_LOG_SECONDS = 60.0  # a long prediction pass says how far it is (in logs too) this often
 
 
 class BaseClassifier:
@@ -136,10 +142,20 @@ class BaseClassifier:
             from rich.progress import track
 
             iterator = track(batches, description="predicting", transient=True)
+        started = last_log = time.perf_counter()
+        done = 0
         try:
             with torch.inference_mode():
                 for batch in iterator:
                     out[batch] = self.label_logits([encoded[i] for i in batch]).float().cpu()
+                    done += len(batch)
+                    now = time.perf_counter()
+                    if now - last_log >= PROGRESS_LOG_SECONDS and done < len(encoded):
+                        last_log = now
+                        log.info(
+                            "predicting: %d/%d (%.0f%%), %.0f s", done, len(encoded), 100 * done / len(encoded),
+                            now - started,
+                        )  # fmt: skip
         finally:
             self.module.train(was_training)
         return out
