@@ -7,8 +7,9 @@ import pytest
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, RobertaConfig, T5Config
 
 from promptft import ChannelClassifier, HeadClassifier, PromptClassifier
+from promptft.errors import ModelError
 from promptft.models import backbone_from_model
-from promptft.models.limits import position_limit
+from promptft.models.limits import fit_max_length, position_limit
 from tiny import minilm_tokenizer, tiny_bert, tiny_llama, tiny_roberta
 
 LONG = "the plot was fine and the acting was bad " * 120  # ~1,000 tokens: longer than any tiny model reads
@@ -21,6 +22,15 @@ def test_position_limit_reads_config_and_tokenizer():
     assert position_limit(GPT2Config(n_positions=1024)) == 1024
     assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512  # offset ids
     assert position_limit(T5Config()) is None  # relative positions: no limit declared
+
+
+def test_fit_max_length_counts_virtual_tokens_and_refuses_a_prompt_that_leaves_no_room():
+    config = BertConfig(max_position_embeddings=256)
+    assert fit_max_length(100, config) == 100 and fit_max_length(300, config) == 256
+    assert fit_max_length(300, config, virtual_tokens=20) == 236
+    assert fit_max_length(300, T5Config()) == 300  # no declared limit: kept
+    with pytest.raises(ModelError, match="use fewer virtual tokens"):
+        fit_max_length(300, BertConfig(max_position_embeddings=16), virtual_tokens=20)
 
 
 @pytest.mark.parametrize(
