@@ -19,6 +19,9 @@ run --model smollm2-135m --tasks sst-2,trec --methods standard_ft \
 run --model smollm2-135m --tasks sst-2,trec --methods auto_label_words,auto_template
 run --model smollm2-135m --tasks sst-2,trec --methods demonstrations,channel
 run --model smollm2-135m --tasks sst-2 --methods auto,pet,ipet
+# demonstrations beyond the screen: MPQA (cheap, dev-scored) and Subj (the SetFit target; ~21 min per seed:
+# 2,000 test sentences x 2 demonstration sets)
+run --model smollm2-135m --tasks mpqa,subj --methods demonstrations
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 # the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)
