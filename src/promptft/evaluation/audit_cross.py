@@ -11,6 +11,7 @@ from promptft.errors import TemplateError
 from promptft.evaluation.audit_checks import INFO, Ctx, E, Row, W, split_role
 from promptft.evaluation.audit_report import RowRef, Severity
 from promptft.evaluation.similarity import connected_groups, near_duplicate_pairs
+from promptft.models.limits import position_limit
 from promptft.prompts import PromptEncoder, Template
 
 
@@ -139,7 +140,6 @@ def check_template(
 def _encoder(tmpl: Template, tokenizer: Any, max_length: int | None) -> PromptEncoder:
     """The encoder the classifier would use: a mask slot for masked LMs, none (causal) otherwise."""
     if max_length is None:
-        limit = getattr(tokenizer, "model_max_length", None)
-        max_length = int(limit) if isinstance(limit, int) and 0 < limit < 1_000_000 else 512
+        max_length = position_limit(None, tokenizer) or 512
     slot = getattr(tokenizer, "mask_token", None)
     return PromptEncoder(tokenizer, tmpl, slot_text=slot, max_length=max_length)
