@@ -1,12 +1,15 @@
 """A max_length longer than the model reads is cut to the model's limit (with a warning), never an index error."""
 
+import json
 import logging
 
 import numpy as np
 import pytest
 from transformers import BertConfig, BertForSequenceClassification, GPT2Config, RobertaConfig, T5Config
+from typer.testing import CliRunner
 
 from promptft import ChannelClassifier, HeadClassifier, PromptClassifier
+from promptft.cli import app
 from promptft.errors import ModelError
 from promptft.models import backbone_from_model
 from promptft.models.limits import fit_max_length, position_limit
@@ -94,3 +97,54 @@ def test_soft_prompt_virtual_tokens_take_positions(adapter, tmp_path):
     loaded = load_classifier(tmp_path / "clf")
     assert loaded.max_length == 236
     np.testing.assert_allclose(loaded.predict_proba([LONG, "great"]), before, atol=1e-5)
+
+
+def test_chat_reads_no_more_than_the_model(tmp_path, caplog):
+    """Chat training, perplexity and the generation window are cut to GPT-2's 64 positions: before, a
+    conversation longer than that failed with an index error in the position table."""
+    import torch
+    from chat_tiny import chatml_tokenizer
+    from transformers import GPT2LMHeadModel
+
+    from promptft.chat.data import Conversation
+    from promptft.chat.evaluate import perplexity
+    from promptft.chat.generate import GenerationSettings, context_window, fit_history
+    from promptft.chat.model import ChatModel
+    from promptft.chat.templates import resolve_template
+
+    tok = chatml_tokenizer()
+    torch.manual_seed(0)
+    ends = {"bos_token_id": tok.eos_token_id, "eos_token_id": tok.eos_token_id}
+    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=2, n_head=4, **ends)
+    chat = ChatModel(GPT2LMHeadModel(config).eval(), tok, resolve_template(tok), base_model="tiny-chat-gpt2")
+    long = Conversation([{"role": "user", "content": "hi"}, {"role": "assistant", "content": LONG[:600]}])
+    with caplog.at_level(logging.WARNING, logger="promptft.models.limits"):
+        assert context_window(chat, GenerationSettings(context_window=4096)) == 64
+        result = perplexity(chat, [long], max_length=1024)
+    assert "context_window=4096 is more than tiny-chat-gpt2 reads (64 tokens)" in caplog.text
+    assert "max_length=1024 is more than tiny-chat-gpt2 reads" in caplog.text
+    assert result["truncated"] == 1 and np.isfinite(result["loss"]) and result["tokens"] > 0
+    assert context_window(chat, GenerationSettings()) == 64  # the model's own limit by default
+    kept, ids = fit_history(chat, [{"role": "user", "content": LONG}], GenerationSettings(max_new_tokens=16))
+    assert 0 < len(ids) <= 64 - 16
+
+    model_dir = tmp_path / "base"
+    chat.model.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    data = tmp_path / "train.jsonl"
+    data.write_text((json.dumps({"messages": long.messages}) + "\n") * 4)
+    args = [
+        "chat-train",
+        "--train",
+        str(data),
+        "--model",
+        str(model_dir),
+        "--finetune",
+        "full",
+        "--max-steps",
+        "2",
+    ]
+    args += ["--max-length", "1024", "--output", str(tmp_path / "run"), "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["max_length"] == 64

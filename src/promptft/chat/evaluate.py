@@ -34,6 +34,7 @@ def perplexity(
     overflow: str = "truncate",
 ) -> dict[str, float]:
     """Assistant-token loss, perplexity and token count over `convs`."""
+    max_length = chat.fit_length(max_length)
     encoded, stats = encode_all(chat.tokenizer, chat.format, convs, max_length, overflow, what="test")
     out = dev_loss(chat, encoded, batch_size)
     out.update({"conversations": len(encoded), "truncated": stats.truncated, "dropped": stats.dropped})

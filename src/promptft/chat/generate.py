@@ -14,6 +14,7 @@ import torch
 
 from promptft.chat.model import ChatModel
 from promptft.errors import ConfigError
+from promptft.models.limits import position_limit
 
 
 @dataclass
@@ -22,7 +23,7 @@ class GenerationSettings:
     temperature: float = 0.0  # 0 = greedy
     top_p: float = 1.0
     repetition_penalty: float = 1.0
-    context_window: int | None = None  # None = the model's own (capped at 4096 on CPU)
+    context_window: int | None = None  # None = the model's own (capped at 4096); never more than it reads
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -56,11 +57,11 @@ class GenerationSettings:
 
 
 def context_window(chat: ChatModel, settings: GenerationSettings) -> int:
+    """The tokens a prompt and its reply may take: the setting, cut to what the model reads; by default the
+    model's own limit, capped at 4096 (a longer history costs more than it helps a small model)."""
     if settings.context_window:
-        return settings.context_window
-    config = chat._base().config
-    window = getattr(config, "max_position_embeddings", None) or 2048
-    return min(int(window), 4096)
+        return chat.fit_length(settings.context_window, setting="context_window")
+    return min(position_limit(chat._base().config, chat.tokenizer) or 2048, 4096)
 
 
 def fit_history(

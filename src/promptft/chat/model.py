@@ -20,6 +20,7 @@ from promptft.chat.encoding import IGNORE
 from promptft.chat.templates import ChatFormat, end_of_turn_ids, resolve_template
 from promptft.errors import ConfigError, ModelError
 from promptft.files import write_dir_atomically
+from promptft.models.limits import fit_max_length
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,13 @@ class ChatModel:
 
     def _base(self):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def fit_length(self, max_length: int, setting: str = "max_length") -> int:
+        """`max_length`, or the most tokens this model reads when that is fewer (with a warning): a longer
+        conversation would fail in a learned position table (GPT-2) or read positions a rotary model never saw."""
+        return fit_max_length(
+            max_length, self._base().config, self.tokenizer, self.base_model, setting=setting
+        )
 
     def token_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """(summed negative log-likelihood of the label tokens, how many there are)."""

@@ -18,7 +18,7 @@ _POSITION_FIELDS = ("max_position_embeddings", "n_positions", "max_sequence_leng
 # Position ids of these start after the padding index (RoBERTa's 514 positions read 512 tokens)
 _PADDING_OFFSET_TYPES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text",
                          "roberta-prelayernorm", "ibert", "mpnet", "esm"}  # fmt: skip
-_warned: set[tuple[str, int, int]] = set()
+_warned: set[tuple[str, str, int, int]] = set()
 
 
 def position_limit(config, tokenizer=None) -> int | None:
@@ -38,9 +38,17 @@ def position_limit(config, tokenizer=None) -> int | None:
     return min(limits) if limits else None
 
 
-def fit_max_length(max_length: int, config, tokenizer=None, name: str = "", virtual_tokens: int = 0) -> int:
+def fit_max_length(
+    max_length: int,
+    config,
+    tokenizer=None,
+    name: str = "",
+    virtual_tokens: int = 0,
+    setting: str = "max_length",
+) -> int:
     """`max_length`, or the model's limit when that is smaller (warned once per model and length).
-    `virtual_tokens`: positions a soft prompt or prefix takes before the text (they count against it)."""
+    `virtual_tokens`: positions a soft prompt or prefix takes before the text (they count against it);
+    `setting`: the option's name in the warning (the chat's `context_window`, say)."""
     limit = position_limit(config, tokenizer)
     if limit is None:
         return max_length
@@ -52,13 +60,12 @@ def fit_max_length(max_length: int, config, tokenizer=None, name: str = "", virt
             f"{name or 'the model'} reads {limit + virtual_tokens} tokens, and the soft prompt takes "
             f"{virtual_tokens} of them: use fewer virtual tokens (num_virtual_tokens)"
         )
-    key = (name, max_length, limit)
+    key = (name, setting, max_length, limit)
     if key not in _warned:
         _warned.add(key)
         soft = f" once the soft prompt's {virtual_tokens} virtual tokens are placed" if virtual_tokens else ""
         log.warning(
-            "max_length=%d is more than %s reads (%d tokens%s): prompts are cut to %d; set max_length <= %d "
-            "to silence this",
-            max_length, name or "the model", limit, soft, limit, limit,
+            "%s=%d is more than %s reads (%d tokens%s): prompts are cut to %d; set %s <= %d to silence this",
+            setting, max_length, name or "the model", limit, soft, limit, setting, limit,
         )  # fmt: skip
     return limit

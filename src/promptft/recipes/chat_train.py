@@ -65,9 +65,10 @@ def chat_train(job: ChatJob, resume: bool = True) -> dict[str, Any]:
         device=job.device,
     )
     d = job.data
-    enc_train, train_stats = encode_all(chat.tokenizer, chat.format, train, d.max_length, d.overflow, "train")
+    max_length = chat.fit_length(d.max_length)
+    enc_train, train_stats = encode_all(chat.tokenizer, chat.format, train, max_length, d.overflow, "train")
     enc_dev, dev_stats = (
-        encode_all(chat.tokenizer, chat.format, dev, d.max_length, d.overflow, "dev") if dev else ([], None)
+        encode_all(chat.tokenizer, chat.format, dev, max_length, d.overflow, "dev") if dev else ([], None)
     )
     data_info = {
         "train": train_stats.to_dict(),
@@ -90,13 +91,13 @@ def chat_train(job: ChatJob, resume: bool = True) -> dict[str, Any]:
         job.learning_rate(),
         run_dir=job.output,
         resume=resume,
-        max_length=d.max_length,
+        max_length=max_length,
         on_run_dir=write_meta,
     )
     result = trainer.train(enc_train, enc_dev)
     out: dict[str, Any] = {**result.to_dict(), "history": result.history, "data": data_info}
     if test:
-        enc_test, _ = encode_all(chat.tokenizer, chat.format, test, d.max_length, d.overflow, "test")
+        enc_test, _ = encode_all(chat.tokenizer, chat.format, test, max_length, d.overflow, "test")
         out["test"] = dev_loss(chat, enc_test, job.train.eval_batch_size)
     out["model"] = chat
     return out
