@@ -22,6 +22,8 @@ run --model smollm2-135m --tasks sst-2 --methods auto,pet,ipet
 # demonstrations beyond the screen: MPQA (cheap, dev-scored) and Subj (the SetFit target; ~21 min per seed:
 # 2,000 test sentences x 2 demonstration sets)
 run --model smollm2-135m --tasks mpqa,subj --methods demonstrations
+# channel scoring where Min et al. report the largest gains besides TREC: SST-5 (5 labels; ~13 min per seed)
+run --model smollm2-135m --tasks sst-5 --methods channel
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 # the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)
