@@ -69,11 +69,12 @@ def fit_history(
 ) -> tuple[list[dict[str, str]], list[int]]:
     """The messages that fit the context window with room for the reply (oldest user/assistant turns
     dropped first; the system prompt kept; a single over-long message keeps its end) and their prompt ids."""
-    budget = context_window(chat, settings) - settings.max_new_tokens
+    window = context_window(chat, settings)
+    budget = window - settings.max_new_tokens
     if budget < 16:
         raise ConfigError(
             f"max_new_tokens {settings.max_new_tokens} leaves no room for the prompt in a context of "
-            f"{context_window(chat, settings)} tokens: lower max_new_tokens"
+            f"{window} tokens: lower max_new_tokens"
         )
     messages = list(messages)
     system = [m for m in messages[:1] if m["role"] == "system"]
