@@ -491,6 +491,23 @@ def test_cli_train_generate_and_errors(tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2 and rows[1]["id"] == 7 and all(isinstance(r["response"], str) for r in rows)
     assert rows[0]["response"] == "yes good"
+    kept = out.read_text()
+    result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(prompts), "-o", str(out)])
+    assert result.exit_code == 2 and "already exists" in result.output and "--overwrite" in result.output
+    assert out.read_text() == kept  # an earlier run's responses are kept
+    malformed = [
+        (["hi"], "must be an object"),
+        ([{"role": "user"}], "'role' and 'content'"),
+        ([{"role": "user", "content": ""}], "empty content"),
+    ]  # each was an AttributeError traceback or went to the model unchecked
+    for messages, message in malformed:
+        bad_in = _jsonl(tmp_path / "bad_in.jsonl", [{"messages": messages}])
+        result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(bad_in)])
+        assert result.exit_code == 2 and f"{bad_in}:1" in result.output and message in result.output
+        assert "Traceback" not in result.output
+    too_small = ["--context-window", "40", "--max-new-tokens", "32"]  # leaves 8 tokens for the prompt
+    result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(prompts), *too_small])
+    assert result.exit_code == 2 and "context of 40 tokens" in " ".join(result.output.split())
     result = runner.invoke(
         app,
         [

@@ -148,3 +148,4 @@ def test_chat_reads_no_more_than_the_model(tmp_path, caplog):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "run" / "train_config.json").read_text())["max_length"] == 64
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["data"]["max_length"] == 64

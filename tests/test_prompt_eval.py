@@ -295,6 +295,24 @@ def test_cli_search_words_and_templates(env, tmp_path):
     assert record["label_words"] == saved["label_words"]
     assert record["settings"]["counts"]["library"] >= 5
     assert record["template"] == record["ranked"][0]["template"]
+    # A second search to the same --output keeps the first one's file unless --overwrite says otherwise.
+    words_args = ["--train", env / "train.tsv", "--dev", env / "dev.tsv", "--model", env / "tiny"]
+    words_args += ["--template", "{text} It was {mask}.", "--label-map", "0=negative,1=positive"]
+    words_args += ["--output", out, "--k", 3, "--top-n", 2, "--finetune-top", 0]
+    kept = out.read_text()
+    user_error(invoke("prompts", "search-words", *words_args, "--top-n", 1), "already exists")
+    assert out.read_text() == kept
+    result = invoke("prompts", "search-words", *words_args, "--top-n", 1, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["assignments"]) == 1
+    user_error(
+        invoke(
+            "prompts", "search-templates", "--train", env / "train.tsv", "--dev", env / "dev.tsv",
+            "--model", env / "tiny", "--label-words", "negative=bad,positive=good", "--output", folder,
+        ),
+        "already exists",
+    )  # fmt: skip
+    assert json.loads((folder / "template_search.json").read_text()) == record
     user_error(
         invoke(
             "prompts",

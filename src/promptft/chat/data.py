@@ -65,7 +65,20 @@ def validate(conv: Conversation, *, require_assistant_last: bool = True) -> None
         raise DataError(
             f"{where}: the conversation has no messages; give at least a user and an assistant turn"
         )
-    for i, message in enumerate(conv.messages):
+    validate_messages(conv.messages, where)
+    if not any(m["role"] == "assistant" for m in conv.messages):
+        raise DataError(f"{where}: the conversation has no assistant turn, so nothing would be learned")
+    if require_assistant_last and conv.messages[-1]["role"] != "assistant":
+        raise DataError(
+            f"{where}: the conversation ends with a {conv.messages[-1]['role']} turn; it must end with the "
+            "assistant (drop the trailing turn, or add the assistant's answer)"
+        )
+
+
+def validate_messages(messages: Sequence[Any], where: str) -> None:
+    """DataError naming `where` and the turn for a message that is not a {role, content} object, an unknown
+    role, empty content, or a system message after the first."""
+    for i, message in enumerate(messages):
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise DataError(
                 f"{where}: message {i} must be an object with 'role' and 'content', got {str(message)[:80]!r}"
@@ -77,13 +90,6 @@ def validate(conv: Conversation, *, require_assistant_last: bool = True) -> None
             raise DataError(f"{where}: message {i} ({role}) has empty content; remove the turn or fill it in")
         if role == "system" and i != 0:
             raise DataError(f"{where}: message {i} is a system message; only the first message may be one")
-    if not any(m["role"] == "assistant" for m in conv.messages):
-        raise DataError(f"{where}: the conversation has no assistant turn, so nothing would be learned")
-    if require_assistant_last and conv.messages[-1]["role"] != "assistant":
-        raise DataError(
-            f"{where}: the conversation ends with a {conv.messages[-1]['role']} turn; it must end with the "
-            "assistant (drop the trailing turn, or add the assistant's answer)"
-        )
 
 
 def record_to_conversation(record: Any, path: str | Path, line: int | None) -> Conversation:

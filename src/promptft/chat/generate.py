@@ -74,7 +74,7 @@ def fit_history(
     if budget < 16:
         raise ConfigError(
             f"max_new_tokens {settings.max_new_tokens} leaves no room for the prompt in a context of "
-            f"{window} tokens: lower max_new_tokens"
+            f"{window} tokens: lower max_new_tokens, or raise context_window (--context-window)"
         )
     messages = list(messages)
     system = [m for m in messages[:1] if m["role"] == "system"]

@@ -27,6 +27,16 @@ TemplateOpt = Annotated[
     ),
 ]
 SystemOpt = Annotated[str | None, typer.Option("--system", help="System prompt.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output file.")]
+ContextOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--context-window",
+        min=1,
+        help="Tokens of conversation the model reads, the reply included; older turns are dropped to fit "
+        "(default: what the model reads, at most 4096).",
+    ),
+]
 
 
 def _read_chat_job(config: Path | None, overrides: dict[str, Any], sets: list[str] | None):
@@ -167,6 +177,7 @@ def chat_eval_cmd(
         int, typer.Option("--turns", help="Generated turns (SGD: per group, seen and unseen) to score.")
     ] = 0,
     max_new_tokens: MaxNewOpt = 48,
+    context_window: ContextOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report (JSON) here.")
     ] = None,
@@ -187,6 +198,7 @@ def chat_eval_cmd(
             "eval.json into the run folder.",
         ),
     ] = False,
+    overwrite: OverwriteOpt = False,
     device: DeviceOpt = None,
 ) -> None:
     """Assistant-token perplexity; with --turns N, generated turns scored against the reference (SGD:
@@ -194,12 +206,15 @@ def chat_eval_cmd(
     from promptft.chat.generate import GenerationSettings
     from promptft.chat.model import ChatModel
     from promptft.recipes.chat_eval import chat_evaluate, compare_with_base, trained_service_results
+    from promptft.recipes.run_dir import check_new_file
 
+    if output is not None:
+        check_new_file(output, "the report", overwrite)  # before the evaluation, not after
     options: dict[str, Any] = {
         "seen_from": seen_from,
         "ppl_conversations": conversations,
         "turns_per_group": turns,
-        "settings": GenerationSettings(max_new_tokens=max_new_tokens),
+        "settings": GenerationSettings(max_new_tokens=max_new_tokens, context_window=context_window),
         "sgd_service_results": (
             sgd_service_results if sgd_service_results is not None else trained_service_results(model)
         ),
@@ -269,7 +284,14 @@ def change_table(change: dict[str, Any]) -> Table:
     return table
 
 
-def _settings(max_new_tokens: int, temperature: float, top_p: float, repetition_penalty: float, seed=None):
+def _settings(
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    repetition_penalty: float,
+    seed=None,
+    context_window: int | None = None,
+):
     from promptft.chat.generate import GenerationSettings
 
     return GenerationSettings(
@@ -278,6 +300,7 @@ def _settings(max_new_tokens: int, temperature: float, top_p: float, repetition_
         top_p=top_p,
         repetition_penalty=repetition_penalty,
         seed=seed,
+        context_window=context_window,
     )
 
 
@@ -292,6 +315,7 @@ def chat_cmd(
     top_p: TopPOpt = 0.9,
     max_new_tokens: MaxNewOpt = 256,
     repetition_penalty: RepetitionOpt = 1.1,
+    context_window: ContextOpt = None,
     merge: Annotated[
         bool, typer.Option("--merge/--no-merge", help="Fold a LoRA adapter into the weights.")
     ] = True,
@@ -304,7 +328,10 @@ def chat_cmd(
     chat = ChatModel.from_pretrained(
         model, template=template, system_prompt=system, device=device, merge=merge
     )
-    session = ChatSession(chat, _settings(max_new_tokens, temperature, top_p, repetition_penalty))
+    settings = _settings(
+        max_new_tokens, temperature, top_p, repetition_penalty, context_window=context_window
+    )
+    session = ChatSession(chat, settings)
     raise typer.Exit(run_repl(session))
 
 
@@ -326,14 +353,20 @@ def generate_cmd(
     repetition_penalty: RepetitionOpt = 1.0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
     seed: Annotated[int | None, typer.Option("--seed", help="For sampling (temperature > 0).")] = None,
+    context_window: ContextOpt = None,
+    overwrite: OverwriteOpt = False,
     device: DeviceOpt = None,
 ) -> None:
     """The next assistant turn for each input record, batched: each output line is the input record plus
     "response". A record's messages may end with the user (or hold a "prompt" string)."""
+    from promptft.chat.data import validate_messages
     from promptft.chat.generate import generate
     from promptft.chat.model import ChatModel
     from promptft.errors import DataError
+    from promptft.recipes.run_dir import check_new_file
 
+    if output != "-":
+        check_new_file(output, "the responses file", overwrite)
     source = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8")  # noqa: SIM115
     records, conversations = [], []
     with source:
@@ -352,9 +385,10 @@ def generate_cmd(
                 raise DataError(
                     f"{input_file}:{number}: expected {{'messages': [...]}} or {{'prompt': '...'}} on each line"
                 )
-            if messages and messages[-1].get("role") == "assistant":
+            validate_messages(messages, f"{input_file}:{number}")
+            if messages and messages[-1]["role"] == "assistant":
                 messages = messages[:-1]  # generate that turn anew
-            if not messages or any(m.get("role") not in ("system", "user", "assistant") for m in messages):
+            if not messages or any(m["role"] not in ("system", "user", "assistant") for m in messages):
                 raise DataError(f"{input_file}:{number}: messages need roles system, user or assistant")
             records.append(record)
             conversations.append(messages)
@@ -366,7 +400,7 @@ def generate_cmd(
     replies = generate(
         chat,
         conversations,
-        _settings(max_new_tokens, temperature, top_p, repetition_penalty, seed),
+        _settings(max_new_tokens, temperature, top_p, repetition_penalty, seed, context_window),
         batch_size,
     )
     sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115

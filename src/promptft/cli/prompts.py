@@ -67,6 +67,9 @@ FinetuneTopOpt = Annotated[
 FinetuneStepsOpt = Annotated[
     int, typer.Option("--finetune-steps", min=1, help="Steps of each short fine-tune.")
 ]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace what an earlier search wrote at --output.")
+]
 
 
 def _data_config(field, text_field, label_column, label_map, header, data_format):
@@ -219,6 +222,7 @@ def search_words_command(
     device: DeviceOpt = None,
     max_length: MaxLengthOpt = 256,
     seed: SeedOpt = 42,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Automatic label-word search (LM-BFF): rank the vocabulary per class at the slot, keep the top --k
@@ -244,6 +248,7 @@ def search_words_command(
             finetune_top=finetune_top,
             finetune_steps=finetune_steps,
             seed=seed,
+            overwrite=overwrite,
             kind=kind,
             device=device,
             max_length=max_length,
@@ -313,6 +318,7 @@ def search_templates_command(
     device: DeviceOpt = None,
     max_length: MaxLengthOpt = 256,
     seed: SeedOpt = 42,
+    overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Automatic template search for fixed label words: library patterns for the task type plus templates
@@ -345,6 +351,7 @@ def search_templates_command(
             finetune_top=finetune_top,
             finetune_steps=finetune_steps,
             seed=seed,
+            overwrite=overwrite,
             kind=kind,
             device=device,
             max_length=max_length,

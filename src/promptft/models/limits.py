@@ -65,7 +65,7 @@ def fit_max_length(
         _warned.add(key)
         soft = f" once the soft prompt's {virtual_tokens} virtual tokens are placed" if virtual_tokens else ""
         log.warning(
-            "%s=%d is more than %s reads (%d tokens%s): prompts are cut to %d; set %s <= %d to silence this",
+            "%s=%d is more than %s reads (%d tokens%s): inputs are cut to %d tokens; set %s <= %d to silence this",
             setting, max_length, name or "the model", limit, soft, limit, setting, limit,
         )  # fmt: skip
     return limit

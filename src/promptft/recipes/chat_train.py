@@ -71,6 +71,7 @@ def chat_train(job: ChatJob, resume: bool = True) -> dict[str, Any]:
         encode_all(chat.tokenizer, chat.format, dev, max_length, d.overflow, "dev") if dev else ([], None)
     )
     data_info = {
+        "max_length": max_length,  # what the model reads: the job's max_length may ask for more
         "train": train_stats.to_dict(),
         "dev": dev_stats.to_dict() if dev_stats else None,
         "train_tokens": sum(len(x) for x in enc_train),

@@ -25,9 +25,10 @@ from promptft.data import Example
 from promptft.data.splits import read_split
 from promptft.errors import ConfigError
 from promptft.prompts.template import unescape_template
+from promptft.recipes.run_dir import check_new_file
 from promptft.search.label_words import LabelWordSearch, search_label_words
 from promptft.search.prompt_eval import PromptEvaluation, evaluate_prompts, pair_candidates
-from promptft.search.templates import TemplateSearch, search_templates
+from promptft.search.templates import SEARCH_FILE, TemplateSearch, search_templates
 
 
 def read_labelled(path: str | Path, data: DataConfig | None) -> list[Example]:
@@ -65,14 +66,17 @@ def search_words_files(
     *,
     data: DataConfig | None = None,
     model: str = "smollm2-135m",
+    overwrite: bool = False,
     **options: Any,
 ) -> LabelWordSearch:
     """LM-BFF label-word search for `template` (`promptft.search.label_words.search_label_words` options:
     k, top_n, rank, screen, finetune_top, finetune_steps, ...); writes the label-words JSON to `output`.
-    The labels come from the label map when there is one (in its order), else from the data."""
+    The labels come from the label map when there is one (in its order), else from the data. An existing
+    `output` is kept (an error before the search) unless `overwrite`."""
     output = Path(output)
-    if output.exists() and output.is_dir():
+    if output.is_dir():
         raise ConfigError(f"--output {output} is a folder: give a file name, e.g. {output}/label_words.json")
+    check_new_file(output, "the label-words file", overwrite)
     train = read_labelled(train_file, data)
     dev = read_labelled(dev_file, data)
     labels = list(dict.fromkeys(data.label_map.values())) if data and data.label_map else None
@@ -90,13 +94,16 @@ def search_templates_files(
     data: DataConfig | None = None,
     model: str = "smollm2-135m",
     templates: Sequence[str] = (),
+    overwrite: bool = False,
     **options: Any,
 ) -> TemplateSearch:
     """Template search for fixed `label_words` (`promptft.search.templates.search_templates` options:
-    task_type, use_library, generate, finetune_top, ...); writes `<output>/template_search.json`."""
+    task_type, use_library, generate, finetune_top, ...); writes `<output>/template_search.json`, keeping an
+    earlier search's file (an error before the search) unless `overwrite`."""
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file: give a folder for template_search.json")
+    check_new_file(output / SEARCH_FILE, "the template search", overwrite)
     train = read_labelled(train_file, data)
     dev = read_labelled(dev_file, data)
     result = search_templates(

@@ -40,6 +40,19 @@ def check_writable(path: str | Path | None, what: str) -> None:
         )
 
 
+def check_new_file(path: str | Path, what: str, overwrite: bool = False, option: str = "--output") -> None:
+    """Fail before any work when writing `what` to `path` would replace a file the user already has (unless
+    `overwrite`), or could not be done at all."""
+    path = Path(path)
+    if path.is_dir():
+        raise PromptFTError(f"{option} {path} is a folder: give a file name for {what}")
+    if path.exists() and not overwrite:
+        raise PromptFTError(
+            f"{path} already exists: choose another {option}, or pass --overwrite to replace it"
+        )
+    check_writable(path, what)
+
+
 # Files a run folder may hold before its first checkpoint (an attempt interrupted early): safe to start over.
 _FRESH_FILES = {"train_config.json", "metrics.jsonl", "run.json", JOB_FILE}
 
