@@ -355,6 +355,9 @@ def test_overrides_and_flag_parsing():
         "neutral": "okay",
     }
     assert parse_fields(["premise=sentence1,hypothesis=2"]) == {"premise": "sentence1", "hypothesis": 2}
+    with pytest.raises(ConfigError, match="gives 'positive' twice"):  # the last one used to win, silently
+        parse_label_words(["negative=bad,positive=good", "positive=great"])
+    assert parse_label_words(["negative=bad", "negative=bad"]) == {"negative": "bad"}  # a repeat is fine
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)

@@ -82,3 +82,13 @@ def test_diagnose_says_over_fitting_and_writes_the_plot(tmp_path):
 def test_diagnose_without_a_history_is_a_user_error(tmp_path):
     result = invoke("diagnose", tmp_path)
     assert result.exit_code == 2 and "metrics.jsonl" in result.output
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_a_user_error(tmp_path):
+    """Before, it wrote an empty report into the folder and exited 0."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "cat.jpg").write_bytes(b"\xff\xd8")
+    result = invoke("report", folder)
+    assert result.exit_code == 2 and "not a run folder" in " ".join(result.output.split())
+    assert sorted(p.name for p in folder.iterdir()) == ["cat.jpg"]

@@ -17,7 +17,12 @@ def parse_pairs(items: Sequence[str], what: str, example: str) -> dict[str, str]
             key, sep, value = part.partition("=")
             if not sep or not key.strip() or not value.strip():
                 raise ConfigError(f"bad {what} {part.strip()!r}: write KEY=VALUE, e.g. {example}")
-            out[key.strip()] = value.strip()
+            key, value = key.strip(), value.strip()
+            if out.get(key, value) != value:  # a typo such as 0=negative,0=positive; the last one won
+                raise ConfigError(
+                    f"{what} gives {key!r} twice ({key}={out[key]} and {key}={value}): give each key once"
+                )
+            out[key] = value
     return out
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from promptft.errors import DataError
+from promptft.errors import DataError, ModelError
 from promptft.evaluation.html import Section, render_page
 from promptft.recipes.fairness import FAIRNESS_DIR, RESULT_FILE
 
@@ -27,10 +27,17 @@ MARKDOWN_FILE = "report.md"
 
 
 def _run_folder(run_dir: str | Path) -> tuple[Path, Path]:
-    """(run folder, classifier folder) for a run folder or its best/."""
+    """(run folder, classifier folder) for a run folder or its best/; an error for any other folder (the
+    report would otherwise be an empty page written into it)."""
+    from promptft.classifiers import CONFIG_FILE
     from promptft.recipes.run_dir import classifier_dir
 
     model = classifier_dir(run_dir)
+    if not (model / CONFIG_FILE).is_file():
+        raise ModelError(
+            f"{run_dir} is not a run folder (no {CONFIG_FILE} in it or in its best/): point at a folder "
+            "written by `promptft train` or `promptft pet`"
+        )
     run = model.parent if model.name == "best" else model
     return run, model
 
