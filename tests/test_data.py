@@ -533,3 +533,22 @@ def test_empty_row_is_not_reported_as_a_missing_label(tmp_path):
     assert "label=None" not in str(err.value)
     empty_text = read_examples(write(tmp_path, "t.csv", 'sentence,label\ngood,1\n"  ",0\n'))
     assert empty_text[1] == Example({"text": ""}, "0")
+
+
+def test_an_unlabelled_read_says_which_column_it_guessed_is_the_text(tmp_path, caplog):
+    """A headerless two-column file read without labels (predict, distill's pool): the LM-BFF layout guess
+    used to be silent there, since only label errors named it."""
+    import logging
+
+    from promptft.data.readers import read_rows
+
+    path = tmp_path / "ids.tsv"
+    path.write_text("review one\t17\nreview two\t18\n")
+    with caplog.at_level(logging.WARNING, logger="promptft.data.readers"):
+        rows = read_rows(path, labels=False)
+    assert [r.example.fields["text"] for r in rows] == ["review one", "review two"]
+    assert "no header row, so column 0 was read as the text" in caplog.text and "--text-field" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="promptft.data.readers"):
+        rows = read_rows(path, fields={"text": 1}, labels=False)
+    assert [r.example.fields["text"] for r in rows] == ["17", "18"] and not caplog.text

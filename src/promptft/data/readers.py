@@ -233,6 +233,12 @@ def _iter_rows(
             label_cols = {str(c): _key(records, c, "label_columns") for c in task.label_columns}
     if not labels:
         label_key = None  # the layout guess may have found one; an unlabelled read ignores it
+        if records.assumed:  # no label error will ever name the guess, so say it here
+            log.warning(
+                "%s: %s; the texts are read from column %s. If they are in the other column, name it "
+                "(--text-field INDEX, or a header row)",
+                records.name, records.assumed, field_keys.get("text"),
+            )  # fmt: skip
     class_names = (records.class_names or {}).get(label_key) if isinstance(label_key, str) else None
     if records.kind == "table" and records.columns is not None:
         # A data row shorter than its header is broken even if the columns we read happen to exist.
