@@ -200,6 +200,9 @@ def test_cli_models_and_select(tiny_dirs, tmp_path):
     assert json.loads(out.stdout)["recommended"] == tiny_dirs[0]
     out = runner.invoke(app, [*args[:6], "0=terrible", *args[7:]])
     assert out.exit_code == 2 and "no label words" in out.output
+    missing = str(tmp_path / "no-such-model")
+    out = runner.invoke(app, [*args[:8], missing, *args[9:], "--json"])  # it exited 0 with nothing chosen
+    assert out.exit_code == 1 and json.loads(out.stdout)["recommended"] is None
 
 
 def test_cli_tables_fit_80_columns_and_say_when_tuning_was_skipped(tiny_dirs, tmp_path):

@@ -140,7 +140,8 @@ def select_command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Compare candidate models on your data: zero-shot accuracy, accuracy after a short LoRA fine-tune,
-    latency and peak memory; ranks them and recommends one that meets the limits.
+    latency and peak memory; ranks them and recommends one that meets the limits. Exit code 1 when none is
+    recommended (every candidate failed, or none meets the limits), so a script can tell.
 
     Example: promptft select --data train.tsv --template "{text} It was {mask}." --label-words 0=terrible,1=great --models smollm2-135m,gemma3-270m --budget-s 120 --max-latency-ms 100
     """
@@ -177,8 +178,10 @@ def select_command(
         )
     if as_json:
         typer.echo(json.dumps(selection.to_dict(), indent=2))
-        return
-    print_selection(selection, budget_s)
+    else:
+        print_selection(selection, budget_s)
+    if selection.recommended is None:
+        raise typer.Exit(1)
 
 
 def load_pairs(path: Path | None, limit: int | None):
