@@ -505,6 +505,9 @@ def test_cli_train_generate_and_errors(tmp_path):
         result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(bad_in)])
         assert result.exit_code == 2 and f"{bad_in}:1" in result.output and message in result.output
         assert "Traceback" not in result.output
+    result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2 and "input file not found" in result.output  # was a FileNotFoundError
+    assert "Traceback" not in result.output
     too_small = ["--context-window", "40", "--max-new-tokens", "32"]  # leaves 8 tokens for the prompt
     result = runner.invoke(app, ["generate", str(tmp_path / "run"), "-i", str(prompts), *too_small])
     assert result.exit_code == 2 and "context of 40 tokens" in " ".join(result.output.split())

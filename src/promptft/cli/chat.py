@@ -171,10 +171,12 @@ def chat_eval_cmd(
         str | None, typer.Option("--seen-from", help="SGD training folder: which services count as seen.")
     ] = None,
     conversations: Annotated[
-        int | None, typer.Option("--conversations", help="Perplexity on a seeded sample of this many.")
+        int | None,
+        typer.Option("--conversations", min=1, help="Perplexity on a seeded sample of this many."),
     ] = None,
     turns: Annotated[
-        int, typer.Option("--turns", help="Generated turns (SGD: per group, seen and unseen) to score.")
+        int,
+        typer.Option("--turns", min=0, help="Generated turns (SGD: per group, seen and unseen) to score."),
     ] = 0,
     max_new_tokens: MaxNewOpt = 48,
     context_window: ContextOpt = None,
@@ -362,11 +364,15 @@ def generate_cmd(
     from promptft.chat.data import validate_messages
     from promptft.chat.generate import generate
     from promptft.chat.model import ChatModel
-    from promptft.errors import DataError
+    from promptft.errors import DataError, PromptFTError
     from promptft.recipes.run_dir import check_new_file
 
     if output != "-":
         check_new_file(output, "the responses file", overwrite)
+    if input_file != "-" and not Path(input_file).is_file():
+        raise DataError(
+            f"input file not found: {input_file} (looked at {Path(input_file).resolve()}): check --input"
+        )
     source = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8")  # noqa: SIM115
     records, conversations = [], []
     with source:
@@ -394,16 +400,24 @@ def generate_cmd(
             conversations.append(messages)
     if not records:
         raise DataError(f"{input_file}: no records")
-    chat = ChatModel.from_pretrained(
-        model, template=template, system_prompt=system, device=device, merge=True
-    )
-    replies = generate(
-        chat,
-        conversations,
-        _settings(max_new_tokens, temperature, top_p, repetition_penalty, seed, context_window),
-        batch_size,
-    )
-    sink = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
-    with sink if output != "-" else nullcontext(sink) as out:
-        for record, reply in zip(records, replies, strict=True):
-            out.write(json.dumps({**record, "response": reply}, ensure_ascii=False) + "\n")
+    # The responses go to a partial file opened before the model loads (so a place that cannot be written
+    # fails now, not after the generation) and take --output's name once all are written.
+    partial = Path(output).with_name(Path(output).name + ".partial") if output != "-" else None
+    try:
+        sink = open(partial, "w", encoding="utf-8") if partial else nullcontext(sys.stdout)  # noqa: SIM115
+    except OSError as error:
+        raise PromptFTError(f"cannot write {output}: {error.strerror}; choose another --output") from None
+    try:
+        with sink as out:
+            chat = ChatModel.from_pretrained(
+                model, template=template, system_prompt=system, device=device, merge=True
+            )
+            settings = _settings(max_new_tokens, temperature, top_p, repetition_penalty, seed, context_window)
+            replies = generate(chat, conversations, settings, batch_size)
+            for record, reply in zip(records, replies, strict=True):
+                out.write(json.dumps({**record, "response": reply}, ensure_ascii=False) + "\n")
+        if partial:
+            partial.replace(output)
+    finally:
+        if partial:
+            partial.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from promptft.chat.data import Conversation, read_conversations
 from promptft.chat.evaluate import TurnCase, evaluate_turns, last_turn_cases, perplexity, sgd_turn_cases
 from promptft.chat.generate import GenerationSettings
 from promptft.chat.model import ChatModel
+from promptft.errors import DataError
 
 
 def sample(convs: list[Conversation], n: int | None, seed: int) -> list[Conversation]:
@@ -64,6 +65,10 @@ def chat_evaluate(
     ROUGE-L of the last assistant turn). Returns the metrics, the turn cases and the generations.
     `sgd_service_results`: an SGD folder is read with this many result rows as tool messages (`read_sgd`);
     use what the model was trained with."""
+    if seen_from is not None and not Path(seen_from).exists():
+        raise DataError(
+            f"seen_from {seen_from} not found: give the SGD training folder the model was trained on"
+        )
     chat = model if isinstance(model, ChatModel) else ChatModel.from_pretrained(model)
     convs = (
         read_conversations(test, sgd_service_results=sgd_service_results)
