@@ -79,6 +79,21 @@ def test_evaluate_reports_accuracy_and_rejects_unknown_labels():
         clf.evaluate([])
 
 
+def test_bad_batch_size_and_a_file_as_run_dir_are_clear_errors(tmp_path):
+    """Both were bare Python errors (range() arg 3 must not be zero; NotADirectoryError)."""
+    from promptft import TrainConfig
+    from promptft.errors import ConfigError, RunDirError
+
+    clf = make("none")
+    with pytest.raises(ConfigError, match="batch_size must be >= 1"):
+        clf.predict(DATA, batch_size=0)
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    with pytest.raises(RunDirError, match="is a file"):
+        make("lora").fit(DATA, DATA, TrainConfig(max_steps=1), run_dir=file)
+    assert file.read_text() == "mine"
+
+
 @pytest.mark.parametrize("finetune", ["full", "lora", "none"])
 def test_save_and_reload_predicts_the_same(tmp_path, finetune, monkeypatch):
     clf = make(finetune, **({"lora": LoraSettings(r=2)} if finetune == "lora" else {}))

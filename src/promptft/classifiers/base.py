@@ -19,7 +19,7 @@ from torch import nn
 from promptft.adapters import AdapterSettings, LoraSettings
 from promptft.data import Example
 from promptft.data.inputs import Inputs, as_examples
-from promptft.errors import DataError, PromptFTError
+from promptft.errors import ConfigError, DataError, PromptFTError
 from promptft.objectives import Objective, SingleLabel
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,8 @@ class BaseClassifier:
         self, encoded: Sequence[Any], batch_size: int = 32, progress: bool = False
     ) -> torch.Tensor:
         """Label logits `[n, n_labels]` (float32, CPU) in input order, without gradients."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         # Sorting by length cuts padding; rows are put back in input order.
         order = sorted(range(len(encoded)), key=lambda i: self.length_of(encoded[i]))
         out = torch.zeros((len(encoded), len(self.labels)), dtype=torch.float32)

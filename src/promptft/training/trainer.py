@@ -95,6 +95,10 @@ class Trainer:
         """Read-only (every process runs it): True when the folder holds a checkpoint to resume."""
         if self.run_dir is None:
             return False
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise RunDirError(
+                f"run_dir {self.run_dir} is a file: give a folder for the run (a new or empty one)"
+            )
         if (self.run_dir / FINAL).exists():
             raise RunDirError(
                 f"{self.run_dir} already holds a finished run ({FINAL}); choose another output folder "
