@@ -145,6 +145,8 @@ def test_temperature_changes_confidence_not_predictions():
     assert SingleLabel(["a", "b"]).to_dict() == {"name": "single_label", "labels": ["a", "b"]}  # as before
     with pytest.raises(ConfigError, match="positive"):
         SingleLabel(["a", "b"], calibration_temperature=0)
+    with pytest.raises(ConfigError, match="at least 2 labels"):  # every prediction would be "a"
+        SingleLabel(["a"])
 
 
 def under_confident():

@@ -125,4 +125,4 @@ def test_registry_and_known_metrics():
     assert {"pearson", "spearman", "macro_f1", "micro_f1", "subset_accuracy", "accuracy"} <= set(
         known_metrics()
     )
-    assert objective_from_dict(None, ["a"]).name == "single_label"
+    assert objective_from_dict(None, ["a", "b"]).name == "single_label"

@@ -36,6 +36,11 @@ class SingleLabel(Objective):
         `tune_temperature`: fit T on dev whenever the classifier tunes its decoding (`fit` does on its dev
         split; `BaseClassifier.tune(dev)` after training or zero-shot)."""
         super().__init__(labels)
+        if len(self.labels) < 2:
+            raise ConfigError(
+                f"a single-label task needs at least 2 labels, got {self.labels}: give label words for every "
+                "class (with one label, every prediction is that label)"
+            )
         check_temperature(calibration_temperature)
         self.calibration_temperature = float(calibration_temperature)
         self.tune_temperature = bool(tune_temperature)
