@@ -92,6 +92,37 @@ def validate_messages(messages: Sequence[Any], where: str) -> None:
             raise DataError(f"{where}: message {i} is a system message; only the first message may be one")
 
 
+def read_generation_requests(lines: Iterable[str], name: str) -> tuple[list[Any], list[list[dict[str, str]]]]:
+    """`promptft generate`'s input: one JSON record per line, `{"messages": [...]}` (a last assistant turn
+    is generated anew) or `{"prompt": "..."}`; returns the records and the conversations to answer.
+    DataError naming `name`, the line and the turn for anything else."""
+    records, conversations = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise DataError(f"{where}: not valid JSON") from None
+        if isinstance(record, dict) and isinstance(record.get("messages"), list):
+            messages = record["messages"]
+        elif isinstance(record, dict) and isinstance(record.get("prompt"), str):
+            messages = [{"role": "user", "content": record["prompt"]}]
+        else:
+            raise DataError(f"{where}: expected {{'messages': [...]}} or {{'prompt': '...'}} on each line")
+        validate_messages(messages, where)
+        if messages and messages[-1]["role"] == "assistant":
+            messages = messages[:-1]  # generate that turn anew
+        if not messages or any(m["role"] not in ("system", "user", "assistant") for m in messages):
+            raise DataError(f"{where}: messages need roles system, user or assistant")
+        records.append(record)
+        conversations.append(messages)
+    if not records:
+        raise DataError(f"{name}: no records")
+    return records, conversations
+
+
 def record_to_conversation(record: Any, path: str | Path, line: int | None) -> Conversation:
     """One JSON record in any of the supported shapes."""
     where = _where(path, line)

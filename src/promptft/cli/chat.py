@@ -361,7 +361,7 @@ def generate_cmd(
 ) -> None:
     """The next assistant turn for each input record, batched: each output line is the input record plus
     "response". A record's messages may end with the user (or hold a "prompt" string)."""
-    from promptft.chat.data import validate_messages
+    from promptft.chat.data import read_generation_requests
     from promptft.chat.generate import generate
     from promptft.chat.model import ChatModel
     from promptft.errors import DataError, PromptFTError
@@ -374,32 +374,8 @@ def generate_cmd(
             f"input file not found: {input_file} (looked at {Path(input_file).resolve()}): check --input"
         )
     source = sys.stdin if input_file == "-" else open(input_file, encoding="utf-8")  # noqa: SIM115
-    records, conversations = [], []
     with source:
-        for number, line in enumerate(source, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise DataError(f"{input_file}:{number}: not valid JSON") from None
-            if isinstance(record, dict) and isinstance(record.get("messages"), list):
-                messages = record["messages"]
-            elif isinstance(record, dict) and isinstance(record.get("prompt"), str):
-                messages = [{"role": "user", "content": record["prompt"]}]
-            else:
-                raise DataError(
-                    f"{input_file}:{number}: expected {{'messages': [...]}} or {{'prompt': '...'}} on each line"
-                )
-            validate_messages(messages, f"{input_file}:{number}")
-            if messages and messages[-1]["role"] == "assistant":
-                messages = messages[:-1]  # generate that turn anew
-            if not messages or any(m["role"] not in ("system", "user", "assistant") for m in messages):
-                raise DataError(f"{input_file}:{number}: messages need roles system, user or assistant")
-            records.append(record)
-            conversations.append(messages)
-    if not records:
-        raise DataError(f"{input_file}: no records")
+        records, conversations = read_generation_requests(source, input_file)
     # The responses go to a partial file opened before the model loads (so a place that cannot be written
     # fails now, not after the generation) and take --output's name once all are written.
     partial = Path(output).with_name(Path(output).name + ".partial") if output != "-" else None

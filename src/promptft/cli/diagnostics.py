@@ -1,10 +1,11 @@
-"""`promptft data audit` and `promptft diagnose`: flags -> `promptft.recipes.audit` / `.diagnose` -> text."""
+"""`promptft data audit|sample` and `promptft diagnose`: flags -> `promptft.recipes.audit` / `.sample` /
+`.diagnose` -> text."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -18,6 +19,7 @@ from promptft.cli.app import (
     app,
     columns,
 )
+from promptft.errors import ConfigError
 
 data_app = typer.Typer(help="Look at labelled data before training on it.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -90,6 +92,80 @@ def audit(
     )
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render_text())
     raise typer.Exit(report.exit_code)
+
+
+@data_app.command("sample")
+def sample(
+    source: Annotated[str, typer.Argument(help="A labelled file (csv, tsv, jsonl, json) to draw from.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the <k>-<seed>/ splits.")],
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Training examples per class (multi-label: per label).")
+    ] = 16,
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Comma-separated seeds: one split per seed, e.g. 13,21,42,87,100.")
+    ] = "42",
+    dev_k: Annotated[
+        int | None,
+        typer.Option("--dev-k", min=0, help="Dev examples per class (default: k; 0: no dev file)."),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option("--labels", help="Comma-separated label names to sample (default: every label)."),
+    ] = None,
+    task: Annotated[
+        Literal["single_label", "multi_label"],
+        typer.Option("--task", help="multi_label: comma-separated labels in the label column."),
+    ] = "single_label",
+    field: FieldOpt = None,
+    text_field: TextFieldOpt = None,
+    label_column: LabelColumnOpt = None,
+    label_map: LabelMapOpt = None,
+    header: HeaderOpt = None,
+    data_format: FormatOpt = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace splits an earlier run wrote in --output.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the splits' records as JSON.")] = False,
+) -> None:
+    """Sample few-shot train/dev splits (LM-BFF style: k rows per class in train, dev_k more in dev), one
+    folder per seed, each file in the source's format with all its columns, plus sample.json.
+
+    Example:
+
+        promptft data sample reviews.csv --label-column stars --k 16 --seeds 13,21,42,87,100 --output splits
+    """
+    from rich.table import Table
+
+    from promptft.cli.app import print_result
+    from promptft.config import DataConfig
+    from promptft.recipes.sample import sample_file
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds takes comma-separated integers, e.g. 13,21,42; got {seeds!r}") from None
+    spec = DataConfig(**columns(field, text_field, label_column, label_map, header, data_format))
+    records = sample_file(
+        source,
+        k,
+        seed_list,
+        output,
+        dev_k=dev_k,
+        spec=spec.reader_options(),
+        task=task,
+        labels=[x.strip() for x in labels.split(",") if x.strip()] if labels else None,
+        overwrite=overwrite,
+    )
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    table = Table(title=f"{k}-shot splits of {source} ({records[0]['source_rows']} rows)")
+    for name in ("seed", "train rows", "dev rows", "folder"):
+        table.add_column(name)
+    for r in records:
+        dev_rows = str(r["dev"]["rows"]) if "dev" in r else "-"
+        table.add_row(str(r["seed"]), str(r["train"]["rows"]), dev_rows, str(Path(r["train"]["file"]).parent))
+    print_result(table)
 
 
 @app.command("diagnose")

@@ -144,6 +144,24 @@ def iter_rows(
         ) from None
 
 
+def table_header(
+    path: str | Path,
+    *,
+    fields: Mapping[str, str | int] | None = None,
+    label: str | int | None = None,
+    header: bool | None = None,
+    fmt: str | None = None,
+) -> list[str] | None:
+    """The header row `read_rows` finds in a csv/tsv file (None when it reads the first row as data, and
+    for JSON files), so that rows written back out keep the file's layout."""
+    path = Path(path)
+    fmt = _file_format(path, fmt)
+    if fmt not in ("csv", "tsv"):
+        return None
+    records = _open_table(path, fmt, fields, label, header)
+    return None if records.columns is None else list(records.columns)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # argument checks
 
