@@ -166,6 +166,26 @@ def test_eval_prints_table_and_json(trained, env):
     assert "accuracy" in table.stdout and "macro-F1" in table.stdout
 
 
+def test_eval_and_predict_take_a_hugging_face_dataset(trained, env, tmp_path, monkeypatch):
+    """A save_to_disk folder or hf:NAME:SPLIT wherever a data file goes (here with the run's label map)."""
+    import datasets
+
+    from promptft.data.readers import read_rows
+
+    run, _ = trained
+    expected = json.loads((run / "test_metrics.json").read_text())
+    rows = [r.cells for r in read_rows(env / "test.tsv")]
+    ds = datasets.Dataset.from_list([{"sentence": r["sentence"], "label": str(r["label"])} for r in rows])
+    ds.save_to_disk(str(tmp_path / "test_ds"))
+    result = invoke("eval", run, "--data", tmp_path / "test_ds", "--json", "--device", "cpu")
+    ok(result)
+    assert json.loads(result.stdout) == pytest.approx(expected)
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, split=None: ds)
+    result = invoke("predict", run, "-i", "hf:me/reviews:test", "-o", tmp_path / "p.jsonl", "--device", "cpu")
+    ok(result)
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == len(rows)
+
+
 @pytest.mark.parametrize("suffix", ["csv", "tsv", "jsonl"])
 def test_predict_writes_fields_label_and_probabilities(trained, env, tmp_path, suffix):
     run, _ = trained

@@ -552,3 +552,55 @@ def test_an_unlabelled_read_says_which_column_it_guessed_is_the_text(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="promptft.data.readers"):
         rows = read_rows(path, fields={"text": 1}, labels=False)
     assert [r.example.fields["text"] for r in rows] == ["17", "18"] and not caplog.text
+
+
+def _tiny_dataset():
+    import datasets
+
+    ds = datasets.Dataset.from_dict(
+        {"sentence": ["a fine film", "a dull mess", "warm", "thin"], "label": [1, 0, 1, 0]}
+    )
+    return ds.cast_column("label", datasets.ClassLabel(names=["negative", "positive"]))
+
+
+def test_a_saved_dataset_folder_reads_like_a_file(tmp_path):
+    """The command line and job files name a Hugging Face dataset by its save_to_disk folder."""
+    import datasets
+
+    from promptft.data.readers import read_rows
+
+    _tiny_dataset().save_to_disk(str(tmp_path / "ds"))
+    examples = read_examples(tmp_path / "ds")
+    assert [(e.fields["text"], e.label) for e in examples[:2]] == [
+        ("a fine film", "positive"),
+        ("a dull mess", "negative"),
+    ]
+    assert read_rows(tmp_path / "ds")[0].cells == {
+        "sentence": "a fine film",
+        "label": "positive",
+    }  # names, not ids
+    datasets.DatasetDict({"train": _tiny_dataset()}).save_to_disk(str(tmp_path / "dd"))
+    with pytest.raises(DataError, match="DatasetDict with splits"):
+        read_examples(tmp_path / "dd")
+    assert len(read_examples(tmp_path / "dd" / "train")) == 4
+
+
+def test_hf_names_a_hub_dataset_split(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load(name, config=None, split=None):
+        calls.append((name, config, split))
+        if split == "nope":
+            raise ValueError('Unknown split "nope". Should be one of ["train"].')
+        return _tiny_dataset()
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    assert len(read_examples("hf:stanfordnlp/sst2:train")) == 4
+    assert len(read_examples("hf:nyu-mll/glue:sst2:validation")) == 4
+    assert calls == [("stanfordnlp/sst2", None, "train"), ("nyu-mll/glue", "sst2", "validation")]
+    with pytest.raises(DataError, match=r"write hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT"):
+        read_examples("hf:stanfordnlp/sst2")
+    with pytest.raises(DataError, match=r"cannot load hf:x:nope \(ValueError: Unknown split"):
+        read_examples("hf:x:nope")

@@ -101,3 +101,17 @@ def test_errors_say_how_to_fix_them_and_keep_what_is_there(tmp_path):
         "'nope'",
     )
     user_error(invoke("data", "sample", tmp_path / "nope.tsv", "--output", out), "not found")
+
+
+def test_a_saved_dataset_is_sampled_to_json_lines_with_label_names(tmp_path):
+    import datasets
+
+    texts = [f"good {i}" for i in range(5)] + [f"bad {i}" for i in range(5)]
+    ds = datasets.Dataset.from_dict({"sentence": texts, "label": [1] * 5 + [0] * 5})
+    ds.cast_column("label", datasets.ClassLabel(names=["negative", "positive"])).save_to_disk(
+        str(tmp_path / "ds")
+    )
+    result = invoke("data", "sample", tmp_path / "ds", "--k", 2, "--output", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "out" / "2-42" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and {r["label"] for r in rows} == {"negative", "positive"}

@@ -25,6 +25,8 @@ from promptft.data.sources import (
     _open_json,
     _open_table,
     _Records,
+    dataset_source,
+    names_dataset,
 )
 from promptft.data.targets import TaskSpec
 from promptft.errors import DataError
@@ -98,6 +100,7 @@ def read_rows(
     if limit == 0:
         return []
     label_map = _check_label_map(label_map)
+    source = dataset_source(source) or source  # hf:NAME:SPLIT, or a save_to_disk folder
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         fmt = _file_format(path, fmt)
@@ -128,6 +131,10 @@ def iter_rows(
     """Unlabelled rows of a csv/tsv/jsonl file, one at a time, as `read_rows(..., labels=False)` reads
     them: for files too large to hold (bulk prediction). A .json file is parsed whole."""
     _check_spec(fields, None, None)
+    dataset = dataset_source(path)
+    if dataset is not None:  # held whole by `datasets` (memory-mapped), so read as it is
+        yield from _iter_rows(_open_dataset(dataset, None), fields, None, None, None, labels=False)
+        return
     path = Path(path)
     fmt = _file_format(path, fmt)
     if fmt in ("csv", "tsv"):
@@ -154,6 +161,8 @@ def table_header(
 ) -> list[str] | None:
     """The header row `read_rows` finds in a csv/tsv file (None when it reads the first row as data, and
     for JSON files), so that rows written back out keep the file's layout."""
+    if names_dataset(path):
+        return None
     path = Path(path)
     fmt = _file_format(path, fmt)
     if fmt not in ("csv", "tsv"):
@@ -293,6 +302,8 @@ def _iter_rows(
             else:
                 name = task.parse(value, loc, label_key, label_map, class_names)
         cells = dict(rec) if isinstance(rec, Mapping) else dict(zip(names, rec, strict=False))
+        for column, classes in (records.class_names or {}).items():  # ClassLabel ids as their names
+            cells[column] = _class_name(cells.get(column), classes)
         yield Row(Example(texts, name), cells, loc)
         count += 1
         if limit is not None and count >= limit:
@@ -344,6 +355,16 @@ def _cell_names(records: _Records, field_keys: Mapping[str, Column], label_key: 
     if isinstance(label_key, int):
         by_index.setdefault(label_key, LABEL_COLUMN)
     return [by_index.get(i, f"column_{i}") for i in range(records.width)]
+
+
+def _class_name(value: Any, classes: Sequence[str]) -> Any:
+    """A `datasets.ClassLabel` id (or a list of them) as its name, so rows written back out keep the label
+    names the dataset gave (ids out of range, e.g. -1 for "no label", stay as they are)."""
+    if isinstance(value, list):
+        return [_class_name(v, classes) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(classes):
+        return classes[value]
+    return value
 
 
 def _blank(value: Any) -> bool:

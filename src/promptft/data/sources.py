@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,6 +243,61 @@ def _json_items(path: Path, data: Any) -> list[tuple[str, Record]]:
 
 def _keys(rec: Record) -> list[str] | None:
     return list(rec) if isinstance(rec, Mapping) else None
+
+
+HF_PREFIX = "hf:"
+
+
+def names_dataset(source: Any) -> bool:
+    """Whether a data path names a Hugging Face dataset (`hf:...`, or a folder saved by `datasets`) rather
+    than a file, without loading it."""
+    if not isinstance(source, str | os.PathLike):
+        return False
+    path = Path(os.fspath(source))
+    return os.fspath(source).startswith(HF_PREFIX) or (
+        path.is_dir() and any((path / name).is_file() for name in ("state.json", "dataset_dict.json"))
+    )
+
+
+def dataset_source(source: Any) -> Any:
+    """The `datasets.Dataset` a data path names, or None when it names a file: `hf:NAME:SPLIT` or
+    `hf:NAME:CONFIG:SPLIT` (`datasets.load_dataset`: a hub id needs a network, a local dataset folder does
+    not), or a folder written by `Dataset.save_to_disk`. This is how the command line and job files take a
+    Hugging Face dataset wherever they take a data file."""
+    if not isinstance(source, str | os.PathLike):
+        return None
+    text = os.fspath(source)
+    if text.startswith(HF_PREFIX):
+        parts = text[len(HF_PREFIX) :].split(":")
+        if len(parts) not in (2, 3) or not all(p.strip() for p in parts):
+            raise DataError(
+                f"{text!r}: write hf:NAME:SPLIT or hf:NAME:CONFIG:SPLIT, e.g. hf:stanfordnlp/sst2:train or "
+                "hf:nyu-mll/glue:sst2:validation"
+            )
+        name, config, split = (parts[0], None, parts[1]) if len(parts) == 2 else parts
+        import datasets
+
+        try:
+            return datasets.load_dataset(name, config, split=split)
+        except Exception as exc:  # the hub, a script or a split name: say which, without a traceback
+            reason = " ".join(str(exc).split())[:300]
+            raise DataError(
+                f"cannot load {text} ({type(exc).__name__}: {reason}): check the name, config and split, and "
+                "the network for a hub dataset; offline, save it once with Dataset.save_to_disk(FOLDER) and "
+                "point at FOLDER"
+            ) from None
+    path = Path(text)
+    if path.is_dir() and (path / "dataset_dict.json").is_file():
+        splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+        example = path / splits[0] if splits else path / "train"
+        raise DataError(
+            f"{path} holds a DatasetDict with splits {splits}: point at one split, e.g. {example}"
+        )
+    if path.is_dir() and (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
+        import datasets
+
+        return datasets.load_from_disk(str(path))
+    return None
 
 
 def _open_dataset(source: Any, limit: int | None) -> _Records:

@@ -13,6 +13,7 @@ from typing import Any
 from promptft.config import DataConfig, JobConfig, TaskConfig
 from promptft.data import label_names
 from promptft.data.readers import Row
+from promptft.data.sources import names_dataset
 from promptft.data.splits import check_empty, read_split_rows
 from promptft.errors import DataError, ModelError
 from promptft.prompts.template import Template
@@ -92,8 +93,8 @@ def evaluate_file(clf, path: str | Path, data: DataConfig, batch_size: int = 32,
 
 
 def require_file(path: str | Path) -> None:
-    """Fail on a missing data file before a model is loaded."""
-    if not Path(path).exists():
+    """Fail on a missing data file before a model is loaded (`hf:NAME:SPLIT` names a dataset, not a file)."""
+    if not names_dataset(path) and not Path(path).exists():
         raise DataError(f"data file not found: {path} (looked at {Path(path).resolve()}): check the path")
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from promptft.config import JobConfig, PetConfig, apply_overrides
+from promptft.data.sources import HF_PREFIX, names_dataset
 from promptft.data.splits import SPLITS, load_split
 from promptft.ensemble.pet import (
     FINAL_DIR,
@@ -108,7 +109,7 @@ def pet(
     jobs = [_pattern_job(job, p) for p in all_patterns]
     for pattern_job in jobs:
         check_job(pattern_job)  # every template and verbalizer, before any data is read
-    if not Path(pool).exists():
+    if not names_dataset(pool) and not Path(pool).exists():
         raise DataError(f"pool file not found: {pool} (looked at {Path(pool).resolve()}): check --pool")
     run_dir = Path(str(job.output))
     record = _record(job, all_patterns, config, pool)
@@ -277,7 +278,7 @@ def _record(
         "job": d,
         "patterns": [p.to_dict() for p in patterns],
         "pet": config.to_dict(),
-        "pool": str(Path(pool).resolve()),
+        "pool": str(pool) if str(pool).startswith(HF_PREFIX) else str(Path(pool).resolve()),
     }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from promptft.data import TaskSpec, sample_k_shot, sample_multi_label
 from promptft.data.readers import Row, table_header
+from promptft.data.sources import names_dataset
 from promptft.data.splits import read_split_rows
 from promptft.errors import DataError
 from promptft.recipes.run_dir import check_new_file, check_writable
@@ -60,7 +61,8 @@ def sample_file(
         raise DataError("no seeds given: pass at least one, e.g. --seeds 13,21,42,87,100")
     spec = dict(spec or {})
     fmt = Path(path).suffix.lower().lstrip(".") if spec.get("fmt") is None else str(spec["fmt"]).lower()
-    suffix = "jsonl" if fmt == "json" else fmt  # a JSON array comes back as JSON lines
+    # A JSON array comes back as JSON lines, and so does a Hugging Face dataset (its rows are dicts).
+    suffix = "jsonl" if fmt == "json" or names_dataset(path) else fmt
     for seed in seeds:  # nothing is written while anything would be replaced
         folder = split_folder(output, k, seed)
         for name in (f"train.{suffix}", f"dev.{suffix}", RECORD_FILE):
