@@ -96,7 +96,12 @@ def audit(
 
 @data_app.command("sample")
 def sample(
-    source: Annotated[str, typer.Argument(help="A labelled file (csv, tsv, jsonl, json) to draw from.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A labelled file (csv, tsv, jsonl, json) or dataset (hf:NAME:SPLIT, a saved folder)."
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the <k>-<seed>/ splits.")],
     k: Annotated[
         int, typer.Option("--k", min=1, help="Training examples per class (multi-label: per label).")
