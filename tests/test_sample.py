@@ -115,3 +115,45 @@ def test_a_saved_dataset_is_sampled_to_json_lines_with_label_names(tmp_path):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "out" / "2-42" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and {r["label"] for r in rows} == {"negative", "positive"}
+
+
+def test_the_documented_flow_sample_then_bench_a_task_of_your_own(tmp_path):
+    """docs/how-to/fewshot-benchmark.md: `data sample` writes the <k>-<seed> layout a task table reads."""
+    import yaml
+
+    from tiny import tiny_llama
+
+    model, tok = tiny_llama()
+    model.save_pretrained(tmp_path / "tiny")
+    tok.save_pretrained(tmp_path / "tiny")
+    rows = [("5", f"a great film {i}") for i in range(8)] + [("1", f"a dull film {i}") for i in range(8)]
+    (tmp_path / "reviews.csv").write_text("stars,review\n" + "".join(f"{s},{t}\n" for s, t in rows))
+    (tmp_path / "test.csv").write_text("stars,review\n5,loved it\n1,hated it\n")
+    result = invoke("data", "sample", tmp_path / "reviews.csv", "--label-column", "stars", "--k", 2,
+                    "--seeds", "13,21", "--output", tmp_path / "splits")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = {
+        "data_dir": ".",
+        "k": 2,
+        "seeds": [13, 21],
+        "tasks": {
+            "reviews": {
+                "name": "Reviews", "format": "csv", "train": "splits/{k}-{seed}/train.csv",
+                "dev": "splits/{k}-{seed}/dev.csv", "test": "test.csv", "fields": {"text": "review"},
+                "label": "stars", "labels": {"1": "negative", "5": "positive"},
+                "label_words": {"negative": "terrible", "positive": "great"},
+                "prompts": {"causal": {"template": "Review: {text}\nSentiment: {mask}"}},
+            }
+        },
+    }  # fmt: skip
+    (tmp_path / "my_tasks.yaml").write_text(yaml.safe_dump(table))
+    (tmp_path / "bench.yaml").write_text(
+        yaml.safe_dump({"methods": {"prompt_ft_lora": {"max_steps": 2, "eval_every": 1}}})
+    )
+    args = ["--tasks-file", tmp_path / "my_tasks.yaml", "--results-dir", tmp_path / "results"]
+    result = invoke("bench", "run", "--model", tmp_path / "tiny", "--tasks", "reviews", "--methods",
+                    "zero_shot,prompt_ft_lora", "--config", tmp_path / "bench.yaml", "--device", "cpu", *args)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "results" / "fewshot_summary.json").read_text())
+    cell = summary["tiny"]["reviews"]["prompt_ft_lora"]
+    assert cell["n_seeds"] == 2 and "std" in cell
