@@ -556,3 +556,22 @@ def test_yaml_job_example_validates():
 
 def test_encoded_len():
     assert len(Encoded([1, 2, 3], [IGNORE, 2, 3])) == 3
+
+
+def test_conversations_from_a_hugging_face_dataset(tmp_path, monkeypatch):
+    """A `messages` column (the usual chat dataset shape) read from a save_to_disk folder or hf:NAME:SPLIT."""
+    import datasets
+
+    from promptft.chat.data import read_conversations
+    from promptft.errors import DataError
+
+    ds = datasets.Dataset.from_list([{"messages": MULTI}, {"messages": MULTI[:3]}])
+    ds.save_to_disk(str(tmp_path / "chats"))
+    convs = read_conversations(tmp_path / "chats")
+    assert [c.messages for c in convs] == [MULTI, MULTI[:3]] and convs[1].id == "chats-1"
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, split=None: ds)
+    assert len(read_conversations("hf:me/chats:train")) == 2
+    bad = datasets.Dataset.from_list([{"messages": [{"role": "robot", "content": "x"}]}])
+    bad.save_to_disk(str(tmp_path / "bad"))
+    with pytest.raises(DataError, match=r"bad row 0: message 0 has unknown role 'robot'"):
+        read_conversations(tmp_path / "bad")

@@ -165,7 +165,15 @@ def read_conversations(
 ) -> list[Conversation]:
     """A JSONL (or JSON list) file of conversations, validated; errors name the file and line. A folder
     or file in one of the shared data sets' own formats (SGD, DailyDialog) is read by its reader
-    (`sgd_service_results`: see `read_sgd`)."""
+    (`sgd_service_results`: see `read_sgd`). A Hugging Face dataset (`hf:NAME:SPLIT`, or a folder written
+    by `save_to_disk`) gives one record per row, e.g. a `messages` column of {role, content} lists."""
+    from promptft.data.sources import dataset_source, names_dataset
+
+    if names_dataset(path):
+        name = str(path)
+        rows = enumerate(dataset_source(path))
+        convs = [record_to_conversation(row, f"{name} row {i}", None) for i, row in rows]
+        return _finish(convs, name, Path(name).name.replace(":", "-"), validate_records)
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such data file: {path}")
@@ -194,12 +202,16 @@ def read_conversations(
                 except ValueError as exc:
                     raise DataError(f"{path}:{number}: not valid JSON ({exc.args[0][:80]})") from None
                 convs.append(record_to_conversation(record, path, number))
+    return _finish(convs, str(path), path.stem, validate_records)
+
+
+def _finish(convs: list[Conversation], name: str, stem: str, validate_records: bool) -> list[Conversation]:
     for i, conv in enumerate(convs):
-        conv.id = conv.id or f"{path.stem}-{i}"
+        conv.id = conv.id or f"{stem}-{i}"
         if validate_records:
             validate(conv)
     if not convs:
-        raise DataError(f"{path} holds no conversations")
+        raise DataError(f"{name} holds no conversations")
     return convs
 
 
