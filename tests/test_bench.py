@@ -848,3 +848,82 @@ def test_best_on_dev_row_picks_by_dev_not_test(tmp_path):
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     cells = [c.strip() for c in rows["*best on dev*"].split("|")]
     assert cells[2:5] == ["80.0 (0.0) prompt_ft_lora", "60.0 (0.0) setfit", "70.0"]
+
+
+class _FixedMember:
+    """A member whose probabilities are given (columns in its own label order)."""
+
+    def __init__(self, labels, probs):
+        self.labels, self.probs = labels, np.asarray(probs)
+
+    def predict_proba(self, inputs, batch_size=32):
+        return self.probs[: len(inputs)]
+
+
+def test_ensemble_predictor_weights_and_combines_by_label_name():
+    from promptft.bench.ensemble_methods import EnsemblePredictor
+
+    a = _FixedMember(["negative", "positive"], [[0.9, 0.1], [0.4, 0.6]])
+    b = _FixedMember(["positive", "negative"], [[0.2, 0.8], [0.1, 0.9]])  # the other label order
+    inputs = [Example({"text": "x"}), Example({"text": "y"})]
+    mixed = EnsemblePredictor([a, b], [3.0, 1.0], ["negative", "positive"], "probabilities")
+    np.testing.assert_allclose(mixed.predict_proba(inputs), [[0.875, 0.125], [0.525, 0.475]])
+    pet = EnsemblePredictor([a, b], [1.0, 1.0], ["negative", "positive"], "logits")
+    expected = np.exp((np.log([[0.9, 0.1], [0.4, 0.6]]) + np.log([[0.8, 0.2], [0.9, 0.1]])) / 2)
+    np.testing.assert_allclose(pet.predict_proba(inputs), expected / expected.sum(1, keepdims=True))
+    assert pet.predict(inputs) == ["negative", "negative"] and pet.predict([]) == []
+
+
+def test_method_ensemble_trains_its_members_and_records_their_weights(tiny_model, table, tmp_path):
+    train = {"max_steps": 2, "batch_size": 4, "eval_every": 1, "max_length": 64}
+    spec = {
+        "methods": {
+            "prompt_ft_lora": {**train, "grid": {}},
+            "prompt_ft_ia3": train,
+            "method_ensemble": {"members": ["zero_shot", "prompt_ft_lora", "prompt_ft_ia3"]},
+        }
+    }
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, methods=["method_ensemble"], seeds=[1], tasks=["sent"])
+    cell = json.loads(cell_path(results, "tiny-llama", "sent", "method_ensemble", 1).read_text())
+    members = cell["info"]["members"]
+    assert list(members) == ["zero_shot", "prompt_ft_lora", "prompt_ft_ia3"]
+    assert all(m["weight"] == m["dev"]["accuracy"] for m in members.values())
+    assert cell["train_time_s"] == pytest.approx(sum(m["train_time_s"] for m in members.values()))
+    assert cell["config"]["members"]["prompt_ft_ia3"]["max_steps"] == 2  # each member's own options
+    assert 0 <= cell["accuracy"] <= 1 and cell["n_test"] > 0
+
+    for bad, message in (
+        ({"members": ["prompt_ft_lora"]}, "at least two"),
+        ({"members": ["prompt_ft_lora", "nope"]}, "unknown or nested"),
+        ({"members": ["zero_shot", "prompt_ft_lora"], "weighting": "best"}, "weighting"),
+    ):
+        config.write_text(yaml.safe_dump({"methods": {**spec["methods"], "method_ensemble": bad}}))
+        with pytest.raises(ConfigError, match=message):  # before any cell runs
+            run(
+                tiny_model,
+                table,
+                config,
+                tmp_path / "r2",
+                methods=["method_ensemble"],
+                seeds=[1],
+                tasks=["sent"],
+            )
+    assert not (tmp_path / "r2").exists()
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "methods": {
+                    **spec["methods"],
+                    "prompt_ft_lora": {**train, "grid": {"learning_rate": [1e-3, 1e-2]}},
+                    "method_ensemble": {"members": ["zero_shot", "prompt_ft_lora"]},
+                }
+            }
+        )
+    )
+    with pytest.raises(ConfigError, match="has a grid of 2 points"):
+        run(
+            tiny_model, table, config, tmp_path / "r3", methods=["method_ensemble"], seeds=[1], tasks=["sent"]
+        )

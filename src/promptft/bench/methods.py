@@ -148,8 +148,15 @@ class _PreparedPredictor:
         self.classifier = classifier
         self.prepare = prepare
 
+    @property
+    def labels(self) -> list[str]:
+        return list(self.classifier.labels)
+
     def predict(self, inputs: Sequence[Example], batch_size: int = 32) -> list[str]:
         return self.classifier.predict(self.prepare(inputs), batch_size=batch_size)
+
+    def predict_proba(self, inputs: Sequence[Example], batch_size: int = 32) -> np.ndarray:
+        return self.classifier.predict_proba(self.prepare(inputs), batch_size=batch_size)
 
 
 def _prompt_method(
@@ -456,6 +463,12 @@ def setfit(task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: 
     )
 
 
-# registers the multi-label and regression methods, and issue 11's demonstrations, channel, pet, ipet and the
-# searched prompts (auto_label_words, auto_template, auto)
-from promptft.bench import context_methods, pet_methods, search_methods, task_methods  # noqa: E402,F401
+# registers the multi-label and regression methods, and issue 11's demonstrations, channel, pet, ipet, the
+# searched prompts (auto_label_words, auto_template, auto) and method_ensemble
+from promptft.bench import (  # noqa: E402,F401
+    context_methods,
+    ensemble_methods,
+    pet_methods,
+    search_methods,
+    task_methods,
+)
