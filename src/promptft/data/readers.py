@@ -100,7 +100,8 @@ def read_rows(
     if limit == 0:
         return []
     label_map = _check_label_map(label_map)
-    source = dataset_source(source) or source  # hf:NAME:SPLIT, or a save_to_disk folder
+    dataset = dataset_source(source)  # hf:NAME:SPLIT, or a save_to_disk folder
+    source = source if dataset is None else dataset
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         fmt = _file_format(path, fmt)
