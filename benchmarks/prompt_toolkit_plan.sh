@@ -24,6 +24,10 @@ run --model smollm2-135m --tasks sst-2 --methods auto,pet,ipet
 run --model smollm2-135m --tasks mpqa,subj --methods demonstrations
 # channel scoring where Min et al. report the largest gains besides TREC: SST-5 (5 labels; ~13 min per seed)
 run --model smollm2-135m --tasks sst-5 --methods channel
+# (IA)3, SST-2's best adapter for both models, on the other 7 tasks (cheap: 1-5 min per seed)
+run --model smollm2-135m --tasks "$LMBFF" --methods prompt_ft_ia3
+# do the best SST-2 levers add up as voters? LoRA, (IA)3 and demonstrations models of one split (~10 min/seed)
+run --model smollm2-135m --tasks sst-2 --methods method_ensemble
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 # the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)
