@@ -31,11 +31,14 @@ def _ints(text: str | None, what: str) -> list[int]:
 def bench_run(
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Alias, local folder or hub id."),
     tasks: str = typer.Option(
-        "", help="Comma-separated tasks (default: all): sst-2,sst-5,mr,cr,subj,mpqa,trec,rte."
+        "",
+        help="Comma-separated tasks (default: every task of the table): sst-2,sst-5,mr,cr,subj,mpqa,trec,rte, "
+        "sts-b,goemotions.",
     ),
     methods: str = typer.Option(
         "",
-        help="Comma-separated methods (default: all): zero_shot,standard_ft,prompt_ft,prompt_ft_lora,setfit.",
+        help="Comma-separated methods, e.g. zero_shot,standard_ft,prompt_ft,prompt_ft_lora,setfit (default: "
+        "every method, CPU days; the list is in docs/how-to/fewshot-benchmark.md).",
     ),
     seeds: str = typer.Option("", help="Comma-separated seeds (default: 13,21,42,87,100)."),
     test: list[str] | None = typer.Option(
