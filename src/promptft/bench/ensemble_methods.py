@@ -75,7 +75,7 @@ def check_options(config: Mapping[str, Any], where: str = "methods.method_ensemb
         raise ConfigError(f"{where}.combine is logits or probabilities, got {config['combine']!r}")
 
 
-@method("method_ensemble", job=None, task_types=("single_label",))
+@method("method_ensemble", task_types=("single_label",), check_options=check_options, composite=True)
 def method_ensemble(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:

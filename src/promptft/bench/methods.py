@@ -111,12 +111,16 @@ def method(
     job: tuple[str, str] | None = None,
     task_types: tuple[str, ...] = ALL_TASK_TYPES,
     needs_pool: bool = False,
+    check_options: Callable[[dict[str, Any]], None] | None = None,
+    composite: bool = False,
 ):
     """Register a method. seed_independent: its test predictions do not depend on the seed (computed once,
     reused for every seed). needs_lm: it uses the benchmarked LM (an encoder-only model cannot).
     job: (model.method, model.finetune) of the job its options stand for; None: it checks them itself.
     task_types: the task types it runs on (the runner skips the others). needs_pool: it labels the
-    task's unlabelled pool (`pool:` in tasks.yaml; the runner skips tasks without one, and says so)."""
+    task's unlabelled pool (`pool:` in tasks.yaml; the runner skips tasks without one, and says so).
+    check_options: checks the options of a method with no `job`, for every task block, before any cell runs.
+    composite: its `members:` option names other methods; the runner hands it each one's cell options."""
 
     def register(fn: MethodFn) -> MethodFn:
         fn.task_types = task_types  # type: ignore[attr-defined]
@@ -124,6 +128,8 @@ def method(
         fn.seed_independent = seed_independent  # type: ignore[attr-defined]
         fn.needs_lm = needs_lm  # type: ignore[attr-defined]
         fn.job = job  # type: ignore[attr-defined]
+        fn.check_options = check_options  # type: ignore[attr-defined]
+        fn.composite = composite  # type: ignore[attr-defined]
         METHODS[name] = fn
         return fn
 

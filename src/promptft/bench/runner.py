@@ -36,7 +36,6 @@ from promptft.bench.cells import (
     write_json_atomic,
 )
 from promptft.bench.config import BenchConfig, expand_grid, load_config
-from promptft.bench.ensemble_methods import check_options as check_ensemble_options
 from promptft.bench.methods import METHODS, Fitted, ModelRef, SplitData
 from promptft.bench.tasks import (
     TaskSpec,
@@ -104,9 +103,10 @@ def run_benchmark(
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}: choose from {', '.join(METHODS)}")
     cfg.check({m: getattr(METHODS[m], "job", None) for m in method_names})  # before any cell runs
-    for task_key in (None, *cfg.tasks):
-        if "method_ensemble" in method_names:
-            check_ensemble_options(cfg.method("method_ensemble", task_key))
+    for name in method_names:
+        check_options = getattr(METHODS[name], "check_options", None)
+        for task_key in (None, *cfg.tasks) if check_options else ():
+            check_options(cfg.method(name, task_key))
     unknown_tasks = sorted(cfg.tasks_named_by_file - set(table.tasks))
     if unknown_tasks:
         raise ConfigError(
@@ -316,8 +316,8 @@ def _run_cell(
     fn = METHODS[name]
     wall0, cpu0 = time.perf_counter(), time.process_time()
     grid = cell_configs(cfg, name, task.key)
-    if name == "method_ensemble":  # each member runs with its own cell options (per-task changes included)
-        grid = [{**combo, "members": member_configs(cfg, combo["members"], task.key)} for combo in grid]
+    if getattr(fn, "composite", False):  # each member runs with its own cell options (per-task changes too)
+        grid = [{**combo, "members": member_configs(cfg, name, combo["members"], task.key)} for combo in grid]
     best: Fitted | None = None
     best_config: dict[str, Any] | None = None
     tried: list[dict[str, Any]] = []
@@ -426,15 +426,17 @@ def cell_configs(cfg: BenchConfig, method: str, task: str) -> list[dict[str, Any
     return grid
 
 
-def member_configs(cfg: BenchConfig, members: Sequence[str], task: str) -> dict[str, dict[str, Any]]:
-    """method_ensemble's members -> the options each runs with: its cell's (a member with a grid would need
-    its own choice on dev inside the ensemble's, so it is refused)."""
+def member_configs(
+    cfg: BenchConfig, composite: str, members: Sequence[str], task: str
+) -> dict[str, dict[str, Any]]:
+    """A composite method's members -> the options each runs with: its cell's (a member with a grid would
+    need its own choice on dev inside the composite's, so it is refused)."""
     out = {}
     for member in members:
         grid = cell_configs(cfg, member, task)
         if len(grid) > 1:
             raise ConfigError(
-                f"method_ensemble member {member} has a grid of {len(grid)} points on {task}: give it one "
+                f"{composite} member {member} has a grid of {len(grid)} points on {task}: give it one "
                 f"setting (methods.{member}.grid: {{}} in the --config file)"
             )
         out[member] = grid[0]

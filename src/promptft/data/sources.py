@@ -254,8 +254,9 @@ def names_dataset(source: Any) -> bool:
     if not isinstance(source, str | os.PathLike):
         return False
     path = Path(os.fspath(source))
+    saved = (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
     return os.fspath(source).startswith(HF_PREFIX) or (
-        path.is_dir() and any((path / name).is_file() for name in ("state.json", "dataset_dict.json"))
+        path.is_dir() and (saved or (path / "dataset_dict.json").is_file())
     )
 
 
@@ -264,7 +265,7 @@ def dataset_source(source: Any) -> Any:
     `hf:NAME:CONFIG:SPLIT` (`datasets.load_dataset`: a hub id needs a network, a local dataset folder does
     not), or a folder written by `Dataset.save_to_disk`. This is how the command line and job files take a
     Hugging Face dataset wherever they take a data file."""
-    if not isinstance(source, str | os.PathLike):
+    if not names_dataset(source):
         return None
     text = os.fspath(source)
     if text.startswith(HF_PREFIX):
@@ -287,17 +288,15 @@ def dataset_source(source: Any) -> Any:
                 "point at FOLDER"
             ) from None
     path = Path(text)
-    if path.is_dir() and (path / "dataset_dict.json").is_file():
+    if (path / "dataset_dict.json").is_file():
         splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
         example = path / splits[0] if splits else path / "train"
         raise DataError(
             f"{path} holds a DatasetDict with splits {splits}: point at one split, e.g. {example}"
         )
-    if path.is_dir() and (path / "state.json").is_file() and (path / "dataset_info.json").is_file():
-        import datasets
+    import datasets
 
-        return datasets.load_from_disk(str(path))
-    return None
+    return datasets.load_from_disk(str(path))
 
 
 def _open_dataset(source: Any, limit: int | None) -> _Records:

@@ -14,7 +14,7 @@ from typing import Any
 from promptft.data.readers import Row
 from promptft.data.splits import check_empty, read_split_rows
 from promptft.errors import DataError, PromptFTError
-from promptft.recipes.run_dir import check_writable
+from promptft.recipes.run_dir import check_new_file, check_writable
 
 PREDICTION_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl"}
 _TSV_BREAKS = re.compile(r"[\t\r\n]+")
@@ -35,11 +35,7 @@ def check_output(path: str | Path, overwrite: bool = False) -> None:
     prediction_format(path)
     if path.is_dir():
         raise PromptFTError(f"{path} is a folder: give a file name ending in .csv, .tsv or .jsonl")
-    if path.exists() and not overwrite:
-        raise PromptFTError(
-            f"{path} already exists: choose another --output, or pass --overwrite to replace it"
-        )
-    check_writable(path, "the predictions file")
+    check_new_file(path, "the predictions file", overwrite)
     if path.exists():
         check_writable(path.parent, "the output folder")  # the file is replaced through a temporary one
 

@@ -26,7 +26,7 @@ from promptft.data.readers import Row, table_header
 from promptft.data.sources import names_dataset
 from promptft.data.splits import read_split_rows
 from promptft.errors import DataError
-from promptft.recipes.run_dir import check_new_file, check_writable
+from promptft.recipes.run_dir import check_new_file
 from promptft.version import __version__
 
 RECORD_FILE = "sample.json"
@@ -60,14 +60,14 @@ def sample_file(
     if not seeds:
         raise DataError("no seeds given: pass at least one, e.g. --seeds 13,21,42,87,100")
     spec = dict(spec or {})
+    dev_k = k if dev_k is None else dev_k
     fmt = Path(path).suffix.lower().lstrip(".") if spec.get("fmt") is None else str(spec["fmt"]).lower()
     # A JSON array comes back as JSON lines, and so does a Hugging Face dataset (its rows are dicts).
     suffix = "jsonl" if fmt == "json" or names_dataset(path) else fmt
     for seed in seeds:  # nothing is written while anything would be replaced
         folder = split_folder(output, k, seed)
         for name in (f"train.{suffix}", f"dev.{suffix}", RECORD_FILE):
-            check_new_file(folder / name, f"the {seed} split", overwrite)
-    check_writable(output, "the output folder")
+            check_new_file(folder / name, f"the {seed} split", overwrite)  # also: can it be written?
     rows = read_split_rows(path, {**spec, "task": TaskSpec(task)})
     header = table_header(
         path,
@@ -76,20 +76,17 @@ def sample_file(
         header=spec.get("header"),
         fmt=spec.get("fmt"),
     )
-    row_of = {id(row.example): row for row in rows}
+    examples = [row.example for row in rows]
+    row_of = {id(ex): row for ex, row in zip(examples, rows, strict=True)}
     records = []
     for seed in seeds:
         if task == "multi_label":
-            train = sample_multi_label([r.example for r in rows], k, seed, labels=labels).examples
-            dev = (
-                sample_multi_label(
-                    [r.example for r in rows], dev_k or k, seed, labels=labels, exclude=train
-                ).examples
-                if dev_k != 0
-                else []
-            )
+            train = sample_multi_label(examples, k, seed, labels=labels).examples
+            dev = []
+            if dev_k:
+                dev = sample_multi_label(examples, dev_k, seed, labels=labels, exclude=train).examples
         else:
-            train, dev = sample_k_shot([r.example for r in rows], k, seed, dev_k=dev_k, labels=labels)
+            train, dev = sample_k_shot(examples, k, seed, dev_k=dev_k, labels=labels)
         folder = split_folder(output, k, seed)
         folder.mkdir(parents=True, exist_ok=True)
         record: dict[str, Any] = {
@@ -97,17 +94,17 @@ def sample_file(
             "source_rows": len(rows),
             "task": task,
             "k": k,
-            "dev_k": k if dev_k is None else dev_k,
+            "dev_k": dev_k,
             "seed": seed,
             "labels": list(labels) if labels else None,
             "promptft_version": __version__,
         }
-        for split, examples in (("train", train), ("dev", dev)):
-            if not examples:
+        for split, drawn in (("train", train), ("dev", dev)):
+            if not drawn:
                 continue
             file = folder / f"{split}.{suffix}"
-            _write(file, suffix, [row_of[id(ex)] for ex in examples], header)
-            record[split] = {"file": str(file), "rows": len(examples), "per_label": _per_label(examples)}
+            _write(file, suffix, [row_of[id(ex)] for ex in drawn], header)
+            record[split] = {"file": str(file), "rows": len(drawn), "per_label": _per_label(drawn)}
         (folder / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
         records.append(record)
     return records
