@@ -594,6 +594,10 @@ def test_setfit_method_trains_offline_and_predicts(tiny_model, table):
     assert fitted.train_time_s > 0 and fitted.info["encoder"] == "minilm-l6"
     predicted = fitted.predictor.predict(train, batch_size=8)
     assert len(predicted) == 8 and set(predicted) <= {"positive", "negative"}
+    probs = fitted.predictor.predict_proba(train, batch_size=8)  # what method_ensemble combines
+    assert probs.shape == (8, 2) and np.allclose(probs.sum(axis=1), 1.0)
+    labels = fitted.predictor.labels
+    assert [labels[i] for i in probs.argmax(axis=1)] == predicted  # columns in `labels` order
 
 
 def test_cli_run_and_report(tiny_model, table, config, tmp_path):
@@ -898,6 +902,7 @@ def test_method_ensemble_trains_its_members_and_records_their_weights(tiny_model
     for bad, message in (
         ({"members": ["prompt_ft_lora"]}, "at least two"),
         ({"members": ["prompt_ft_lora", "nope"]}, "unknown or nested"),
+        ({"members": ["prompt_ft_lora", "ensemble_with_setfit"]}, "unknown or nested"),
         ({"members": ["zero_shot", "prompt_ft_lora"], "weighting": "best"}, "weighting"),
     ):
         config.write_text(yaml.safe_dump({"methods": {**spec["methods"], "method_ensemble": bad}}))
@@ -927,3 +932,27 @@ def test_method_ensemble_trains_its_members_and_records_their_weights(tiny_model
         run(
             tiny_model, table, config, tmp_path / "r3", methods=["method_ensemble"], seeds=[1], tasks=["sent"]
         )
+
+
+@pytest.mark.skipif(not _minilm_ready(), reason="setfit or the offline MiniLM package is not installed")
+def test_ensemble_with_setfit_has_its_own_row_and_votes_with_setfit(tiny_model, table, tmp_path):
+    train = {"max_steps": 2, "batch_size": 4, "eval_every": 1, "max_length": 64}
+    spec = {
+        "methods": {
+            "prompt_ft_ia3": train,
+            "setfit": {"num_iterations": 1, "batch_size": 16, "max_length": 32},
+            "ensemble_with_setfit": {"members": ["prompt_ft_ia3", "setfit"]},
+        }
+    }
+    config = tmp_path / "bench.yaml"
+    config.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, methods=["ensemble_with_setfit"], seeds=[1], tasks=["sent"])
+    cell = json.loads(cell_path(results, "tiny-llama", "sent", "ensemble_with_setfit", 1).read_text())
+    members = cell["info"]["members"]
+    assert list(members) == ["prompt_ft_ia3", "setfit"]
+    assert (
+        members["setfit"]["weight"] == members["setfit"]["dev"]["accuracy"]
+    )  # SetFit's dev score, scored here
+    assert cell["config"]["members"]["setfit"]["num_iterations"] == 1
+    assert 0 <= cell["accuracy"] <= 1 and cell["n_test"] > 0

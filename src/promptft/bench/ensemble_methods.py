@@ -56,16 +56,18 @@ class EnsemblePredictor:
 
 
 def check_options(config: Mapping[str, Any], where: str = "methods.method_ensemble") -> None:
-    check_keys(config, ENSEMBLE_KEYS, where, "method_ensemble option")
+    check_keys(config, ENSEMBLE_KEYS, where, f"{where.rsplit('.', 1)[-1]} option")
     members = config.get("members")
     if not isinstance(members, Sequence | Mapping) or isinstance(members, str) or len(members) < 2:
         raise ConfigError(
             f"{where}.members lists the methods to combine, at least two, e.g. [prompt_ft_lora, prompt_ft_ia3]"
         )
     unknown = sorted(set(members) - set(METHODS))
-    if unknown or "method_ensemble" in members:
+    nested = sorted(m for m in members if getattr(METHODS.get(m), "composite", False))
+    if unknown or nested:
         raise ConfigError(
-            f"{where}.members: unknown or nested method(s) {unknown or ['method_ensemble']}: choose from {sorted(METHODS)}"
+            f"{where}.members: unknown or nested method(s) {unknown or nested}: choose from "
+            f"{sorted(m for m in METHODS if not getattr(METHODS[m], 'composite', False))}"
         )
     if config.get("weighting", "dev") not in ("dev", "uniform"):
         raise ConfigError(
@@ -80,22 +82,42 @@ def method_ensemble(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:
     """Train every member on the split, weight each by its dev score, combine their probabilities."""
-    require_single_label(task, "method_ensemble")
-    check_options(config)
+    return train_ensemble("method_ensemble", task, data, model, seed, config)
+
+
+def _check_setfit_ensemble(config: Mapping[str, Any]) -> None:
+    check_options(config, "methods.ensemble_with_setfit")
+
+
+# The same vote with SetFit (its own MiniLM encoder) among the members: a different model family errs on
+# different inputs. A row of its own, so that no prompt-only row is credited with SetFit's help.
+@method(
+    "ensemble_with_setfit", task_types=("single_label",), check_options=_check_setfit_ensemble, composite=True
+)
+def ensemble_with_setfit(
+    task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
+) -> Fitted:
+    """Prompt fine-tuned models and SetFit trained on the split, voting (weights: dev scores)."""
+    return train_ensemble("ensemble_with_setfit", task, data, model, seed, config)
+
+
+def train_ensemble(
+    name: str, task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
+) -> Fitted:
+    require_single_label(task, name)
+    check_options(config, f"methods.{name}")
     members = config["members"]
     if not isinstance(members, Mapping):
-        raise ConfigError("method_ensemble needs each member's options: run it through the benchmark runner")
+        raise ConfigError(f"{name} needs each member's options: run it through the benchmark runner")
     batch = int(config.get("eval_batch_size", 32))
     fitted: dict[str, Fitted] = {}
-    for name, options in members.items():
-        member = METHODS[name](task, data, model, seed, options)
+    for member_name, options in members.items():
+        member = METHODS[member_name](task, data, model, seed, options)
         if not hasattr(member.predictor, "predict_proba") or not hasattr(member.predictor, "labels"):
-            raise ConfigError(
-                f"method_ensemble: {name} gives no label probabilities to combine; leave it out"
-            )
+            raise ConfigError(f"{name}: {member_name} gives no label probabilities to combine; leave it out")
         if member.dev is None:
             member.dev = task_metrics(task, data.dev, member.predictor.predict(data.dev, batch_size=batch))
-        fitted[name] = member
+        fitted[member_name] = member
     uniform = config.get("weighting", "dev") == "uniform"
     weights = [1.0 if uniform else max(float(f.dev[task.metric]), 1e-6) for f in fitted.values()]  # type: ignore[index]
     predictor = EnsemblePredictor(
@@ -103,7 +125,7 @@ def method_ensemble(
     )
     info = {
         "members": {
-            name: {
+            member_name: {
                 "weight": weight,
                 "dev": f.dev,
                 "train_time_s": f.train_time_s,
@@ -111,7 +133,7 @@ def method_ensemble(
                 "best_step": f.best_step,
                 **({"stopped_early": f.info["stopped_early"]} if "stopped_early" in f.info else {}),
             }
-            for (name, f), weight in zip(fitted.items(), weights, strict=True)
+            for (member_name, f), weight in zip(fitted.items(), weights, strict=True)
         },
         "weighting": "uniform" if uniform else "dev",
         "combine": config.get("combine", "logits"),

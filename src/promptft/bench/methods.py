@@ -361,6 +361,10 @@ class SetFitPredictor:
     def probabilities(self, inputs: Sequence[Example], batch_size: int = 32) -> np.ndarray:
         return np.asarray(self.model.predict_proba(self.texts(inputs), batch_size=batch_size, as_numpy=True))
 
+    def predict_proba(self, inputs: Sequence[Example], batch_size: int = 32) -> np.ndarray:
+        """Single-label: the head's class probabilities, in `labels` order (what method_ensemble combines)."""
+        return self.probabilities(inputs, batch_size)
+
     def tune_thresholds(self, dev: Sequence[Example]) -> None:
         """The F1-best cut per label on dev (the rule the multi-label objective uses); 0.5 without dev."""
         from promptft.objectives.multi_label import best_threshold  # torch: imported when a model trains
