@@ -28,6 +28,9 @@ run --model smollm2-135m --tasks sst-5 --methods channel
 run --model smollm2-135m --tasks "$LMBFF" --methods prompt_ft_ia3
 # do the best SST-2 levers add up as voters? LoRA, (IA)3 and demonstrations models of one split (~10 min/seed)
 run --model smollm2-135m --tasks sst-2 --methods method_ensemble
+# the same vote on Gemma-3-270M's SST-2 (~9 min/seed), and with SetFit as a member where SetFit leads
+run --model gemma3-270m --tasks sst-2 --methods method_ensemble
+run --model smollm2-135m --tasks subj,trec --methods ensemble_with_setfit
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 # the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)

@@ -209,6 +209,17 @@ def test_label_map_success(tmp_path):
     assert [ex.label for ex in examples] == ["negative", "positive"]
 
 
+def test_label_map_accepts_float_written_integer_labels(tmp_path):
+    # a float column exported by pandas or a spreadsheet writes 1 as "1.0"; the map's key is "1"
+    path = write(tmp_path, "f.csv", "label,sentence\n0.0,bad\n1.0,good\n")
+    examples = read_examples(path, label_map={"0": "negative", "1": "positive"})
+    assert [ex.label for ex in examples] == ["negative", "positive"]
+    assert [ex.label for ex in read_examples(path)] == ["0.0", "1.0"]  # no map: the raw labels, untouched
+    path = write(tmp_path, "g.csv", "label,sentence\n1.5,meh\n")
+    with pytest.raises(DataError, match="label '1.5', which label_map does not cover"):
+        read_examples(path, label_map={"1": "positive", "2": "negative"})
+
+
 def test_label_map_unknown_label_names_value_line_and_known_labels(tmp_path):
     path = write(tmp_path, "m.csv", "0,bad\n1,good\n2,meh\n")
     with pytest.raises(DataError) as err:

@@ -483,6 +483,15 @@ def _raw_to_str(value: Any) -> str:
     return str(value).strip()
 
 
+def _integer_form(raw: str) -> str | None:
+    """ "1.0" -> "1": a float-looking label with an integer value, as a float column writes it."""
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    return str(int(number)) if number.is_integer() and "." in raw else None
+
+
 def _text_then_label(first: Record | None) -> bool:
     """A headerless two-column row that reads as `text,label`: a text with spaces, then one short token."""
     if not isinstance(first, Sequence) or len(first) != 2:
@@ -514,11 +523,12 @@ def _label(
     raw = _raw_to_str(value)
     if label_map is None:
         return raw
-    try:
+    if raw in label_map:
         return label_map[raw]
-    except KeyError:
-        known = ", ".join(repr(k) for k in label_map)
-        raise DataError(
-            f"{loc} has label {raw!r}, which label_map does not cover (it knows {known}){why}: add "
-            f"{raw!r} to label_map or fix the data"
-        ) from None
+    if _integer_form(raw) in label_map:  # "1.0" from a spreadsheet or pandas export, map key "1"
+        return label_map[_integer_form(raw)]  # type: ignore[index]
+    known = ", ".join(repr(k) for k in label_map)
+    raise DataError(
+        f"{loc} has label {raw!r}, which label_map does not cover (it knows {known}){why}: add "
+        f"{raw!r} to label_map or fix the data"
+    )
