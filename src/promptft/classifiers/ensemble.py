@@ -139,6 +139,9 @@ class EnsembleClassifier(BaseClassifier):
         self.labels = labels
         self.fields = tuple(dict.fromkeys(f for m in members for f in m.fields))
         self.combine = combine
+        # how to read data for it (columns, label map): the ensemble recipe sets the members' job's, since
+        # an ensemble folder has no job.yaml of its own (promptft.recipes.evaluate.data_config_for)
+        self.data_spec: dict | None = None
         self.adapter = members[0].adapter
         self.module = _EnsembleModule(members, ensemble_weights(scores, len(members)), combine)
 
@@ -181,6 +184,7 @@ class EnsembleClassifier(BaseClassifier):
             "members": self.names,
             "weights": [round(w, 6) for w in self.weights.tolist()],
             "combine": self.combine,
+            **({"data": self.data_spec} if self.data_spec else {}),
         }
 
     def save_pretrained(self, directory: str | Path, *, overwrite: bool = False) -> None:
@@ -206,4 +210,6 @@ class EnsembleClassifier(BaseClassifier):
         if not names:
             raise ModelError(f"{directory} names no ensemble members: the saved ensemble is incomplete")
         members = [load_classifier(directory / MEMBERS_DIR / n, device=device, dtype=dtype) for n in names]
-        return cls(members, config.get("weights"), combine=config.get("combine", "logits"), names=names)
+        ensemble = cls(members, config.get("weights"), combine=config.get("combine", "logits"), names=names)
+        ensemble.data_spec = config.get("data")
+        return ensemble

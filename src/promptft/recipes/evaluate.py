@@ -47,9 +47,12 @@ def refuse_ensemble(folder: str | Path, doing: str) -> None:
         )
 
 
-def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> DataConfig:
+def data_config_for(
+    model_dir: str | Path, fields_of: Sequence[str] = (), saved_data: Mapping[str, Any] | None = None
+) -> DataConfig:
     """The column spec to read new data for a trained classifier: that of the job which trained it (its
-    job.yaml next to best/), else fields named like the classifier's fields (`text` is found as usual)."""
+    job.yaml next to best/), else the one its saved config records (`saved_data`: an ensemble's, from its
+    members' job), else fields named like the classifier's fields (`text` is found as usual)."""
     model_dir = Path(model_dir)
     for candidate in (model_dir / JOB_FILE, model_dir.parent / JOB_FILE):
         if candidate.is_file():
@@ -57,6 +60,8 @@ def data_config_for(model_dir: str | Path, fields_of: Sequence[str] = ()) -> Dat
             return DataConfig(
                 fields=data.fields, label=data.label, label_map=data.label_map, header=data.header
             )
+    if saved_data:
+        return DataConfig.parse(dict(saved_data))
     fields_of = tuple(fields_of)
     if not fields_of or fields_of == ("text",):
         return DataConfig()
@@ -117,7 +122,7 @@ def prepare(
     folder = classifier_dir(model_dir)
     saved = saved_classifier(folder)
     check_device(device)
-    data = data_config_for(folder, saved.get("fields", ()))
+    data = data_config_for(folder, saved.get("fields", ()), saved.get("data"))
     saved["task"] = task_for(folder, saved)
     changes = {k: v for k, v in given.items() if v is not None}
     return folder, saved, DataConfig.parse({**data.to_dict(), **changes})

@@ -1,0 +1,214 @@
+"""`promptft ensemble`: trained runs combined into one saved classifier, on a tiny Llama (never the real models)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from promptft.cli import app
+from promptft.data import Example
+from tiny import tiny_llama
+
+SENTENCES = [
+    ("I loved it", 1),
+    ("a wonderful film", 1),
+    ("I hated it", 0),
+    ("an awful mess", 0),
+    ("good acting", 1),
+    ("boring and bad", 0),
+    ("great fun", 1),
+    ("terrible plot", 0),
+]
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def ok(result) -> None:
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def user_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.stderr.split())
+    assert "error:" in message and "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def write_tsv(path: Path, rows) -> Path:
+    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    return path
+
+
+def train(env: Path, out: Path, *extra) -> Path:
+    ok(
+        invoke(
+            "train",
+            "--model",
+            env / "tiny",
+            "--train",
+            env / "train.tsv",
+            "--dev",
+            env / "dev.tsv",
+            "--label-map",
+            "0=negative,1=positive",
+            "--steps",
+            2,
+            "--eval-every",
+            1,
+            "--batch-size",
+            4,
+            "--device",
+            "cpu",
+            "--no-progress",
+            "-o",
+            out,
+            *extra,
+        )  # fmt: skip
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two finished runs on the same data with different prompts and adapters, and a third with other labels."""
+    env = tmp_path_factory.mktemp("ens")
+    model, tok = tiny_llama()
+    model.save_pretrained(env / "tiny")
+    tok.save_pretrained(env / "tiny")
+    write_tsv(env / "train.tsv", SENTENCES)
+    write_tsv(env / "dev.tsv", SENTENCES[:6])
+    lora = train(env, env / "lora", "--finetune", "lora", "--label-words", "negative=terrible,positive=great")
+    ia3 = train(
+        env, env / "ia3", "--finetune", "ia3", "--template", "{text} All in all, it was {mask}",
+        "--label-words", "negative=bad,positive=good",
+    )  # fmt: skip
+    other = env / "other"
+    ok(
+        invoke(
+            "train",
+            "--model",
+            env / "tiny",
+            "--train",
+            env / "train.tsv",
+            "--dev",
+            env / "dev.tsv",
+            "--label-map",
+            "0=bad,1=good",
+            "--label-words",
+            "bad=terrible,good=great",
+            "--steps",
+            1,
+            "--device",
+            "cpu",
+            "--no-progress",
+            "-o",
+            other,
+        )  # fmt: skip
+    )
+    return env, lora, ia3, other
+
+
+def test_ensemble_scores_weights_saves_and_is_usable(runs):
+    from promptft.classifiers import load_classifier
+
+    env, lora, ia3, _ = runs
+    out = env / "vote"
+    result = invoke(
+        "ensemble", lora, ia3 / "best", "--dev", env / "dev.tsv", "-o", out, "--json", "--no-progress"
+    )
+    ok(result)
+    summary = json.loads(result.stdout)
+    names = [m["name"] for m in summary["members"]]
+    assert names == ["lora", "ia3"]  # a best/ folder is named after its run
+    dev_scores = [m["dev"]["accuracy"] for m in summary["members"]]
+    weights = [m["weight"] for m in summary["members"]]
+    if sum(dev_scores) > 0:
+        np.testing.assert_allclose(weights, np.array(dev_scores) / sum(dev_scores), atol=1e-6)
+    record = json.loads((out / "ensemble.json").read_text())
+    assert (
+        record["weighting"] == "dev"
+        and record["combine"] == "logits"
+        and record["members"] == summary["members"]
+    )
+
+    # the saved ensemble predicts the members' dev-weighted mean log-probabilities (PET)
+    ensemble = load_classifier(out)
+    members = [load_classifier(lora / "best"), load_classifier(ia3 / "best")]
+    examples = [Example({"text": t}) for t, _ in SENTENCES]
+    logp = [
+        torch.log(torch.as_tensor(np.asarray(m.predict_proba(examples)), dtype=torch.float64))
+        for m in members
+    ]
+    mixed = sum(w * lp for w, lp in zip(weights, logp, strict=True))
+    expected = torch.softmax(mixed, dim=-1).numpy()
+    np.testing.assert_allclose(np.asarray(ensemble.predict_proba(examples)), expected, atol=1e-4)
+
+    # eval reads the dev file with the members' label map (the ensemble folder has no job.yaml)
+    scored = invoke("eval", out, "--data", env / "dev.tsv", "--json", "--no-progress")
+    ok(scored)
+    assert json.loads(scored.stdout)["accuracy"] == pytest.approx(summary["dev"]["accuracy"])
+    predicted = env / "pred.jsonl"
+    ok(invoke("predict", out, "--input", env / "dev.tsv", "--output", predicted, "--no-progress"))
+    assert len(predicted.read_text().splitlines()) == 6
+
+    uniform = invoke(
+        "ensemble", lora, ia3, "--dev", env / "dev.tsv", "-o", env / "uniform", "--weighting", "uniform",
+        "--combine", "probabilities", "--names", "a,b", "--no-progress",
+    )  # fmt: skip
+    ok(uniform)
+    saved = json.loads((env / "uniform" / "ensemble.json").read_text())
+    assert [m["weight"] for m in saved["members"]] == [0.5, 0.5] and [
+        m["name"] for m in saved["members"]
+    ] == ["a", "b"]
+    assert "ensemble" in uniform.stdout and "dev accuracy" in uniform.stdout
+
+
+def test_ensemble_bad_input_is_explained_and_nothing_is_replaced(runs):
+    env, lora, ia3, other = runs
+    dev = env / "dev.tsv"
+    out = env / "kept"
+    ok(invoke("ensemble", lora, ia3, "--dev", dev, "-o", out, "--no-progress"))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    user_error(
+        invoke("ensemble", lora, ia3, "--dev", dev, "-o", out),
+        "already holds a saved classifier",
+        "--overwrite",
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    user_error(invoke("ensemble", lora, "--dev", dev, "-o", env / "x1"), "at least two")
+    user_error(invoke("ensemble", lora, other, "--dev", dev, "-o", env / "x2"), "share one label set")
+    user_error(invoke("ensemble", lora, out, "--dev", dev, "-o", env / "x3"), "is an ensemble already")
+    user_error(
+        invoke("ensemble", lora, ia3, "--dev", env / "nope.tsv", "-o", env / "x4"), "data file not found"
+    )
+    user_error(
+        invoke("ensemble", lora, ia3, "--dev", dev, "-o", env / "x5", "--names", "a"), "--names gives 1"
+    )
+    user_error(
+        invoke("ensemble", lora, ia3, "--dev", dev, "-o", env / "x6", "--weighting", "best"), "weighting"
+    )
+    user_error(invoke("ensemble", lora, env / "missing", "--dev", dev, "-o", env / "x7"), "no such folder")
+    (env / "file").write_text("x")
+    user_error(invoke("ensemble", lora, ia3, "--dev", dev, "-o", env / "file"), "is a file")
+    bad_labels = write_tsv(env / "bad.tsv", [("fine", 7)])
+    user_error(invoke("ensemble", lora, ia3, "--dev", bad_labels, "-o", env / "x8"), "label '7'")
+    assert not any((env / f"x{i}").exists() for i in range(1, 9))
+
+
+def test_ensemble_recipe_python_api(runs):
+    from promptft.recipes.ensemble import build_ensemble, member_names
+
+    env, lora, ia3, _ = runs
+    assert member_names([lora / "best", ia3, lora]) == ["lora", "ia3", "lora-2"]
+    result = build_ensemble([lora, ia3], env / "dev.tsv", env / "api", batch_size=4)
+    assert result.folder == env / "api" and len(result.members) == 2
+    best = max(m["dev"]["accuracy"] for m in result.members)
+    assert result.beats_best_member == (result.dev["accuracy"] > best)
