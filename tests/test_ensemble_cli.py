@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from promptft.cli import app
 from promptft.data import Example
+from promptft.errors import ConfigError
 from tiny import tiny_llama
 
 SENTENCES = [
@@ -208,6 +209,10 @@ def test_ensemble_recipe_python_api(runs):
 
     env, lora, ia3, _ = runs
     assert member_names([lora / "best", ia3, lora]) == ["lora", "ia3", "lora-2"]
+    with pytest.raises(ConfigError, match="distinct names"):
+        member_names([lora, ia3], ["a", "a"])
+    with pytest.raises(ConfigError, match="folder names"):
+        member_names([lora, ia3], ["a", "../b"])
     result = build_ensemble([lora, ia3], env / "dev.tsv", env / "api", batch_size=4)
     assert result.folder == env / "api" and len(result.members) == 2
     best = max(m["dev"]["accuracy"] for m in result.members)

@@ -67,6 +67,12 @@ def member_names(sources: Sequence[str | Path], names: Sequence[str] | None = No
             raise ConfigError(
                 f"--names gives {len(names)} names for {len(sources)} members: give one per member"
             )
+        bad = [n for n in names if not n or "/" in n or n.startswith(".")]
+        if bad or len(set(names)) != len(names):
+            raise ConfigError(
+                f"--names {','.join(names)}: give distinct names usable as folder names (no '/', no leading "
+                "'.')"
+            )
         return names
     out: list[str] = []
     for source in sources:
