@@ -48,32 +48,10 @@ def write_tsv(path: Path, rows) -> Path:
     return path
 
 
-def train(env: Path, out: Path, *extra) -> Path:
-    ok(
-        invoke(
-            "train",
-            "--model",
-            env / "tiny",
-            "--train",
-            env / "train.tsv",
-            "--dev",
-            env / "dev.tsv",
-            "--label-map",
-            "0=negative,1=positive",
-            "--steps",
-            2,
-            "--eval-every",
-            1,
-            "--batch-size",
-            4,
-            "--device",
-            "cpu",
-            "--no-progress",
-            "-o",
-            out,
-            *extra,
-        )  # fmt: skip
-    )
+def train(env: Path, out: Path, *extra, label_map: str = "0=negative,1=positive") -> Path:
+    common = ["--model", env / "tiny", "--train", env / "train.tsv", "--dev", env / "dev.tsv", "--steps", 2]
+    common += ["--eval-every", 1, "--batch-size", 4, "--device", "cpu", "--no-progress"]
+    ok(invoke("train", *common, "--label-map", label_map, "-o", out, *extra))
     return out
 
 
@@ -91,29 +69,7 @@ def runs(tmp_path_factory):
         env, env / "ia3", "--finetune", "ia3", "--template", "{text} All in all, it was {mask}",
         "--label-words", "negative=bad,positive=good",
     )  # fmt: skip
-    other = env / "other"
-    ok(
-        invoke(
-            "train",
-            "--model",
-            env / "tiny",
-            "--train",
-            env / "train.tsv",
-            "--dev",
-            env / "dev.tsv",
-            "--label-map",
-            "0=bad,1=good",
-            "--label-words",
-            "bad=terrible,good=great",
-            "--steps",
-            1,
-            "--device",
-            "cpu",
-            "--no-progress",
-            "-o",
-            other,
-        )  # fmt: skip
-    )
+    other = train(env, env / "other", "--label-words", "bad=terrible,good=great", label_map="0=bad,1=good")
     return env, lora, ia3, other
 
 
