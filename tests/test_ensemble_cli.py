@@ -69,14 +69,18 @@ def runs(tmp_path_factory):
         env, env / "ia3", "--finetune", "ia3", "--template", "{text} All in all, it was {mask}",
         "--label-words", "negative=bad,positive=good",
     )  # fmt: skip
+    demos = train(
+        env, env / "demos", "--finetune", "lora", "--label-words", "negative=terrible,positive=great",
+        "--demonstrations", "random", "--demo-sets", 2,
+    )  # fmt: skip
     other = train(env, env / "other", "--label-words", "bad=terrible,good=great", label_map="0=bad,1=good")
-    return env, lora, ia3, other
+    return env, lora, ia3, other, demos
 
 
 def test_ensemble_scores_weights_saves_and_is_usable(runs):
     from promptft.classifiers import load_classifier
 
-    env, lora, ia3, _ = runs
+    env, lora, ia3, _, demos = runs
     out = env / "vote"
     result = invoke(
         "ensemble", lora, ia3 / "best", "--dev", env / "dev.tsv", "-o", out, "--json", "--no-progress"
@@ -116,20 +120,27 @@ def test_ensemble_scores_weights_saves_and_is_usable(runs):
     ok(invoke("predict", out, "--input", env / "dev.tsv", "--output", predicted, "--no-progress"))
     assert len(predicted.read_text().splitlines()) == 6
 
+    # a member with demonstrations in context keeps them in the ensemble (its pool is saved with it)
     uniform = invoke(
-        "ensemble", lora, ia3, "--dev", env / "dev.tsv", "-o", env / "uniform", "--weighting", "uniform",
-        "--combine", "probabilities", "--names", "a,b", "--no-progress",
+        "ensemble", lora, ia3, demos, "--dev", env / "dev.tsv", "-o", env / "uniform", "--weighting", "uniform",
+        "--combine", "probabilities", "--names", "a,b,c", "--no-progress",
     )  # fmt: skip
     ok(uniform)
     saved = json.loads((env / "uniform" / "ensemble.json").read_text())
-    assert [m["weight"] for m in saved["members"]] == [0.5, 0.5] and [
-        m["name"] for m in saved["members"]
-    ] == ["a", "b"]
+    assert [m["name"] for m in saved["members"]] == ["a", "b", "c"]
+    assert [m["weight"] for m in saved["members"]] == pytest.approx([1 / 3] * 3, abs=1e-6)
+    demo_member = load_classifier(env / "uniform" / "members" / "c")
+    assert demo_member.demonstrations is not None
+    np.testing.assert_allclose(
+        np.asarray(demo_member.predict_proba(examples)),
+        np.asarray(load_classifier(demos / "best").predict_proba(examples)),
+        atol=1e-5,
+    )
     assert "ensemble" in uniform.stdout and "dev accuracy" in uniform.stdout
 
 
 def test_ensemble_bad_input_is_explained_and_nothing_is_replaced(runs):
-    env, lora, ia3, other = runs
+    env, lora, ia3, other, _ = runs
     dev = env / "dev.tsv"
     out = env / "kept"
     ok(invoke("ensemble", lora, ia3, "--dev", dev, "-o", out, "--no-progress"))
@@ -163,7 +174,7 @@ def test_ensemble_bad_input_is_explained_and_nothing_is_replaced(runs):
 def test_ensemble_recipe_python_api(runs):
     from promptft.recipes.ensemble import build_ensemble, member_names
 
-    env, lora, ia3, _ = runs
+    env, lora, ia3, _, _ = runs
     assert member_names([lora / "best", ia3, lora]) == ["lora", "ia3", "lora-2"]
     with pytest.raises(ConfigError, match="distinct names"):
         member_names([lora, ia3], ["a", "a"])
