@@ -112,6 +112,11 @@ def test_ensemble_scores_weights_saves_and_is_usable(runs):
     expected = torch.softmax(mixed, dim=-1).numpy()
     np.testing.assert_allclose(np.asarray(ensemble.predict_proba(examples)), expected, atol=1e-4)
 
+    card = (out / "README.md").read_text()  # the model card lists the members, weights and dev scores
+    assert "# An ensemble single-label classifier" in card and "## Members" in card
+    for m in summary["members"]:
+        assert f"| `{m['name']}` | {m['weight']:.3f} | {m['dev']['accuracy']:.4f} |" in card
+
     # eval reads the dev file with the members' label map (the ensemble folder has no job.yaml)
     scored = invoke("eval", out, "--data", env / "dev.tsv", "--json", "--no-progress")
     ok(scored)

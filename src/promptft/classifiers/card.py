@@ -149,7 +149,7 @@ def render_model_card(folder: str | Path) -> str:
         "tags: [promptft, text-classification, few-shot]",
         "---",
         "",
-        f"# A {what} {task.replace('_', '-')} classifier on {base}",
+        f"# {'An' if what[0] in 'aeiou' else 'A'} {what} {task.replace('_', '-')} classifier on {base}",
         "",
         f"Saved by promptft {version} (saved-model format {config.get('format_version')}). Load it with:",
         "",
@@ -167,7 +167,7 @@ def render_model_card(folder: str | Path) -> str:
         f"| base model | `{base}` |",
         *([f"| backbone kind | {config['kind']} |"] if config.get("kind") else []),
         f"| classifier | {kind} |",
-        f"| adapter (`finetune=`) | `{adapter}` |",
+        *([f"| adapter (`finetune=`) | `{adapter}` |"] if kind != "ensemble" else []),
         f"| task | {task} |",
         f"| labels | {', '.join(f'`{label}`' for label in labels)} |",
     ]
@@ -179,6 +179,16 @@ def render_model_card(folder: str | Path) -> str:
         lines.append(f"| max length (tokens) | {config['max_length']} |")
     lines.append("")
 
+    if kind == "ensemble":  # members, weights and each one's dev score (promptft ensemble notes them)
+        scores = notes.get("ensemble") or {}
+        how = {"logits": "label log-probabilities (PET)", "probabilities": "label probabilities"}
+        mean_of = how.get(config.get("combine", "logits"), "scores")
+        lines += ["## Members", "", f"Predicts the weighted mean of its members' {mean_of}.", ""]
+        lines += ["| member (`members/<name>/`) | weight | dev accuracy |", "|---|---|---|"]
+        for name, weight in zip(config.get("members") or [], config.get("weights") or [], strict=False):
+            dev_acc = ((scores.get(name) or {}).get("dev") or {}).get("accuracy")
+            lines.append(f"| `{name}` | {weight:.3f} | {'-' if dev_acc is None else f'{dev_acc:.4f}'} |")
+        lines.append("")
     if "template" in config:
         words = (config.get("verbalizer") or {}).get("label_words") or {}
         lines += ["## Prompt", "", "Template (`{mask}` is where the label word is scored):", "", "```text"]
@@ -228,7 +238,9 @@ def render_model_card(folder: str | Path) -> str:
         lines += ["## Results", ""]
         if dev:
             lines += [
-                "Dev (the split the kept step was chosen on; optimistic):",
+                "Dev (the split the kept step was chosen on; optimistic):"
+                if kind != "ensemble"
+                else "Dev (the file the members were weighted on; each member's step was chosen on dev too):",
                 "",
                 *_metrics_table(dev),
                 "",
