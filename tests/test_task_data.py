@@ -63,6 +63,13 @@ def test_multi_label_errors_say_how_to_fix(tmp_path):
         read_examples(path, fields={"text": 0}, label=1, label_map={"1": "joy"}, task=MULTI)
     with pytest.raises(DataError, match="outside the label set"):
         read_examples(path, fields={"text": 0}, label=1, task=TaskSpec("multi_label", labels=("1",)))
+    floats = write(
+        tmp_path, "f.tsv", "so happy\t1.0,7.0\tid1\n"
+    )  # a float export; the map's keys are "1", "7"
+    (row,) = read_examples(
+        floats, fields={"text": 0}, label=1, label_map={"1": "joy", "7": "anger"}, task=MULTI
+    )
+    assert set(row.label) == {"joy", "anger"}
     empty = write(tmp_path, "e.csv", "text,labels\nhello,\n")
     with pytest.raises(DataError, match="empty label set.*allow_empty"):
         read_examples(empty, fields={"text": "text"}, label="labels", task=MULTI)

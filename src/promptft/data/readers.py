@@ -28,7 +28,7 @@ from promptft.data.sources import (
     dataset_source,
     names_dataset,
 )
-from promptft.data.targets import TaskSpec
+from promptft.data.targets import TaskSpec, integer_form
 from promptft.errors import DataError
 
 if TYPE_CHECKING:
@@ -483,15 +483,6 @@ def _raw_to_str(value: Any) -> str:
     return str(value).strip()
 
 
-def _integer_form(raw: str) -> str | None:
-    """ "1.0" -> "1": a float-looking label with an integer value, as a float column writes it."""
-    try:
-        number = float(raw)
-    except ValueError:
-        return None
-    return str(int(number)) if number.is_integer() and "." in raw else None
-
-
 def _text_then_label(first: Record | None) -> bool:
     """A headerless two-column row that reads as `text,label`: a text with spaces, then one short token."""
     if not isinstance(first, Sequence) or len(first) != 2:
@@ -525,8 +516,8 @@ def _label(
         return raw
     if raw in label_map:
         return label_map[raw]
-    if _integer_form(raw) in label_map:  # "1.0" from a spreadsheet or pandas export, map key "1"
-        return label_map[_integer_form(raw)]  # type: ignore[index]
+    if integer_form(raw) in label_map:  # "1.0" from a spreadsheet or pandas export, map key "1"
+        return label_map[integer_form(raw)]  # type: ignore[index]
     known = ", ".join(repr(k) for k in label_map)
     raise DataError(
         f"{loc} has label {raw!r}, which label_map does not cover (it knows {known}){why}: add "

@@ -100,6 +100,7 @@ class TaskSpec:
                 continue
             key = str(int(item)) if isinstance(item, float) and item.is_integer() else str(item).strip()
             if label_map is not None:
+                key = key if key in label_map else integer_form(key) or key  # "1.0" -> map key "1"
                 if key not in label_map:
                     known = ", ".join(repr(k) for k in list(label_map)[:10])
                     raise DataError(
@@ -176,3 +177,12 @@ def _split_cell(value: Any, loc: str, col: Any, separator: str) -> list[Any]:
             raise DataError(f"{loc}: label cell {text!r} is not a list of labels")
         return items
     return [part for part in (p.strip() for p in text.split(separator)) if part]
+
+
+def integer_form(raw: str) -> str | None:
+    """ "1.0" -> "1": a float-looking label with an integer value, as a float column writes it."""
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    return str(int(number)) if number.is_integer() and "." in raw else None
