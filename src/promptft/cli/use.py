@@ -195,7 +195,7 @@ def ensemble(
 ) -> None:
     """Combine trained classifiers into one that votes: each is scored on --dev and weighted by its dev score, their label log-probabilities averaged (PET); the ensemble is scored on --dev too and saved to --output (plus ensemble.json), a folder that eval, predict, serve and distill take.
 
-    Members must share one label set; they may differ in everything else (template, label words, adapter, demonstrations, base model). Columns and the label map default to those of the job that trained the first member. The table says when the best member alone scores higher on dev than the vote.
+    Members must share one label set; they may differ in everything else (template, label words, adapter, demonstrations, base model). Columns and the label map default to those of the job that trained the first member. A note says when the best member alone scores as high on dev as the vote.
 
     On SST-2 (SmolLM2, 5 seeds) the LoRA, (IA)3 and demonstrations models of each split voting scored 86.4 against 86.0 for demonstrations alone (benchmarks/results/fewshot.md, method_ensemble).
 
@@ -211,7 +211,7 @@ def ensemble(
             runs,
             dev,
             output,
-            names=[n for n in names.split(",")] if names is not None else None,
+            names=names.split(",") if names is not None else None,
             weighting=weighting,
             combine=combine,
             columns=columns(field, text_field, label_column, label_map, header, data_format),
