@@ -8,50 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from test_cli import LABEL_MAP, SENTENCES, common, invoke, ok, user_error, write_tsv
 
-from promptft.cli import app
 from promptft.data import Example
 from promptft.errors import ConfigError
 from tiny import tiny_llama
 
-SENTENCES = [
-    ("I loved it", 1),
-    ("a wonderful film", 1),
-    ("I hated it", 0),
-    ("an awful mess", 0),
-    ("good acting", 1),
-    ("boring and bad", 0),
-    ("great fun", 1),
-    ("terrible plot", 0),
-]
+HEADER = ["sentence", "label"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def ok(result) -> None:
-    assert result.exit_code == 0, result.output + repr(result.exception)
-
-
-def user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    message = " ".join(result.stderr.split())
-    assert "error:" in message and "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-def write_tsv(path: Path, rows) -> Path:
-    path.write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
-    return path
-
-
-def train(env: Path, out: Path, *extra, label_map: str = "0=negative,1=positive") -> Path:
-    common = ["--model", env / "tiny", "--train", env / "train.tsv", "--dev", env / "dev.tsv", "--steps", 2]
-    common += ["--eval-every", 1, "--batch-size", 4, "--device", "cpu", "--no-progress"]
-    ok(invoke("train", *common, "--label-map", label_map, "-o", out, *extra))
+def train(env: Path, out: Path, *extra, label_map: str = LABEL_MAP) -> Path:
+    data = ["--train", env / "train.tsv", "--dev", env / "dev.tsv", "--label-map", label_map]
+    steps = ["--steps", 2, "--eval-every", 1, "--batch-size", 4]
+    ok(invoke("train", *common(env), *data, *steps, "-o", out, *extra))
     return out
 
 
@@ -62,8 +31,8 @@ def runs(tmp_path_factory):
     model, tok = tiny_llama()
     model.save_pretrained(env / "tiny")
     tok.save_pretrained(env / "tiny")
-    write_tsv(env / "train.tsv", SENTENCES)
-    write_tsv(env / "dev.tsv", SENTENCES[:6])
+    write_tsv(env / "train.tsv", HEADER, SENTENCES)
+    write_tsv(env / "dev.tsv", HEADER, SENTENCES[:6])
     lora = train(env, env / "lora", "--finetune", "lora", "--label-words", "negative=terrible,positive=great")
     ia3 = train(
         env, env / "ia3", "--finetune", "ia3", "--template", "{text} All in all, it was {mask}",
@@ -171,7 +140,7 @@ def test_ensemble_bad_input_is_explained_and_nothing_is_replaced(runs):
     user_error(invoke("ensemble", lora, env / "missing", "--dev", dev, "-o", env / "x7"), "no such folder")
     (env / "file").write_text("x")
     user_error(invoke("ensemble", lora, ia3, "--dev", dev, "-o", env / "file"), "is a file")
-    bad_labels = write_tsv(env / "bad.tsv", [("fine", 7)])
+    bad_labels = write_tsv(env / "bad.tsv", HEADER, [("fine", 7)])
     user_error(invoke("ensemble", lora, ia3, "--dev", bad_labels, "-o", env / "x8"), "label '7'")
     assert not any((env / f"x{i}").exists() for i in range(1, 9))
 

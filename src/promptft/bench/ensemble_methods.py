@@ -85,15 +85,9 @@ def method_ensemble(
     return train_ensemble("method_ensemble", task, data, model, seed, config)
 
 
-def _check_setfit_ensemble(config: Mapping[str, Any]) -> None:
-    check_options(config, "methods.ensemble_with_setfit")
-
-
 # The same vote with SetFit (its own MiniLM encoder) among the members: a different model family errs on
 # different inputs. A row of its own, so that no prompt-only row is credited with SetFit's help.
-@method(
-    "ensemble_with_setfit", task_types=("single_label",), check_options=_check_setfit_ensemble, composite=True
-)
+@method("ensemble_with_setfit", task_types=("single_label",), check_options=check_options, composite=True)
 def ensemble_with_setfit(
     task: TaskSpec, data: SplitData, model: ModelRef, seed: int, config: dict[str, Any]
 ) -> Fitted:

@@ -111,7 +111,7 @@ def method(
     job: tuple[str, str] | None = None,
     task_types: tuple[str, ...] = ALL_TASK_TYPES,
     needs_pool: bool = False,
-    check_options: Callable[[dict[str, Any]], None] | None = None,
+    check_options: Callable[[dict[str, Any], str], None] | None = None,
     composite: bool = False,
 ):
     """Register a method. seed_independent: its test predictions do not depend on the seed (computed once,
@@ -119,7 +119,8 @@ def method(
     job: (model.method, model.finetune) of the job its options stand for; None: it checks them itself.
     task_types: the task types it runs on (the runner skips the others). needs_pool: it labels the
     task's unlabelled pool (`pool:` in tasks.yaml; the runner skips tasks without one, and says so).
-    check_options: checks the options of a method with no `job`, for every task block, before any cell runs.
+    check_options: checks the options of a method with no `job`, for every task block, before any cell runs
+        (called with the options and where they are, e.g. "methods.method_ensemble").
     composite: its `members:` option names other methods; the runner hands it each one's cell options."""
 
     def register(fn: MethodFn) -> MethodFn:

@@ -106,7 +106,7 @@ def run_benchmark(
     for name in method_names:
         check_options = getattr(METHODS[name], "check_options", None)
         for task_key in (None, *cfg.tasks) if check_options else ():
-            check_options(cfg.method(name, task_key))
+            check_options(cfg.method(name, task_key), f"methods.{name}")
     unknown_tasks = sorted(cfg.tasks_named_by_file - set(table.tasks))
     if unknown_tasks:
         raise ConfigError(

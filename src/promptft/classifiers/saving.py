@@ -94,10 +94,20 @@ def save_folder(directory: str | Path, overwrite: bool, write: Callable[[Path], 
 
     An existing classifier is replaced only with `overwrite=True`, and only once the new one is complete,
     so a crash mid-save never loses the previous one."""
+    check_save_target(directory, overwrite)
+    write_dir_atomically(Path(directory), write)
+
+
+def check_save_target(
+    directory: str | Path, overwrite: bool, replace_hint: str = "pass overwrite=True"
+) -> None:
+    """Fail where saving a classifier to `directory` would replace one without `overwrite`, or land in a
+    file or a folder of other things (callers check early, before models load; `replace_hint`: the flag
+    that allows replacing, e.g. "pass --overwrite")."""
     directory = Path(directory)
     if (directory / CONFIG_FILE).exists() and not overwrite:
         raise ModelError(
-            f"{directory} already holds a saved classifier: pass overwrite=True to replace it, "
+            f"{directory} already holds a saved classifier: {replace_hint} to replace it, "
             "or save to another folder"
         )
     if directory.exists() and not directory.is_dir():
@@ -106,7 +116,6 @@ def save_folder(directory: str | Path, overwrite: bool, write: Callable[[Path], 
         raise ModelError(
             f"{directory} is not empty and holds no saved classifier: choose an empty or new folder"
         )
-    write_dir_atomically(directory, write)
 
 
 def load_peft_adapter(model: nn.Module, adapter_dir: Path):

@@ -86,23 +86,6 @@ def member_names(sources: Sequence[str | Path], names: Sequence[str] | None = No
     return out
 
 
-def _check_output(output: Path, overwrite: bool) -> None:
-    """Fail before any model loads where saving would fail or replace what the user has."""
-    from promptft.classifiers import CONFIG_FILE
-
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"--output {output} is a file: give a folder for the ensemble")
-    if (output / CONFIG_FILE).exists() and not overwrite:
-        raise ConfigError(
-            f"{output} already holds a saved classifier: choose another --output, or pass --overwrite"
-        )
-    if output.is_dir() and any(output.iterdir()) and not (output / CONFIG_FILE).exists():
-        raise ConfigError(
-            f"--output {output} is not empty and holds no saved classifier: choose a new folder"
-        )
-    check_writable(output, "the ensemble folder")
-
-
 def build_ensemble(
     sources: Sequence[str | Path],
     dev: str | Path,
@@ -125,6 +108,7 @@ def build_ensemble(
     the column spec, which defaults to that of the job that trained the first member. Everything that can
     be checked without the models (folders, labels, the dev file, the output) is checked first."""
     from promptft.classifiers import EnsembleClassifier
+    from promptft.classifiers.saving import check_save_target
     from promptft.deploy.onnx_runtime import is_onnx
     from promptft.recipes.evaluate import load
 
@@ -137,7 +121,8 @@ def build_ensemble(
     if combine not in COMBINATIONS:
         raise ConfigError(f"combine is one of {', '.join(COMBINATIONS)}, got {combine!r}")
     output = Path(output)
-    _check_output(output, overwrite)
+    check_save_target(output, overwrite, "pass --overwrite")
+    check_writable(output, "the ensemble folder")
     require_file(dev)
     names = member_names(sources, names)
     for source in sources:
