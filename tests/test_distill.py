@@ -91,12 +91,29 @@ def test_teacher_logits_average_an_ensemble_in_log_space():
     assert isinstance(soft[0].label, tuple)
 
 
+def test_teachers_may_list_the_labels_in_another_order():
+    a = teacher(0)
+    model, tok = tiny_llama(1)
+    swapped = PromptClassifier(
+        backbone_from_model(model, tok, "causal"),
+        "{text} It was {mask}.",
+        {label: WORDS[label] for label in reversed(list(WORDS))},
+        max_length=64,
+    )
+    assert swapped.labels == list(reversed(a.labels))
+    examples = [Example({"text": t}) for t in TEXTS[:4]]
+    la = torch.log_softmax(a.logits_encoded(a.encode(examples)), -1)
+    lb = torch.log_softmax(swapped.logits_encoded(swapped.encode(examples)), -1).flip(-1)
+    torch.testing.assert_close(teacher_logits([a, swapped], examples), (la + lb) / 2)  # in a's order
+    assert teacher_task([a, swapped]).labels == a.labels
+
+
 def test_teacher_task_checks_the_ensemble():
     a = teacher()
     other = PromptClassifier(
         backbone_from_model(*tiny_llama(), "causal"), "{text} {mask}", {"bad": "terrible", "good": "great"}
     )
-    with pytest.raises(PromptFTError, match="disagree on labels"):
+    with pytest.raises(PromptFTError, match="share one label set"):
         teacher_task([a, other])
     multi = teacher()
     multi.objective = MultiLabel(multi.labels)

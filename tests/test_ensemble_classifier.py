@@ -49,6 +49,28 @@ def test_scores_are_the_weighted_mean_of_the_members_log_probabilities(pair):
     torch.testing.assert_close(torch.as_tensor(mix.predict_proba(TEXTS)), expected_mix, atol=1e-5, rtol=1e-4)
 
 
+def test_members_may_list_the_labels_in_another_order(pair, tmp_path):
+    a, _ = pair
+    # the same model with its label words written the other way round: labels ["positive", "negative"]
+    model, tok = tiny_llama(1)
+    swapped = PromptClassifier(
+        backbone_from_model(model, tok, "causal"),
+        "Review: {text} Sentiment: {mask}",
+        {"positive": "great", "negative": "terrible"},
+        max_length=64,
+    )
+    assert swapped.labels == ["positive", "negative"]
+    ens = EnsembleClassifier([a, swapped], scores=[0.9, 0.3], names=["a", "b"])
+    assert ens.labels == ["negative", "positive"]  # the first member's order
+    log_a = torch.as_tensor(a.predict_proba(TEXTS)).log()
+    log_b = torch.as_tensor(swapped.predict_proba(TEXTS)).log()[:, [1, 0]]  # into a's order
+    expected = torch.softmax(0.75 * log_a + 0.25 * log_b, -1)
+    torch.testing.assert_close(torch.as_tensor(ens.predict_proba(TEXTS)), expected, atol=1e-5, rtol=1e-4)
+    ens.save_pretrained(tmp_path / "ens")  # each member keeps its own order; loading aligns them again
+    back = load_classifier(tmp_path / "ens")
+    torch.testing.assert_close(torch.as_tensor(back.predict_proba(TEXTS)), expected, atol=1e-5, rtol=1e-4)
+
+
 def test_a_member_temperature_is_applied_before_combining(pair):
     a, b = pair
     before = EnsembleClassifier([a, b]).predict_proba(TEXTS)

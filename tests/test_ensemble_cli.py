@@ -113,6 +113,25 @@ def test_ensemble_scores_weights_saves_and_is_usable(runs):
     assert "ensemble" in uniform.stdout and "dev accuracy" in uniform.stdout
 
 
+def test_members_whose_labels_come_in_another_order_are_aligned(runs):
+    from promptft.classifiers import load_classifier
+
+    env, lora, _, _, _ = runs
+    swapped = train(
+        env, env / "swapped", "--finetune", "lora", "--label-words", "positive=great,negative=terrible"
+    )
+    assert load_classifier(swapped / "best").labels == ["positive", "negative"]
+    out = env / "aligned"
+    ok(invoke("ensemble", lora, swapped, "--dev", env / "dev.tsv", "-o", out, "--weighting", "uniform"))
+    ensemble = load_classifier(out)
+    assert ensemble.labels == ["negative", "positive"]  # the first member's order
+    examples = [Example({"text": t}) for t, _ in SENTENCES]
+    first = np.log(np.asarray(load_classifier(lora / "best").predict_proba(examples)))
+    second = np.log(np.asarray(load_classifier(swapped / "best").predict_proba(examples)))[:, ::-1]
+    expected = torch.softmax(torch.as_tensor((first + second) / 2), dim=-1).numpy()
+    np.testing.assert_allclose(np.asarray(ensemble.predict_proba(examples)), expected, atol=1e-4)
+
+
 def test_ensemble_bad_input_is_explained_and_nothing_is_replaced(runs):
     env, lora, ia3, other, _ = runs
     dev = env / "dev.tsv"

@@ -1,5 +1,8 @@
 """Ensembles of single-label classifiers that share one label set: weights, combined scores, soft labels.
 
+Members may list the labels in different orders (the order comes from each run's label words or label
+map); `label_order` maps each member's outputs onto the first member's order before they are combined.
+
 Each member contributes its label log-probabilities (`log_softmax` of its label logits) on the same
 examples, `[members, n, n_labels]`. Two ways to combine them:
 
@@ -45,6 +48,19 @@ def ensemble_weights(scores: Sequence[float] | None, n: int) -> torch.Tensor:
     return torch.tensor([float(s) / total for s in scores], dtype=torch.float32)
 
 
+def label_order(
+    reference: Sequence[str], labels: Sequence[str], what: str = "ensemble members"
+) -> list[int] | None:
+    """Indices that put outputs in `labels` order into `reference` order (None when the orders agree); a
+    ConfigError when the two label sets differ."""
+    reference, labels = [str(x) for x in reference], [str(x) for x in labels]
+    if labels == reference:
+        return None
+    if len(set(labels)) != len(labels) or set(labels) != set(reference):
+        raise ConfigError(f"{what} must share one label set: {reference} vs {labels}")
+    return [labels.index(label) for label in reference]
+
+
 def combine_log_probs(
     log_probs: torch.Tensor, weights: torch.Tensor | None = None, how: str = "logits"
 ) -> torch.Tensor:
@@ -79,9 +95,16 @@ class _EnsembleModule(nn.Module):
     The members' modules are registered (eval/train, device and parameter counts reach them); an input is
     a tuple with one encoding per member, since each member encodes with its own prompt."""
 
-    def __init__(self, members: Sequence[BaseClassifier], weights: torch.Tensor, combine: str) -> None:
+    def __init__(
+        self,
+        members: Sequence[BaseClassifier],
+        weights: torch.Tensor,
+        combine: str,
+        orders: Sequence[list[int] | None],
+    ) -> None:
         super().__init__()
         self.members = list(members)
+        self.orders = list(orders)  # per member: its outputs -> the ensemble's label order (None: same)
         self.member_modules = nn.ModuleList([m.module for m in members])
         self.register_buffer("weights", weights.float())
         self.combine = combine
@@ -90,6 +113,8 @@ class _EnsembleModule(nn.Module):
         per_member = []
         for i, member in enumerate(self.members):
             logits = member.label_logits([e[i] for e in encoded]).float()
+            if self.orders[i] is not None:
+                logits = logits[:, self.orders[i]]
             temperature = float(getattr(member.objective, "calibration_temperature", 1.0))
             per_member.append(torch.log_softmax(logits / temperature, dim=-1))
         return combine_log_probs(torch.stack(per_member), self.weights, self.combine)
@@ -119,11 +144,8 @@ class EnsembleClassifier(BaseClassifier):
         if combine not in COMBINE:
             raise ConfigError(f"unknown ensemble combination {combine!r}: use one of {', '.join(COMBINE)}")
         labels = list(members[0].labels)
+        orders = [label_order(labels, m.labels) for m in members]
         for m in members:
-            if list(m.labels) != labels:
-                raise ConfigError(
-                    f"ensemble members must share one label set in one order: {labels} vs {list(m.labels)}"
-                )
             if not isinstance(m.objective, SingleLabel):
                 raise ConfigError(
                     f"an ensemble combines single-label classifiers; a member has the {m.objective.name} "
@@ -143,7 +165,7 @@ class EnsembleClassifier(BaseClassifier):
         # an ensemble folder has no job.yaml of its own (promptft.recipes.evaluate.data_config_for)
         self.data_spec: dict | None = None
         self.adapter = members[0].adapter
-        self.module = _EnsembleModule(members, ensemble_weights(scores, len(members)), combine)
+        self.module = _EnsembleModule(members, ensemble_weights(scores, len(members)), combine, orders)
 
     @property
     def weights(self) -> torch.Tensor:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import torch
 
 from promptft.classifiers import BaseClassifier, HeadClassifier
-from promptft.classifiers.ensemble import combine_log_probs, soft_targets
+from promptft.classifiers.ensemble import combine_log_probs, label_order, soft_targets
 from promptft.data import Example
 from promptft.errors import PromptFTError
 from promptft.objectives import Objective, Regression, SingleLabel, SoftLabel
@@ -44,11 +44,7 @@ def teacher_task(teachers: Sequence[BaseClassifier]) -> Objective:
         raise PromptFTError("distillation needs at least one teacher: give a run folder")
     first = teachers[0]
     for other in teachers[1:]:
-        if list(other.labels) != list(first.labels):
-            raise PromptFTError(
-                f"the teachers disagree on labels ({first.labels} vs {other.labels}): an ensemble must "
-                "share one label set, in one order"
-            )
+        label_order(first.labels, other.labels, "the teachers of an ensemble")  # any order, one set
         if tuple(other.fields) != tuple(first.fields):
             raise PromptFTError(
                 f"the teachers read different fields ({list(first.fields)} vs {list(other.fields)}): "
@@ -81,6 +77,9 @@ def teacher_logits(
     rows = []
     for teacher in teachers:
         logits = teacher.logits_encoded(teacher.encode(examples), batch_size, progress)
+        order = label_order(teachers[0].labels, teacher.labels)
+        if order is not None:  # into the first teacher's label order, which the student keeps
+            logits = logits[:, order]
         if objective.name == "regression":
             rows.append(teacher.objective.scores(logits)[:, None])
         else:

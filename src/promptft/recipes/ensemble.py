@@ -137,10 +137,10 @@ def build_ensemble(
             raise ConfigError(
                 f"{source} is a {saved['task'].type} classifier: an ensemble combines single-label ones"
             )
-        if list(saved["labels"]) != list(first["labels"]):
+        if set(map(str, saved["labels"])) != set(map(str, first["labels"])):
             raise ConfigError(
                 f"{source} predicts {list(saved['labels'])}, {sources[0]} predicts {list(first['labels'])}: "
-                "ensemble members must share one label set, in one order"
+                "ensemble members must share one label set (its order may differ)"
             )
     task: TaskConfig = first["task"]
     rows = read_split_rows(dev, {**spec.reader_options(), "task": task.reader_task()})
