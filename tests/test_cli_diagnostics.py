@@ -84,6 +84,27 @@ def test_diagnose_without_a_history_is_a_user_error(tmp_path):
     assert result.exit_code == 2 and "metrics.jsonl" in result.output
 
 
+def test_diagnose_takes_a_best_folder_and_explains_an_ensemble(tmp_path):
+    run = tmp_path / "run"
+    (run / "best").mkdir(parents=True)
+    history = [{"step": 0, "dev_accuracy": 0.5}, {"step": 10, "train_loss": 0.4, "dev_accuracy": 0.8}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+    result = invoke("diagnose", run / "best", "--json")  # best/ stands for its run
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["best_step"] == 10 and (run / "learning_curves.png").exists()
+
+    vote = tmp_path / "vote"  # a saved ensemble (as `promptft ensemble` writes it) has no history
+    vote.mkdir()
+    (vote / "promptft_config.json").write_text(json.dumps({"type": "ensemble", "members": ["a", "b"]}))
+    members = [{"name": "a", "source": str(run / "best")}, {"name": "b", "source": str(tmp_path / "b")}]
+    (vote / "ensemble.json").write_text(json.dumps({"members": members}))
+    result = invoke("diagnose", vote)
+    text = "".join(result.output.split())  # the message may wrap anywhere, even inside a path
+    assert result.exit_code == 2 and "isanensemble" in text, result.output
+    assert f"promptftdiagnose{run};" in text and f"promptftdiagnose{tmp_path / 'b'}" in text
+    assert sorted(p.name for p in vote.iterdir()) == ["ensemble.json", "promptft_config.json"]
+
+
 def test_report_of_a_folder_that_is_not_a_run_is_a_user_error(tmp_path):
     """Before, it wrote an empty report into the folder and exited 0."""
     folder = tmp_path / "photos"
