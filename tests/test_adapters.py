@@ -9,6 +9,7 @@ import torch
 
 from promptft import Example, PromptClassifier
 from promptft.adapters import ADAPTERS, LoraSettings, PromptTuningSettings, adapter_settings
+from promptft.adapters.lora import apply_lora
 from promptft.errors import ConfigError, ModelError
 from promptft.models import backbone_from_model
 from tiny import tiny_bert, tiny_gemma3, tiny_llama, tiny_t5
@@ -163,6 +164,37 @@ def test_label_embeddings_train_only_the_label_word_rows():
     assert changed and changed <= label_ids
 
 
+def test_lora_can_train_the_label_word_rows_too(tmp_path):
+    clf = make("causal", "lora", label_embeddings=True)
+    label_ids = {t for word in clf.words.word_ids for t in word}
+    names = [n for n, p in clf.module.named_parameters() if p.requires_grad]
+    assert any("lora_" in n for n in names) and any("trainable_tokens" in n for n in names)
+    embeddings = clf.backbone.model.get_input_embeddings()
+    before = embeddings(torch.arange(len(clf.backbone.tokenizer))).detach().clone()
+    train_a_little(clf)
+    after = embeddings(torch.arange(len(clf.backbone.tokenizer))).detach()
+    changed = {i for i in range(before.shape[0]) if not torch.equal(before[i], after[i])}
+    assert changed and changed <= label_ids
+    # the tied output head reads the trained rows: moving them moves the scores
+    delta = next(p for n, p in clf.module.named_parameters() if "trainable_tokens_delta" in n)
+    scores = clf.predict_proba(TEXTS)
+    with torch.no_grad():
+        delta.mul_(-1.0)
+    assert not np.allclose(scores, clf.predict_proba(TEXTS))
+    with torch.no_grad():
+        delta.mul_(-1.0)
+    model, _ = tiny_llama()
+    with pytest.raises(ConfigError, match="prompt classifier"):  # the head baseline has no label words
+        apply_lora(model, LoraSettings(label_embeddings=True))
+    clf.save_pretrained(tmp_path / "clf")  # peft's files hold the rows; loading restores them
+    torch.testing.assert_close(
+        torch.tensor(_load(tmp_path / "clf", "causal").predict_proba(TEXTS)),
+        torch.tensor(scores),
+        atol=1e-5,
+        rtol=1e-4,
+    )
+
+
 def test_prefix_cache_is_off_for_soft_prompts_and_on_for_top_layer_lora():
     assert not make("causal", "prompt_tuning").enable_training_cache()
     assert make("causal", "lora", top_layers=1).enable_training_cache()
@@ -183,6 +215,7 @@ def test_every_registered_adapter_has_typed_settings_and_a_default_learning_rate
         ("prompt_tuning", {"num_virtual_tokens": 0}, "num_virtual_tokens must be >= 1"),
         ("p_tuning", {"encoder": "GRU"}, "'MLP' or 'LSTM'"),
         ("lora", {"rank": 8}, "unknown lora option"),
+        ("lora", {"label_embeddings": True, "top_layers": 2}, "cannot go with top_layers"),
         ("lroa", {}, "did you mean 'lora'"),
         ("ia3", {"target_modules": ["k_proj"]}, "give both"),
     ],

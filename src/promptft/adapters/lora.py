@@ -25,6 +25,9 @@ class LoraSettings(AdapterSettings):
     # per prompt and cached during training (models/prefix_cache.py), which makes steps much cheaper.
     top_layers: int | None = None
     use_dora: bool = False  # weight-decomposed LoRA (DoRA): often a little better, ~2x slower steps
+    # Also train the label words' embedding rows (peft's trainable tokens, tied to the output head where
+    # the model ties them): DART's trainable label words, beside LoRA. Only a PromptClassifier has them.
+    label_embeddings: bool = False
     # For a new classification head (baseline): train these modules fully.
     modules_to_save: list[str] = field(default_factory=list)
 
@@ -36,6 +39,9 @@ class LoraSettings(AdapterSettings):
             problems.append(f"lora dropout must be in [0, 1), got {self.dropout}")
         if self.top_layers is not None and self.top_layers < 1:
             problems.append(f"lora top_layers must be >= 1 (or unset for all layers), got {self.top_layers}")
+        if self.label_embeddings and self.top_layers is not None:
+            # the rows are input embeddings too (a demonstration's label word), below the cached layers
+            problems.append("lora label_embeddings trains input embeddings: it cannot go with top_layers")
         raise_problems(problems)
 
     def peft_config(self, model: nn.Module, kind: str | None, label_token_ids=()):
@@ -52,6 +58,11 @@ class LoraSettings(AdapterSettings):
         targets = self.target_modules
         if layers and targets == "all-linear":
             targets = linear_names(model)  # peft refuses the "all-linear" shorthand with layers_to_transform
+        if self.label_embeddings and not label_token_ids:
+            raise ConfigError(
+                "lora label_embeddings trains the label words' embedding rows: use it on a prompt "
+                "classifier (the head baseline has no label words)"
+            )
         return LoraConfig(
             task_type=PEFT_TASK_TYPES.get(kind) if kind else None,
             layers_to_transform=layers,
@@ -62,6 +73,7 @@ class LoraSettings(AdapterSettings):
             target_modules=targets,
             use_dora=self.use_dora,
             modules_to_save=self.modules_to_save or None,
+            trainable_token_indices=sorted(set(label_token_ids)) if self.label_embeddings else None,
             bias="none",
         )
 
