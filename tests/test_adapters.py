@@ -153,14 +153,19 @@ def test_prompt_tuning_init_text_copies_the_text_embeddings():
     torch.testing.assert_close(weight[0], expected)
 
 
-def test_label_embeddings_train_only_the_label_word_rows():
-    clf = make("causal", "label_embeddings")
-    label_ids = {t for word in clf.words.word_ids for t in word}
+def embedding_rows_changed_by_training(clf) -> set[int]:
+    """Train a little; the token ids whose input-embedding rows moved."""
     embeddings = clf.backbone.model.get_input_embeddings()
     before = embeddings(torch.arange(len(clf.backbone.tokenizer))).detach().clone()
     train_a_little(clf)
     after = embeddings(torch.arange(len(clf.backbone.tokenizer))).detach()
-    changed = {i for i in range(before.shape[0]) if not torch.equal(before[i], after[i])}
+    return {i for i in range(before.shape[0]) if not torch.equal(before[i], after[i])}
+
+
+def test_label_embeddings_train_only_the_label_word_rows():
+    clf = make("causal", "label_embeddings")
+    label_ids = {t for word in clf.words.word_ids for t in word}
+    changed = embedding_rows_changed_by_training(clf)
     assert changed and changed <= label_ids
 
 
@@ -169,11 +174,7 @@ def test_lora_can_train_the_label_word_rows_too(tmp_path):
     label_ids = {t for word in clf.words.word_ids for t in word}
     names = [n for n, p in clf.module.named_parameters() if p.requires_grad]
     assert any("lora_" in n for n in names) and any("trainable_tokens" in n for n in names)
-    embeddings = clf.backbone.model.get_input_embeddings()
-    before = embeddings(torch.arange(len(clf.backbone.tokenizer))).detach().clone()
-    train_a_little(clf)
-    after = embeddings(torch.arange(len(clf.backbone.tokenizer))).detach()
-    changed = {i for i in range(before.shape[0]) if not torch.equal(before[i], after[i])}
+    changed = embedding_rows_changed_by_training(clf)
     assert changed and changed <= label_ids
     # the tied output head reads the trained rows: moving them moves the scores
     delta = next(p for n, p in clf.module.named_parameters() if "trainable_tokens_delta" in n)
