@@ -192,6 +192,41 @@ def test_pet_run_records_and_its_final_classifier_learns_the_ensembles_soft_labe
     assert isinstance(out.classifier.predict([ex.fields["text"] for ex in DEV])[0], str)
 
 
+def test_patterns_may_list_the_labels_in_another_order(tmp_path, monkeypatch):
+    """A pattern whose label words come in another order scores in that order: its scores are put in
+    the run's label order before they are combined (before, they were combined as they came), and the
+    final classifier (here the first pattern's, in its order) learns the soft labels in its own order."""
+    import promptft.ensemble.pet as pet_module
+
+    seen = []
+
+    class Recording(pet_module.Trainer):
+        def train(self, train, dev=None):
+            seen.append(list(train))
+            return super().train(train, dev)
+
+    monkeypatch.setattr(pet_module, "Trainer", Recording)
+
+    def seeded(pattern: Pattern) -> PromptClassifier:
+        torch.manual_seed(0)  # the same LoRA initialisation for both patterns
+        return build(pattern)
+
+    reversed_words = {label: WORDS[label] for label in reversed(list(WORDS))}
+    patterns = [Pattern(PATTERNS[1].template, reversed_words), Pattern(PATTERNS[1].template, WORDS)]
+    out = run_pet(seeded, patterns, TRAIN, DEV, POOL, labels=["negative", "positive"], train_config=TINY,
+                  settings=PetConfig(final_steps=1, weighting="uniform"), run_dir=tmp_path / "run")  # fmt: skip
+    from safetensors.torch import load_file
+
+    scores = [load_file(str(tmp_path / "run" / "gen0" / f"pattern{i}" / SCORES_FILE)) for i in range(2)]
+    for part in ("pool", "dev"):  # the same model, so the same scores once in one order
+        assert not torch.allclose(scores[1][part], scores[1][part].flip(-1), atol=1e-4)
+        torch.testing.assert_close(scores[0][part], scores[1][part], atol=1e-5, rtol=1e-4)
+    assert out.classifier.labels == ["positive", "negative"]
+    expected = soft_targets(combine_log_probs(torch.stack([s["pool"] for s in scores])), 2.0).flip(-1)
+    rows = torch.tensor([ex.label for ex in seen[-1][: len(POOL)]])  # the final classifier's order
+    torch.testing.assert_close(rows, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_final_classifier_loss_on_the_soft_labels_goes_down(monkeypatch):
     """Without dev the final classifier keeps its last step: its KL to the soft labels must have fallen."""
     import promptft.ensemble.pet as pet_module

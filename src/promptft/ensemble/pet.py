@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from promptft.classifiers import BaseClassifier
-from promptft.classifiers.ensemble import combine_log_probs, ensemble_weights, soft_targets
+from promptft.classifiers.ensemble import combine_log_probs, ensemble_weights, label_order, soft_targets
 from promptft.config.pet import PetConfig
 from promptft.config.train import TrainConfig
 from promptft.data import Example
@@ -314,7 +314,7 @@ def run_pet(
             )
             record, pool_lp, dev_lp = _pattern_model(
                 build, pattern, g, i, [*train, *added], counts, dev, pool, train_config, settings, metric,
-                folder, batch_size,
+                folder, batch_size, labels,
             )  # fmt: skip
             times["pattern_models_s"] += record.train_time_s
             times["scoring_s"] += record.scoring_time_s
@@ -394,10 +394,15 @@ def _combine(log_probs: Sequence[torch.Tensor], scores: Sequence[float], setting
     return combine_log_probs(torch.stack(list(log_probs)), weights, settings.combine)
 
 
-def _log_probs(clf: BaseClassifier, examples: Sequence[Example], batch_size: int) -> torch.Tensor:
+def _log_probs(
+    clf: BaseClassifier, examples: Sequence[Example], batch_size: int, labels: Sequence[str]
+) -> torch.Tensor:
+    """`[n, n_labels]` in the run's `labels` order: a pattern's label words may list them in another."""
+    order = label_order(labels, clf.labels, "a pattern model and the run")
     if not examples:
-        return torch.zeros((0, len(clf.labels)))
-    return torch.log_softmax(clf.logits_encoded(clf.encode(list(examples)), batch_size).float(), dim=-1)
+        return torch.zeros((0, len(labels)))
+    log_probs = torch.log_softmax(clf.logits_encoded(clf.encode(list(examples)), batch_size).float(), dim=-1)
+    return log_probs if order is None else log_probs[:, order]
 
 
 def _pattern_model(
@@ -414,6 +419,7 @@ def _pattern_model(
     metric: str,
     folder: Path | None,
     batch_size: int,
+    labels: Sequence[str],
 ) -> tuple[ModelRecord, torch.Tensor, torch.Tensor]:
     """Train (or, in a run folder, pick up) one pattern model; its record and log-probabilities on the
     pool and dev."""
@@ -457,8 +463,8 @@ def _pattern_model(
             result.steps, result.best_step, result.train_time_s, result.best_dev
         )  # fmt: skip
     t0 = time.perf_counter()
-    pool_lp = _log_probs(clf, pool, batch_size)
-    dev_lp = _log_probs(clf, dev, batch_size)
+    pool_lp = _log_probs(clf, pool, batch_size, labels)
+    dev_lp = _log_probs(clf, dev, batch_size, labels)
     scoring = round(time.perf_counter() - t0, 3)
     if settings.weighting == "dev":
         weight = float(best_dev[metric]) if best_dev else 0.0
@@ -516,11 +522,13 @@ def _final_model(
         result = json.loads((folder / FINAL).read_text())
         return load_classifier(folder / BEST), {k: result.get(k) for k in keys}
     clf = build_final()
-    if list(clf.labels) != list(labels):
-        raise ConfigError(
-            f"the final classifier's labels {clf.labels} are not the patterns' {list(labels)}: build it with "
-            "the same labels, in the same order"
-        )
-    objective = SoftLabel(labels, settings.temperature)
+    # the soft labels' rows are in the run's label order; the final classifier may list the labels in another
+    order = label_order(clf.labels, labels, "the final classifier and the patterns")
+    if order is not None:
+        train = [
+            Example(ex.fields, tuple(ex.label[j] for j in order)) if isinstance(ex.label, tuple) else ex
+            for ex in train
+        ]
+    objective = SoftLabel(clf.labels, settings.temperature)
     result = Trainer(clf, cfg, run_dir=folder, objective=objective).train(list(train), list(dev))
     return clf, {k: getattr(result, k) for k in keys}
