@@ -22,6 +22,8 @@ run --model smollm2-135m --tasks sst-2 --methods auto,pet,ipet
 # demonstrations beyond the screen: MPQA (cheap, dev-scored) and Subj (the SetFit target; ~21 min per seed:
 # 2,000 test sentences x 2 demonstration sets)
 run --model smollm2-135m --tasks mpqa,subj --methods demonstrations
+# ... and MR (~12-16 min per seed), where LoRA prompt FT kept the untrained model on 2 seeds
+run --model smollm2-135m --tasks mr --methods demonstrations
 # channel scoring where Min et al. report the largest gains besides TREC: SST-5 (5 labels; ~13 min per seed)
 run --model smollm2-135m --tasks sst-5 --methods channel
 # (IA)3, SST-2's best adapter for both models, on the other 7 tasks (cheap: 1-5 min per seed)
@@ -31,6 +33,12 @@ run --model smollm2-135m --tasks sst-2 --methods method_ensemble
 # the same vote on Gemma-3-270M's SST-2 (~9 min/seed), and with SetFit as a member where SetFit leads
 run --model gemma3-270m --tasks sst-2 --methods method_ensemble
 run --model smollm2-135m --tasks subj,trec --methods ensemble_with_setfit
+# experiments in their own folders: LoRA that also trains the label words' rows (DART), and LoRA without the
+# untrained model among the checkpoints (LM-BFF's selection)
+run --model smollm2-135m --tasks trec,sst-2 --methods prompt_ft_lora \
+    --config benchmarks/configs/lora_label_embeddings.yaml --results-dir benchmarks/results/experiments/lora_label_embeddings
+run --model smollm2-135m --tasks mr,cr --methods prompt_ft_lora \
+    --config benchmarks/configs/lora_no_step0.yaml --results-dir benchmarks/results/experiments/lora_no_step0
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 # the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)
