@@ -193,6 +193,7 @@ ADAPTER_SAMPLES = {
         "top_layers": 1,
         "use_dora": True,
         "modules_to_save": ["score"],
+        "label_embeddings": False,  # True cannot go with top_layers: reached in the test below
     },
     "ia3": {"target_modules": ["k_proj", "down_proj"], "feedforward_modules": ["down_proj"]},
     "prompt_tuning": {"num_virtual_tokens": 3, "init_text": "a review"},
@@ -250,6 +251,12 @@ def test_every_adapter_option_is_reachable_by_set(name):
     settings = load_job(None, {}, sets).model.adapter_settings()
     for key, value in ADAPTER_SAMPLES[name].items():
         assert getattr(settings, key) == value, key
+
+
+def test_lora_label_embeddings_is_reachable_by_set():
+    for key in ("model.adapter.label_embeddings", "model.lora.label_embeddings"):
+        job = load_job(None, {}, ["model.finetune=lora", f"{key}=true"])
+        assert job.model.adapter_settings().label_embeddings is True, key
 
 
 def test_set_values_are_yaml_typed_and_flags_come_first():
