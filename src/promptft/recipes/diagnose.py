@@ -11,7 +11,7 @@ from promptft.classifiers.saving import CONFIG_FILE
 from promptft.errors import DataError
 from promptft.evaluation.fitting import FitDiagnosis, diagnose_fitting, plot_fitting
 from promptft.recipes.ensemble import ENSEMBLE_FILE
-from promptft.recipes.run_dir import BEST_DIR
+from promptft.recipes.run_dir import BEST_DIR, run_of
 
 PLOT_FILE = "learning_curves.png"
 HISTORY = "metrics.jsonl"  # written by the Trainer
@@ -36,7 +36,7 @@ def history_folder(path: Path) -> Path:
     if config.is_file() and _json(config).get("type") == ENSEMBLE_TYPE:
         record = path / ENSEMBLE_FILE  # written by `promptft ensemble`: where each member came from
         members = _json(record).get("members", []) if record.is_file() else []
-        runs = [_run_of(Path(m["source"])) for m in members if m.get("source")]
+        runs = [run_of(Path(m["source"])) for m in members if m.get("source")]
         how = "; ".join(f"promptft diagnose {r}" for r in runs) or "promptft diagnose RUN, for each"
         raise DataError(
             f"{path} is an ensemble: it was not trained as one, so it has no dev history. Diagnose the "
@@ -51,7 +51,3 @@ def _json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _run_of(folder: Path) -> Path:
-    return folder.parent if folder.name == BEST_DIR else folder

@@ -24,7 +24,7 @@ from promptft.config import TaskConfig
 from promptft.data.splits import check_empty, read_split_rows
 from promptft.errors import ConfigError, ModelError
 from promptft.recipes.evaluate import check_known_labels, prepare, require_file
-from promptft.recipes.run_dir import BEST_DIR, check_writable
+from promptft.recipes.run_dir import check_writable, run_of
 
 ENSEMBLE_FILE = "ensemble.json"
 WEIGHTINGS = ("dev", "uniform")
@@ -77,7 +77,7 @@ def member_names(sources: Sequence[str | Path], names: Sequence[str] | None = No
     out: list[str] = []
     for source in sources:
         path = Path(source).resolve()
-        base = path.parent.name if path.name == BEST_DIR else path.name
+        base = run_of(path).name
         base = base.replace("/", "_").lstrip(".") or "member"
         name, i = base, 2
         while name in out:

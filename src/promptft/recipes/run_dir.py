@@ -185,6 +185,11 @@ def write_json(path: Path, data: Any) -> None:
     tmp.replace(path)
 
 
+def run_of(path: Path) -> Path:
+    """The run folder of `path`: its parent when `path` is a run's best/ folder, else `path` itself."""
+    return path.parent if path.name == BEST_DIR else path
+
+
 def classifier_dir(path: str | Path) -> Path:
     """A classifier folder, accepting a run folder for its best/ model; errors for a missing folder and for
     a run that has not finished (it has no best/ yet)."""
@@ -195,7 +200,7 @@ def classifier_dir(path: str | Path) -> Path:
         return path
     if (path / BEST_DIR / CONFIG_FILE).exists():
         return path / BEST_DIR
-    run = path.parent if path.name == BEST_DIR else path
+    run = run_of(path)
     if any((run / name).exists() for name in (JOB_FILE, CHECKPOINT, "train_config.json")):
         return_to = f"promptft train --config {run / JOB_FILE}" if (run / JOB_FILE).exists() else "train"
         raise RunDirError(
