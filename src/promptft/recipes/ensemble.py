@@ -108,6 +108,7 @@ def build_ensemble(
     the column spec, which defaults to that of the job that trained the first member. Everything that can
     be checked without the models (folders, labels, the dev file, the output) is checked first."""
     from promptft.classifiers import EnsembleClassifier
+    from promptft.classifiers.ensemble import label_order
     from promptft.classifiers.saving import check_save_target
     from promptft.deploy.onnx_runtime import is_onnx
     from promptft.recipes.evaluate import load
@@ -137,11 +138,8 @@ def build_ensemble(
             raise ConfigError(
                 f"{source} is a {saved['task'].type} classifier: an ensemble combines single-label ones"
             )
-        if set(map(str, saved["labels"])) != set(map(str, first["labels"])):
-            raise ConfigError(
-                f"{source} predicts {list(saved['labels'])}, {sources[0]} predicts {list(first['labels'])}: "
-                "ensemble members must share one label set (its order may differ)"
-            )
+        # one label set, in any order: EnsembleClassifier aligns each member's scores to the first's
+        label_order(first["labels"], saved["labels"], f"ensemble members ({sources[0]}, {source})")
     task: TaskConfig = first["task"]
     rows = read_split_rows(dev, {**spec.reader_options(), "task": task.reader_task()})
     check_known_labels(rows, first["labels"], dev)
