@@ -389,3 +389,18 @@ def test_finished_run_leaves_no_temporary_folders(tmp_path):
     make().fit(TRAIN, DEV, cfg(), run_dir=run)
     names = sorted(p.name for p in run.iterdir())
     assert names == ["best", "final_metrics.json", "metrics.jsonl", "train_config.json"]
+
+
+def test_keeping_the_untrained_model_is_said_with_the_switch(caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="promptft.training")
+    result = make().fit(TRAIN, DEV, cfg(learning_rate=1e-12, max_steps=4, eval_every=2))
+    assert result.best_step == 0  # nothing moved: later checkpoints only tie, and ties keep the earlier one
+    warned = [r.getMessage() for r in caplog.records if "untrained model" in r.getMessage()]
+    assert len(warned) == 1 and "--set train.eval_at_start=false" in warned[0]
+
+    caplog.clear()
+    result = make().fit(TRAIN, DEV, cfg(learning_rate=1e-12, max_steps=4, eval_every=2, eval_at_start=False))
+    assert result.best_step == 2
+    assert not [r for r in caplog.records if "untrained model" in r.getMessage()]

@@ -62,6 +62,21 @@ class TrainResult:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
+def _warn_untrained_kept(n_dev: int, metric: str, score: float | None) -> None:
+    """Say so when no fine-tuned checkpoint beat the untrained model on dev (ties go to the earlier one):
+    the run keeps the model it started from. On a small dev split that is often noise (the benchmark saw it
+    cost MR and CR seeds their fine-tuning), so name the switch that keeps the best fine-tuned checkpoint."""
+    log.warning(
+        "no fine-tuned checkpoint beat the untrained model on dev (%s %s on %d examples): the run keeps the "
+        "model it started from. With a small dev split this is often noise; to keep the best fine-tuned "
+        "checkpoint instead (LM-BFF's selection), set eval_at_start=False "
+        "(command line: --set train.eval_at_start=false), or give a larger dev split",
+        metric,
+        f"{score:.4f}" if score is not None else "n/a",
+        n_dev,
+    )
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -369,6 +384,8 @@ class Trainer:
 
         if best_state is not None:
             clf.load_trainable_state(best_state)  # the model selected on dev, not the last one
+        if main and enc_dev and best_step == 0 and step > 0:
+            _warn_untrained_kept(len(enc_dev), metric, best_metric)
         if enc_dev and objective.tunes_on_dev:
             self._dev_metrics(module, enc_dev, dev)  # decoding tuned for the kept weights, on every process
         result = TrainResult(
