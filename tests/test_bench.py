@@ -195,6 +195,21 @@ def test_grid_keeps_the_best_on_dev_and_records_every_point(tiny_model, table, c
     assert cell["train_time_s"] == pytest.approx(sum(g["train_time_s"] for g in cell["grid"]), abs=0.01)
 
 
+def test_refit_cells_record_it_and_a_dev_scored_task_refuses_it(tiny_model, table, tmp_path):
+    config = tmp_path / "refit.yaml"
+    options = {"max_steps": 2, "batch_size": 4, "eval_every": 1, "max_length": 64, "eval_at_start": False}
+    config.write_text(yaml.safe_dump({"methods": {"prompt_ft_lora": {**options, "refit": True}}}))
+    results = tmp_path / "results"
+    run(tiny_model, table, config, results, tasks=["sent"], methods=["prompt_ft_lora"], seeds=[1])
+    cell = json.loads(cell_path(results, "tiny-llama", "sent", "prompt_ft_lora", 1).read_text())
+    refit = cell["info"]["refit"]
+    assert refit["steps"] == cell["best_step"] > 0 and refit["n_examples"] == cell["n_train"] + cell["n_dev"]
+    assert cell["config"]["refit"] is True
+    with pytest.raises(ConfigError, match="prompt_ft_lora on hidden"):  # before any cell runs
+        run(tiny_model, table, config, results, tasks=["hidden"], methods=["prompt_ft_lora"], seeds=[1])
+    assert not cell_path(results, "tiny-llama", "hidden", "prompt_ft_lora", 1).exists()
+
+
 def test_test_override_is_used_and_recorded_and_dev_only_task_says_dev(tiny_model, table, config, tmp_path):
     results = tmp_path / "results"
     run(tiny_model, table, config, results, methods=["zero_shot"], seeds=[1])

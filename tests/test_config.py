@@ -175,6 +175,7 @@ SAMPLES = {
     "train.eval_every": 3,
     "train.eval_batch_size": 5,
     "train.eval_at_start": False,
+    "train.refit": True,
     "train.early_stopping_patience": None,
     "train.metric": "macro_f1",
     "train.seed": 7,

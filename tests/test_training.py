@@ -404,3 +404,44 @@ def test_keeping_the_untrained_model_is_said_with_the_switch(caplog):
     result = make().fit(TRAIN, DEV, cfg(learning_rate=1e-12, max_steps=4, eval_every=2, eval_at_start=False))
     assert result.best_step == 2
     assert not [r for r in caplog.records if "untrained model" in r.getMessage()]
+
+
+def test_refit_trains_the_start_again_on_train_and_dev_for_the_chosen_steps(tmp_path):
+    clf = make()
+    result = clf.fit(
+        TRAIN[4:],
+        DEV,
+        cfg(max_steps=12, eval_every=4, eval_at_start=False, refit=True),
+        run_dir=tmp_path / "run",
+    )
+    assert 0 < result.best_step < 12  # stopped before the schedule's end: the refit must keep that schedule
+    assert result.refit == {
+        "n_examples": 8,
+        "steps": result.best_step,
+        "train_time_s": pytest.approx(0, abs=60),
+    }
+    # the same as training the starting model on train + dev for those steps, on the selection run's schedule
+    again = make()
+    same = cfg(max_steps=result.best_step, eval_at_start=False, early_stopping_patience=None)
+    Trainer(again, same, schedule_steps=12).train([*TRAIN[4:], *DEV])
+    torch.testing.assert_close(
+        torch.tensor(clf.predict_proba(TRAIN)), torch.tensor(again.predict_proba(TRAIN))
+    )
+    # the saved model is the refit one, and the card says so
+    saved = PromptClassifier.from_pretrained(tmp_path / "run" / "best")
+    torch.testing.assert_close(
+        torch.tensor(saved.predict_proba(TRAIN)), torch.tensor(clf.predict_proba(TRAIN))
+    )
+    assert (
+        "refit: trained again from the start on train + dev (8 examples)"
+        in (tmp_path / "run" / "best" / "README.md").read_text()
+    )
+    final = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+    assert final["refit"]["steps"] == result.best_step
+
+
+def test_refit_needs_dev_and_skips_a_kept_untrained_model():
+    with pytest.raises(ConfigError, match="give a dev split"):
+        make().fit(TRAIN, None, cfg(refit=True))
+    result = make().fit(TRAIN, DEV, cfg(learning_rate=1e-12, max_steps=4, eval_every=2, refit=True))
+    assert result.best_step == 0 and result.refit is None  # nothing trained was kept: nothing to refit

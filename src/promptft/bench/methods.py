@@ -232,6 +232,8 @@ def _prompt_method(
     info.update(adapter=clf.adapter.to_dict(), trainable_parameters=trainable, total_parameters=total)
     result = Trainer(clf, cfg).train(spec.prepare(data.train), spec.prepare(data.dev))
     info.update(stopped_early=result.stopped_early, history=result.history)
+    if result.refit:  # the model tested trained again on train + dev; `dev` is the selection run's
+        info["refit"] = result.refit
     _record_calibration(clf, info)
     return Fitted(
         _PreparedPredictor(clf, spec.prepare),
@@ -308,7 +310,11 @@ def standard_ft(
         steps=result.steps,
         best_step=result.best_step,
         dev=result.best_dev,
-        info={"stopped_early": result.stopped_early, "history": result.history},
+        info={
+            "stopped_early": result.stopped_early,
+            "history": result.history,
+            **({"refit": result.refit} if result.refit else {}),
+        },
     )
 
 

@@ -191,6 +191,15 @@ def run_benchmark(
             f"unlabelled pool file(s) missing: {', '.join(missing_pools)}: check the data folder ({data_root}) "
             "and the tasks' `pool:`"
         )
+    refit_on_dev = sorted(
+        {f"{m} on {t.key}" for t, _, m in plan if test_sets[t.key].path is None and _refits(cfg, m, t.key)}
+    )
+    if refit_on_dev:
+        raise ConfigError(
+            f"refit trains on the dev split, and these tasks are scored on it (their test set is hidden): "
+            f"{', '.join(refit_on_dev)}; leave refit off for them (`tasks: {{<task>: {{<method>: {{refit: false}}}}}}` "
+            "in the --config file) or leave those tasks out"
+        )
     if no_pool:
         skipped_pairs = ", ".join(f"{m} on {t}" for m, t in no_pool)
         console.print(
@@ -441,6 +450,16 @@ def member_configs(
             )
         out[member] = grid[0]
     return out
+
+
+def _refits(cfg: BenchConfig, method: str, task: str) -> bool:
+    """Whether any configuration of the cell (a composite's members too) trains again on train + dev."""
+    combos = cell_configs(cfg, method, task)
+    if getattr(METHODS[method], "composite", False):
+        combos += [
+            c for combo in combos for c in member_configs(cfg, method, combo["members"], task).values()
+        ]
+    return any(combo.get("refit") for combo in combos)
 
 
 def _find_reusable(directory: Path | None, key: str, cell_name: str) -> dict[str, Any] | None:

@@ -227,6 +227,13 @@ def render_model_card(folder: str | Path) -> str:
     ):
         if training.get(key) is not None:
             lines.append(f"* {name}: {training[key]}")
+    refit = training.get("refit")
+    if refit:
+        lines.append(
+            f"* refit: trained again from the start on train + dev ({refit['n_examples']} examples) for the "
+            f"{refit['steps']} steps chosen on dev; this is the saved model, so the dev scores below are the "
+            "selection run's"
+        )
     if notes.get("job"):
         lines.append(f"* the whole job (to repeat or resume it): `{notes['job']}`")
     if notes.get("command"):
@@ -248,7 +255,7 @@ def render_model_card(folder: str | Path) -> str:
         if test:
             lines += ["Test:", "", *_metrics_table(test), ""]
 
-    n_train = training.get("n_train")
+    n_train = (training.get("refit") or {}).get("n_examples") or training.get("n_train")
     lines += ["## Known limits", ""]
     if n_train is not None:
         lines.append(

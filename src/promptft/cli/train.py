@@ -341,6 +341,11 @@ def train(
         table.add_row("test examples", str(result.test["n"]))
     table.add_row("adapter", job.model.finetune)
     table.add_row("steps", "0 (zero-shot)" if result.zero_shot else str(result.steps))
+    if result.refit:
+        refit = result.refit
+        table.add_row(
+            "refit (the saved model)", f"{refit['steps']} steps on train + dev ({refit['n_examples']})"
+        )
     table.add_row("time", f"{result.train_time_s:.1f} s")
     table.add_row("model", str(Path(result.run_dir) / "best"))
     print_result(table)

@@ -38,6 +38,10 @@ class TrainConfig(Section):
     """Batch size for evaluation."""
     eval_at_start: bool = True
     """The untrained model competes too: never end worse than zero-shot on dev."""
+    refit: bool = False
+    """After choosing the step on dev, train the starting model again on train + dev (twice the labelled
+    examples) up to that step, with the same learning-rate schedule, and keep that model. Dev can then no
+    longer score the saved model: the reported dev scores are the selection run's."""
     early_stopping_patience: int | None = 4
     """Evaluations without improvement before stopping; None (null) = never stop early."""
     metric: str = "accuracy"

@@ -322,6 +322,7 @@ class JobResult:
     train_time_s: float
     zero_shot: bool = False
     metric: str = "accuracy"  # the dev metric that picked the best step (the task's, e.g. pearson)
+    refit: dict[str, Any] | None = None  # train.refit: the second run on train + dev (the saved model)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -447,6 +448,7 @@ def _run_locked(
         train_time_s=result.train_time_s,
         zero_shot=zero_shot,
         metric=clf.objective.check_metric(cfg.metric),
+        refit=result.refit,
     )
 
 

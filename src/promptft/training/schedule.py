@@ -14,9 +14,11 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def optimizer_and_scheduler(params: list, learning_rate: float, cfg) -> tuple:
-    """AdamW (no weight decay on biases and norms) with linear warm-up and decay over `cfg.max_steps`;
-    `cfg` holds weight_decay, warmup_ratio and max_steps (the classifier's and the chat trainer's configs)."""
+def optimizer_and_scheduler(params: list, learning_rate: float, cfg, total_steps: int | None = None) -> tuple:
+    """AdamW (no weight decay on biases and norms) with linear warm-up and decay over `total_steps`
+    (default `cfg.max_steps`; a refit stops early on its selection run's schedule); `cfg` holds
+    weight_decay, warmup_ratio and max_steps (the classifier's and the chat trainer's configs)."""
+    total_steps = total_steps or cfg.max_steps
     from transformers import get_linear_schedule_with_warmup
 
     decay = [p for p in params if p.ndim >= 2]
@@ -25,9 +27,7 @@ def optimizer_and_scheduler(params: list, learning_rate: float, cfg) -> tuple:
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=learning_rate,
     )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(cfg.warmup_ratio * cfg.max_steps), cfg.max_steps
-    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     return optimizer, scheduler
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from promptft.errors import DataError, RunDirError
+from promptft.errors import ConfigError, DataError, RunDirError
 from promptft.objectives import Objective, SingleLabel
 from promptft.training.checkpoint import (
     CHECKPOINT,
@@ -57,6 +57,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, Any]] = field(default_factory=list)
     run_dir: str | None = None
+    refit: dict[str, Any] | None = None  # refit=True: the second run on train + dev (examples, steps, time)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
@@ -94,16 +95,19 @@ class Trainer:
         resume: bool = True,
         on_run_dir: Callable[[Path], None] | None = None,
         objective: Objective | None = None,
+        schedule_steps: int | None = None,
     ):
         """`on_run_dir(run_dir)` is called once the run folder is ready (fresh or resumed), before training:
         the place to write the caller's own metadata next to the Trainer's files. `objective` defaults to
-        the classifier's own (`classifier.objective`), else single-label classification."""
+        the classifier's own (`classifier.objective`), else single-label classification. `schedule_steps`:
+        the steps the learning-rate schedule spans when training stops before them (a refit's)."""
         self.clf = classifier
         self.config = config
         self.run_dir = Path(run_dir) if run_dir else None
         self.resume = resume
         self.on_run_dir = on_run_dir
         self.objective = objective or getattr(classifier, "objective", None) or SingleLabel(classifier.labels)
+        self.schedule_steps = schedule_steps
 
     # ----- run directory -----
     def _inspect_run_dir(self) -> bool:
@@ -196,6 +200,35 @@ class Trainer:
             self.objective.tune(logits, dev)
         return self.objective.evaluate(dev, self.objective.decode(logits))
 
+    # ----- refit on train + dev -----
+    def _check_refit(self, dev) -> None:
+        """refit=True needs a dev split to choose the step on, and nothing left to fit on dev afterwards."""
+        if not dev:
+            raise ConfigError(
+                "refit=True chooses the step on the dev split, then trains on train + dev: give a dev split, "
+                "or leave refit off"
+            )
+        if self.objective.tunes_on_dev:
+            raise ConfigError(
+                f"refit=True trains on the dev split, which the {self.objective.name} objective also tunes its "
+                "decoding on (thresholds or a temperature): leave refit off for it"
+            )
+
+    def _refit(self, initial: dict[str, torch.Tensor], train, dev, steps: int) -> dict[str, Any]:
+        """Train the starting weights again on train + dev for the `steps` chosen on dev, on the selection
+        run's learning-rate schedule and seed (same warm-up, same rate at every step), and keep them:
+        twice the labelled examples for the model that is saved."""
+        cfg = self.config
+        examples = [*train, *dev]
+        log.info("refit: training the starting model again on train + dev (%d examples) for the %d steps "
+                 "chosen on dev", len(examples), steps)  # fmt: skip
+        self.clf.load_trainable_state(initial)
+        again = cfg.replace(refit=False, max_steps=steps, eval_at_start=False, early_stopping_patience=None)
+        result = Trainer(self.clf, again, objective=self.objective, schedule_steps=cfg.max_steps).train(
+            examples
+        )
+        return {"n_examples": len(examples), "steps": result.steps, "train_time_s": result.train_time_s}
+
     # ----- training -----
     def train(self, train, dev=None) -> TrainResult:
         from promptft.data.inputs import as_examples
@@ -214,11 +247,15 @@ class Trainer:
             raise RunDirError(
                 "nothing to train: the classifier is frozen (finetune='none'); use 'full' or 'lora'"
             )
+        if cfg.refit:
+            self._check_refit(dev)
 
         accelerator = make_accelerator(clf.device, cfg.mixed_precision)
         rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
         if world > 1 and main:
             log.info("training data-parallel on %d processes (%s)", world, accelerator.device)
+        if cfg.refit and world > 1:  # untested with DDP: the second run would wrap the module again
+            raise ConfigError("refit=True runs on one process: leave it off for data-parallel training")
         resuming = self._inspect_run_dir()
         accelerator.wait_for_everyone()  # every process has looked before the main one writes anything
         if main and self.run_dir is not None:
@@ -239,13 +276,14 @@ class Trainer:
         enc_dev = clf.encode(dev) if dev else []
         if hasattr(clf, "prepare_training"):  # data-dependent init of task parameters (before resume loads)
             clf.prepare_training(enc_train, targets)
+        initial = clf.trainable_state() if cfg.refit else None  # where the refit starts again
         lengths = [clf.length_of(e) for e in enc_train]
         # One entry per optimizer step: a global batch of batch_size * grad_accum examples.
         schedule = batch_schedule(
             lengths, cfg.batch_size * cfg.grad_accum, cfg.max_steps, cfg.seed, cfg.group_by_length
         )
 
-        optimizer, scheduler = optimizer_and_scheduler(params, cfg.learning_rate, cfg)
+        optimizer, scheduler = optimizer_and_scheduler(params, cfg.learning_rate, cfg, self.schedule_steps)
         # One process: the model stays where the user put it (e.g. cuda:1); several: one device each.
         placement = None if world > 1 else [False] * 3
         model, optimizer, scheduler = accelerator.prepare(
@@ -386,6 +424,7 @@ class Trainer:
             clf.load_trainable_state(best_state)  # the model selected on dev, not the last one
         if main and enc_dev and best_step == 0 and step > 0:
             _warn_untrained_kept(len(enc_dev), metric, best_metric)
+        refit = self._refit(initial, train, dev, best_step) if initial is not None and best_step > 0 else None
         if enc_dev and objective.tunes_on_dev:
             self._dev_metrics(module, enc_dev, dev)  # decoding tuned for the kept weights, on every process
         result = TrainResult(
@@ -396,6 +435,7 @@ class Trainer:
             stopped_early=stopped_early,
             history=history,
             run_dir=str(self.run_dir) if self.run_dir else None,
+            refit=refit,
         )
         clf.note_for_card(training=_card_training(train, dev, cfg, result), dev=result.best_dev)
         if self.run_dir is not None and main:
@@ -422,4 +462,5 @@ def _card_training(
         "learning_rate": cfg.learning_rate,
         "batch_size": cfg.batch_size * cfg.grad_accum,
         "seed": cfg.seed,
+        "refit": result.refit,
     }
