@@ -146,6 +146,23 @@ def test_train_from_config_with_overrides(trained, env):
     assert "error" not in result.output
 
 
+def test_train_refit_by_set_says_what_the_saved_model_trained_on(trained, env, tmp_path):  # its job.yaml
+    run = tmp_path / "refit"
+    args = ["--config", env / "job.yaml", "--steps", 4, "--set", "train.eval_at_start=false"]
+    result = invoke("train", *args, "--set", "train.refit=true", "-o", run, *common(env))
+    ok(result)
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert (
+        final["refit"]["n_examples"] == len(SENTENCES) + 4 and final["refit"]["steps"] == final["best_step"]
+    )
+    assert "refit (the saved model)" in result.stdout and "on train + dev" in result.stdout
+    no_dev = invoke(
+        "train", *args, "--set", "train.refit=true", "--dev", "", "-o", tmp_path / "x", *common(env)
+    )
+    user_error(no_dev, "refit=True chooses the step on the dev split", "give a dev split")
+    assert not (tmp_path / "x").exists()  # refused before the run folder is made
+
+
 def test_second_train_into_finished_run_is_refused(trained, env):
     run, _ = trained
     before = snapshot(run)
