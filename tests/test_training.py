@@ -445,3 +445,21 @@ def test_refit_needs_dev_and_skips_a_kept_untrained_model():
         make().fit(TRAIN, None, cfg(refit=True))
     result = make().fit(TRAIN, DEV, cfg(learning_rate=1e-12, max_steps=4, eval_every=2, refit=True))
     assert result.best_step == 0 and result.refit is None  # nothing trained was kept: nothing to refit
+
+
+def test_a_refit_interrupted_resumes_from_the_selection_runs_checkpoint(tmp_path):
+    config = cfg(max_steps=12, eval_every=4, eval_at_start=False, refit=True)
+    reference = make()
+    ref_result = Trainer(reference, config).train(TRAIN[4:], DEV)
+
+    clf = make()
+    interrupt_at(clf, 12 + 2)  # the selection run's 12 training forwards, then into the refit
+    with pytest.raises(Interrupt):
+        Trainer(clf, config, run_dir=tmp_path / "run").train(TRAIN[4:], DEV)
+    assert not (tmp_path / "run" / "final_metrics.json").exists()  # unfinished: no model saved yet
+
+    resumed = make()
+    result = Trainer(resumed, config, run_dir=tmp_path / "run").train(TRAIN[4:], DEV)
+    assert result.refit["steps"] == ref_result.refit["steps"] == ref_result.best_step
+    ref_w, res_w = weights(reference), weights(resumed)
+    assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
