@@ -176,6 +176,7 @@ SAMPLES = {
     "train.eval_batch_size": 5,
     "train.eval_at_start": False,
     "train.refit": True,
+    "train.refit_scale": "epochs",
     "train.early_stopping_patience": None,
     "train.metric": "macro_f1",
     "train.seed": 7,

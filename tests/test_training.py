@@ -418,6 +418,7 @@ def test_refit_trains_the_start_again_on_train_and_dev_for_the_chosen_steps(tmp_
     assert result.refit == {
         "n_examples": 8,
         "steps": result.best_step,
+        "scale": "steps",
         "train_time_s": pytest.approx(0, abs=60),
     }
     # the same as training the starting model on train + dev for those steps, on the selection run's schedule
@@ -463,3 +464,16 @@ def test_a_refit_interrupted_resumes_from_the_selection_runs_checkpoint(tmp_path
     assert result.refit["steps"] == ref_result.refit["steps"] == ref_result.best_step
     ref_w, res_w = weights(reference), weights(resumed)
     assert all(torch.equal(ref_w[k], res_w[k]) for k in ref_w)
+
+
+def test_refit_counted_in_epochs_stretches_the_steps_and_the_schedule():
+    clf = make()
+    config = cfg(max_steps=12, eval_every=4, eval_at_start=False, refit=True, refit_scale="epochs")
+    result = clf.fit(TRAIN[4:], DEV, config)  # 4 + 4 examples: twice the passes' steps
+    assert result.refit["steps"] == 2 * result.best_step and result.refit["scale"] == "epochs"
+    again = make()
+    same = cfg(max_steps=2 * result.best_step, eval_at_start=False, early_stopping_patience=None)
+    Trainer(again, same, schedule_steps=24).train([*TRAIN[4:], *DEV])
+    torch.testing.assert_close(
+        torch.tensor(clf.predict_proba(TRAIN)), torch.tensor(again.predict_proba(TRAIN))
+    )

@@ -42,6 +42,9 @@ class TrainConfig(Section):
     """After choosing the step on dev, train the starting model again on train + dev (twice the labelled
     examples) up to that step, with the same learning-rate schedule, and keep that model. Dev can then no
     longer score the saved model: the reported dev scores are the selection run's."""
+    refit_scale: Literal["steps", "epochs"] = "steps"
+    """How the refit counts the chosen length: "steps" trains the same number of optimizer steps on the
+    same schedule; "epochs" the same passes over the data (steps and schedule times (train + dev) / train)."""
     early_stopping_patience: int | None = 4
     """Evaluations without improvement before stopping; None (null) = never stop early."""
     metric: str = "accuracy"

@@ -217,17 +217,23 @@ class Trainer:
     def _refit(self, initial: dict[str, torch.Tensor], train, dev, steps: int) -> dict[str, Any]:
         """Train the starting weights again on train + dev for the `steps` chosen on dev, on the selection
         run's learning-rate schedule and seed (same warm-up, same rate at every step), and keep them:
-        twice the labelled examples for the model that is saved."""
+        twice the labelled examples for the model that is saved. refit_scale="epochs" stretches the steps
+        and the schedule by (train + dev) / train: the same passes over the data."""
         cfg = self.config
         examples = [*train, *dev]
-        log.info("refit: training the starting model again on train + dev (%d examples) for the %d steps "
-                 "chosen on dev", len(examples), steps)  # fmt: skip
+        scale = len(examples) / len(train) if cfg.refit_scale == "epochs" else 1.0
+        steps, schedule = max(1, round(steps * scale)), max(1, round(cfg.max_steps * scale))
+        log.info("refit: training the starting model again on train + dev (%d examples) for %d steps "
+                 "(chosen on dev, counted in %s)", len(examples), steps, cfg.refit_scale)  # fmt: skip
         self.clf.load_trainable_state(initial)
         again = cfg.replace(refit=False, max_steps=steps, eval_at_start=False, early_stopping_patience=None)
-        result = Trainer(self.clf, again, objective=self.objective, schedule_steps=cfg.max_steps).train(
-            examples
-        )
-        return {"n_examples": len(examples), "steps": result.steps, "train_time_s": result.train_time_s}
+        result = Trainer(self.clf, again, objective=self.objective, schedule_steps=schedule).train(examples)
+        return {
+            "n_examples": len(examples),
+            "steps": result.steps,
+            "scale": cfg.refit_scale,
+            "train_time_s": result.train_time_s,
+        }
 
     # ----- training -----
     def train(self, train, dev=None) -> TrainResult:
