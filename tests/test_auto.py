@@ -104,6 +104,18 @@ def test_auto_ensemble_stage_is_kept_only_when_it_beats_the_best_single_model_on
     assert best.predict(["I loved it"])[0] in ("negative", "positive")
 
 
+def test_auto_with_refit_skips_the_ensemble_and_keeps_a_refit_finalist(env, tmp_path):
+    refit = {"train.refit": True, "train.eval_at_start": False}
+    result = auto_train(
+        job(env, tmp_path / "run", **refit), budget_minutes=10, task_type="sentiment", generate=False
+    )
+    stage = next(d for d in result.decisions if d.stage == "ensemble")
+    assert stage.outcome == "skipped" and "trained on dev" in stage.reason
+    assert result.chosen["name"] != "ensemble"
+    card = json.loads((tmp_path / "run" / "best" / "promptft_config.json").read_text())["card"]
+    assert card["training"]["refit"]["n_examples"] == 12  # the chosen finalist was refit on train + dev
+
+
 def test_auto_on_a_tiny_budget_still_ends_with_a_model(env, tmp_path, monkeypatch):
     import promptft.recipes.auto as auto_recipe
 

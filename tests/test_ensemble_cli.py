@@ -177,3 +177,20 @@ def test_ensemble_recipe_python_api(runs):
     assert result.folder == env / "api" and len(result.members) == 2
     best = max(m["dev"]["accuracy"] for m in result.members)
     assert result.beats_best_member == (result.dev["accuracy"] > best)
+
+
+def test_a_member_refit_on_the_dev_file_is_refused(runs):
+    env, lora, *_ = runs
+    refit = train(
+        env, env / "refit", "--finetune", "lora", "--label-words", "negative=terrible,positive=great",
+        "--set", "train.refit=true", "--set", "train.eval_at_start=false",
+    )  # fmt: skip
+    assert json.loads((refit / "final_metrics.json").read_text())["refit"]
+    out = env / "refit-vote"
+    result = invoke("ensemble", lora, refit, "--dev", env / "dev.tsv", "-o", out, "--no-progress")
+    user_error(
+        result, "was refit on train + dev", "dev.tsv is its dev split", "none of the members trained on"
+    )
+    assert not out.exists()
+    other_dev = write_tsv(env / "held_out.tsv", HEADER, SENTENCES[6:])  # a file the refit never saw: fine
+    ok(invoke("ensemble", lora, refit, "--dev", other_dev, "-o", out, "--no-progress"))

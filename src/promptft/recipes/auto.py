@@ -450,7 +450,14 @@ def _run(
     # 5. an ensemble of the fine-tuned finalists (PET's dev-weighted logits), kept if it beats the best one
     ensembled = None
     trained = [f for f in finalists if f.get("folder")]
-    if ensemble and len(trained) >= 2:
+    if ensemble and len(trained) >= 2 and job.train.refit:
+        # the refit finalists trained on dev: an ensemble scored there would look better than it is
+        record(
+            Decision(
+                "ensemble", "skipped", "train.refit: the finalists trained on dev, which cannot score them"
+            )
+        )
+    elif ensemble and len(trained) >= 2:
         if clock.left > 0:
             start = time.perf_counter()
             note(f"scoring an ensemble of {len(trained)} fine-tuned prompts on dev")

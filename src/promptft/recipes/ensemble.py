@@ -14,6 +14,7 @@ member alone scores higher on dev, and leaves the choice to the user.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from promptft.data.splits import check_empty, read_split_rows
 from promptft.errors import ConfigError, ModelError
 from promptft.recipes.evaluate import check_known_labels, prepare, require_file
 from promptft.recipes.run_dir import check_writable, run_of
+
+log = logging.getLogger(__name__)
 
 ENSEMBLE_FILE = "ensemble.json"
 WEIGHTINGS = ("dev", "uniform")
@@ -86,6 +89,28 @@ def member_names(sources: Sequence[str | Path], names: Sequence[str] | None = No
     return out
 
 
+def check_not_refit_on(saved: Mapping[str, Any], dev: str | Path, source: str | Path) -> None:
+    """A member refit on train + dev (`train.refit`) has seen its dev split: scored on that file, its weight
+    and the ensemble's dev score would be optimistic. The same file is refused; an unknown one (trained
+    from Python) is warned about."""
+    card = saved.get("card") or {}
+    if not (card.get("training") or {}).get("refit"):
+        return
+    trained_dev = (card.get("data") or {}).get("dev")
+    if trained_dev is None:
+        log.warning(
+            "%s was refit on train + dev: if %s is (or overlaps) its dev split, its dev score is optimistic",
+            source,
+            dev,
+        )
+    elif Path(trained_dev).resolve() == Path(dev).resolve():
+        raise ConfigError(
+            f"{source} was refit on train + dev, and {dev} is its dev split: scored there its weight would be "
+            "optimistic; give --dev a labelled file none of the members trained on, or members trained "
+            "without refit"
+        )
+
+
 def build_ensemble(
     sources: Sequence[str | Path],
     dev: str | Path,
@@ -138,6 +163,7 @@ def build_ensemble(
             raise ConfigError(
                 f"{source} is a {saved['task'].type} classifier: an ensemble combines single-label ones"
             )
+        check_not_refit_on(saved, dev, source)
         # one label set, in any order: EnsembleClassifier aligns each member's scores to the first's
         label_order(first["labels"], saved["labels"], f"ensemble members ({sources[0]}, {source})")
     task: TaskConfig = first["task"]
