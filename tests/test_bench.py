@@ -208,6 +208,14 @@ def test_refit_cells_record_it_and_a_dev_scored_task_refuses_it(tiny_model, tabl
     with pytest.raises(ConfigError, match="prompt_ft_lora on hidden"):  # before any cell runs
         run(tiny_model, table, config, results, tasks=["hidden"], methods=["prompt_ft_lora"], seeds=[1])
     assert not cell_path(results, "tiny-llama", "hidden", "prompt_ft_lora", 1).exists()
+    # a vote is weighed and chosen on dev: a member that trained on dev is refused, before any cell runs
+    vote = {"members": ["zero_shot", "prompt_ft_lora"]}
+    config.write_text(
+        yaml.safe_dump({"methods": {"prompt_ft_lora": {**options, "refit": True}, "method_ensemble": vote}})
+    )
+    with pytest.raises(ConfigError, match="method_ensemble: a member refits"):
+        run(tiny_model, table, config, results, tasks=["sent"], methods=["method_ensemble"], seeds=[1])
+    assert not cell_path(results, "tiny-llama", "sent", "method_ensemble", 1).exists()
 
 
 def test_test_override_is_used_and_recorded_and_dev_only_task_says_dev(tiny_model, table, config, tmp_path):

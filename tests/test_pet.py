@@ -286,6 +286,8 @@ def test_run_errors_are_clear():
         run_pet(build, PATTERNS, TRAIN, DEV, [], labels=labels, train_config=TINY)
     with pytest.raises(ConfigError, match="give a dev set"):
         run_pet(build, PATTERNS, TRAIN, [], POOL, labels=labels, train_config=TINY)
+    with pytest.raises(ConfigError, match="leave refit off for PET"):
+        run_pet(build, PATTERNS, TRAIN, DEV, POOL, labels=labels, train_config=TINY.replace(refit=True))
     with pytest.raises(ConfigError, match="generations must be >= 1"):
         PetConfig.parse({"generations": 0})
     with pytest.raises(ConfigError, match="did you mean 'temperature'"):

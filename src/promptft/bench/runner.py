@@ -200,6 +200,14 @@ def run_benchmark(
             f"{', '.join(refit_on_dev)}; leave refit off for them (`tasks: {{<task>: {{<method>: {{refit: false}}}}}}` "
             "in the --config file) or leave those tasks out"
         )
+    refit_members = sorted(
+        {m for t, _, m in plan if getattr(METHODS[m], "composite", False) and _refits(cfg, m, t.key)}
+    )
+    if refit_members:
+        raise ConfigError(
+            f"{', '.join(refit_members)}: a member refits on train + dev, and the vote is weighed and chosen "
+            "on dev: leave refit off for the members"
+        )
     if no_pool:
         skipped_pairs = ", ".join(f"{m} on {t}" for m, t in no_pool)
         console.print(

@@ -277,6 +277,11 @@ def run_pet(
     patterns = list(patterns)
     labels = list(labels)
     check_pet(patterns, settings, bool(dev))
+    if train_config.refit:
+        raise ConfigError(
+            "refit trains each pattern model on dev too, and PET weighs and scores them on dev: leave refit "
+            "off for PET and iPET"
+        )
     if not pool:
         raise DataError(
             "the unlabelled pool is empty (after removing the labelled train/dev/test texts): give a pool "
