@@ -121,6 +121,15 @@ def test_from_a_run_folder_with_plot(tmp_path):
     assert pixels.std() > 0.05  # not a blank canvas
 
 
+def test_a_refit_run_says_its_curves_are_the_selection_runs(tmp_path):
+    run = write_run(tmp_path, OVERFIT)
+    assert "refit" not in diagnose_fitting(run).render_text()
+    refit = {"n_examples": 64, "steps": 30, "scale": "steps", "train_time_s": 9.0}
+    (run / "final_metrics.json").write_text(json.dumps({"best_step": 30, "refit": refit}))
+    text = diagnose_fitting(run).render_text()
+    assert "refit: the saved model was trained again on train + dev, 64 examples, for 30 steps" in text
+
+
 def test_history_errors(tmp_path):
     with pytest.raises(DataError, match="metrics.jsonl"):
         load_history(tmp_path)

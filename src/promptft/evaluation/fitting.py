@@ -65,6 +65,11 @@ class FitDiagnosis:
         best = "-" if self.best_value is None else f"{self.best_value:.3f} at step {self.best_step}"
         lines = [f"Fitting: {self.verdict} (dev {self.metric}: best {best}, {self.n_evals} evaluations)"]
         lines += [f"  [{e.kind}] {e.message}" for e in self.evidence]
+        if refit := self.context.get("refit"):
+            lines.append(
+                f"  (refit: the saved model was trained again on train + dev, {refit['n_examples']} examples, for "
+                f"{refit['steps']} steps; these curves are the run that chose that step)"
+            )
         if self.suggestions:
             lines.append("What to try:")
             lines += [f"  - {s}" for s in self.suggestions]
@@ -138,6 +143,10 @@ def diagnose_fitting(
         if cfg.is_file():
             raw = json.loads(cfg.read_text())
             context = {k: raw[k] for k in ("learning_rate", "max_steps", "eval_every") if k in raw}
+        final = run / "final_metrics.json"
+        refit = json.loads(final.read_text()).get("refit") if final.is_file() else None
+        if refit:  # the saved model trained again on train + dev: these curves are its selection run's
+            context["refit"] = refit
         history = load_history(history)
     key = f"dev_{metric}"
     dev = [(int(r["step"]), float(r[key])) for r in history if r.get(key) is not None]
