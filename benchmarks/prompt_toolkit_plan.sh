@@ -39,6 +39,11 @@ run --model smollm2-135m --tasks trec,sst-2 --methods prompt_ft_lora \
     --config benchmarks/configs/lora_label_embeddings.yaml --results-dir benchmarks/results/experiments/lora_label_embeddings
 run --model smollm2-135m --tasks mr,cr --methods prompt_ft_lora \
     --config benchmarks/configs/lora_no_step0.yaml --results-dir benchmarks/results/experiments/lora_no_step0
+# refit on train + dev after the step is chosen on dev, counted in steps and in epochs
+run --model smollm2-135m --tasks sst-2 --methods prompt_ft_lora,demonstrations \
+    --config benchmarks/configs/refit.yaml --results-dir benchmarks/results/experiments/refit
+run --model smollm2-135m --tasks sst-2 --methods prompt_ft_lora,demonstrations \
+    --config benchmarks/configs/refit_epochs.yaml --results-dir benchmarks/results/experiments/refit_epochs
 run --model smollm2-135m --tasks "$LMBFF" --methods standard_ft \
     --config benchmarks/configs/standard_ft_grid.yaml --results-dir benchmarks/results/experiments/standard_ft_grid
 # the regridded baseline into the default table (the untuned cells: benchmarks/results/experiments/standard_ft_untuned/)
