@@ -128,6 +128,8 @@ def test_a_refit_run_says_its_curves_are_the_selection_runs(tmp_path):
     (run / "final_metrics.json").write_text(json.dumps({"best_step": 30, "refit": refit}))
     text = diagnose_fitting(run).render_text()
     assert "refit: the saved model was trained again on train + dev, 64 examples, for 30 steps" in text
+    (run / "final_metrics.json").write_text("{not json")  # unreadable: the curves are still diagnosed
+    assert "refit" not in diagnose_fitting(run).render_text()
 
 
 def test_history_errors(tmp_path):

@@ -76,6 +76,16 @@ class FitDiagnosis:
         return "\n".join(lines)
 
 
+def _final_refit(path: Path) -> dict[str, Any] | None:
+    """The refit a finished run records in final_metrics.json (None without one, or for an unreadable file:
+    the curves can be diagnosed without it)."""
+    try:
+        final = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return final.get("refit") if isinstance(final, dict) else None
+
+
 def load_history(source: str | Path) -> list[dict[str, Any]]:
     """The records of a run folder's `metrics.jsonl` (or of that file itself)."""
     path = Path(source)
@@ -143,9 +153,7 @@ def diagnose_fitting(
         if cfg.is_file():
             raw = json.loads(cfg.read_text())
             context = {k: raw[k] for k in ("learning_rate", "max_steps", "eval_every") if k in raw}
-        final = run / "final_metrics.json"
-        refit = json.loads(final.read_text()).get("refit") if final.is_file() else None
-        if refit:  # the saved model trained again on train + dev: these curves are its selection run's
+        if refit := _final_refit(run / "final_metrics.json"):  # the saved model trained again on train + dev
             context["refit"] = refit
         history = load_history(history)
     key = f"dev_{metric}"
