@@ -1,12 +1,14 @@
 """Writing folders that matter (a saved classifier, a checkpoint, a run's best model) without losing the
-previous copy: one mechanism for all of them."""
+previous copy: one mechanism for all of them; and reading the small JSON files a run leaves."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_dir_atomically(target: Path, build: Callable[[Path], None]) -> None:
@@ -29,3 +31,13 @@ def write_dir_atomically(target: Path, build: Callable[[Path], None]) -> None:
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file's contents; {} when it is missing, unreadable or not an object (for optional
+    notes a run folder may hold, such as its final metrics)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

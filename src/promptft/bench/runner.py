@@ -191,18 +191,17 @@ def run_benchmark(
             f"unlabelled pool file(s) missing: {', '.join(missing_pools)}: check the data folder ({data_root}) "
             "and the tasks' `pool:`"
         )
-    refit_on_dev = sorted(
-        {f"{m} on {t.key}" for t, _, m in plan if test_sets[t.key].path is None and _refits(cfg, m, t.key)}
-    )
+    refits = {
+        (m, task) for m, task in {(m, t.key) for t, _, m in plan} if _refits(cfg, m, task)
+    }  # once per cell
+    refit_on_dev = sorted(f"{m} on {t}" for m, t in refits if test_sets[t].path is None)
     if refit_on_dev:
         raise ConfigError(
             f"refit trains on the dev split, and these tasks are scored on it (their test set is hidden): "
             f"{', '.join(refit_on_dev)}; leave refit off for them (`tasks: {{<task>: {{<method>: {{refit: false}}}}}}` "
             "in the --config file) or leave those tasks out"
         )
-    refit_members = sorted(
-        {m for t, _, m in plan if getattr(METHODS[m], "composite", False) and _refits(cfg, m, t.key)}
-    )
+    refit_members = sorted({m for m, _ in refits if getattr(METHODS[m], "composite", False)})
     if refit_members:
         raise ConfigError(
             f"{', '.join(refit_members)}: a member refits on train + dev, and the vote is weighed and chosen "

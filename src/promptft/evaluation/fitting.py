@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from promptft.errors import DataError
+from promptft.files import read_json_object
 
 OVER, UNDER = "over-fitting", "under-fitting"
 
@@ -74,16 +75,6 @@ class FitDiagnosis:
             lines.append("What to try:")
             lines += [f"  - {s}" for s in self.suggestions]
         return "\n".join(lines)
-
-
-def _final_refit(path: Path) -> dict[str, Any] | None:
-    """The refit a finished run records in final_metrics.json (None without one, or for an unreadable file:
-    the curves can be diagnosed without it)."""
-    try:
-        final = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return final.get("refit") if isinstance(final, dict) else None
 
 
 def load_history(source: str | Path) -> list[dict[str, Any]]:
@@ -153,7 +144,8 @@ def diagnose_fitting(
         if cfg.is_file():
             raw = json.loads(cfg.read_text())
             context = {k: raw[k] for k in ("learning_rate", "max_steps", "eval_every") if k in raw}
-        if refit := _final_refit(run / "final_metrics.json"):  # the saved model trained again on train + dev
+        # the saved model trained again on train + dev (an unreadable file: the curves are diagnosed without it)
+        if refit := read_json_object(run / "final_metrics.json").get("refit"):
             context["refit"] = refit
         history = load_history(history)
     key = f"dev_{metric}"

@@ -3,13 +3,13 @@ what to try, and plot its learning curves."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from promptft.classifiers.ensemble import ENSEMBLE_TYPE
 from promptft.classifiers.saving import CONFIG_FILE
 from promptft.errors import DataError
 from promptft.evaluation.fitting import FitDiagnosis, diagnose_fitting, plot_fitting
+from promptft.files import read_json_object
 from promptft.recipes.ensemble import ENSEMBLE_FILE
 from promptft.recipes.run_dir import BEST_DIR, run_of
 
@@ -33,9 +33,9 @@ def history_folder(path: Path) -> Path:
     if path.name == BEST_DIR and not (path / HISTORY).exists() and (path.parent / HISTORY).exists():
         return path.parent
     config = path / CONFIG_FILE
-    if config.is_file() and _json(config).get("type") == ENSEMBLE_TYPE:
+    if config.is_file() and read_json_object(config).get("type") == ENSEMBLE_TYPE:
         record = path / ENSEMBLE_FILE  # written by `promptft ensemble`: where each member came from
-        members = _json(record).get("members", []) if record.is_file() else []
+        members = read_json_object(record).get("members", []) if record.is_file() else []
         runs = [run_of(Path(m["source"])) for m in members if m.get("source")]
         how = "; ".join(f"promptft diagnose {r}" for r in runs) or "promptft diagnose RUN, for each"
         raise DataError(
@@ -43,11 +43,3 @@ def history_folder(path: Path) -> Path:
             f"runs its members were trained in instead: {how}"
         )
     return path
-
-
-def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
