@@ -177,6 +177,7 @@ SAMPLES = {
     "train.eval_at_start": False,
     "train.refit": True,
     "train.refit_scale": "epochs",
+    "train.tie_break": "dev_loss",
     "train.early_stopping_patience": None,
     "train.metric": "macro_f1",
     "train.seed": 7,

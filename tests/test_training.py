@@ -406,6 +406,23 @@ def test_keeping_the_untrained_model_is_said_with_the_switch(caplog):
     assert not [r for r in caplog.records if "untrained model" in r.getMessage()]
 
 
+def test_tie_break_dev_loss_keeps_the_tied_step_with_the_lowest_dev_loss():
+    config = cfg(max_steps=12, eval_every=2)
+    first = make().fit(TRAIN, DEV, config)
+    by_loss = make().fit(TRAIN, DEV, config.replace(tie_break="dev_loss"))
+    evals = [h for h in by_loss.history if "dev_accuracy" in h]
+    top = max(h["dev_accuracy"] for h in evals)
+    tied = [h for h in evals if h["dev_accuracy"] == top]
+    lowest = min(tied, key=lambda h: h["dev_loss"])
+    assert len(tied) > 1 and lowest is not tied[0]  # a tie that the two rules decide differently
+    assert first.best_step == tied[0]["step"]
+    assert "dev_loss" not in first.history[0]  # computed only when it decides
+    assert by_loss.best_step == lowest["step"]
+    assert by_loss.best_dev["loss"] == lowest["dev_loss"]
+    with pytest.raises(ConfigError, match="tie_break must be one of 'first', 'dev_loss'"):
+        cfg(tie_break="last")
+
+
 def test_refit_trains_the_start_again_on_train_and_dev_for_the_chosen_steps(tmp_path):
     clf = make()
     result = clf.fit(

@@ -47,6 +47,10 @@ class TrainConfig(Section):
     same schedule; "epochs" the same passes over the data (steps and schedule times (train + dev) / train)."""
     early_stopping_patience: int | None = 4
     """Evaluations without improvement before stopping; None (null) = never stop early."""
+    tie_break: Literal["first", "dev_loss"] = "first"
+    """How two steps with the same dev score are decided. "first" keeps the earlier one (with a small dev
+    split ties are common, and the untrained model, evaluated first, wins them); "dev_loss" keeps the one
+    with the lower mean training loss on dev (cross-entropy for classification)."""
     metric: str = "accuracy"
     """The dev metric that picks the best step (single-label: accuracy, macro_f1; multi-label: macro_f1,
     micro_f1, subset_accuracy; regression: pearson, spearman, mse). `accuracy` means the task's own default

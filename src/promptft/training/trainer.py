@@ -63,6 +63,13 @@ class TrainResult:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
 
 
+def _wins_tie(new: dict[str, float], best: dict[str, float] | None, metric: str, tie_break: str) -> bool:
+    """tie_break="dev_loss": the same dev score as the best so far, and a lower loss on dev."""
+    if tie_break != "dev_loss" or not best or "loss" not in best:
+        return False
+    return new[metric] == best[metric] and new["loss"] < best["loss"]
+
+
 def _warn_untrained_kept(n_dev: int, metric: str, score: float | None) -> None:
     """Say so when no fine-tuned checkpoint beat the untrained model on dev (ties go to the earlier one):
     the run keeps the model it started from. On a small dev split that is often noise (the benchmark saw it
@@ -71,7 +78,8 @@ def _warn_untrained_kept(n_dev: int, metric: str, score: float | None) -> None:
         "no fine-tuned checkpoint beat the untrained model on dev (%s %s on %d examples): the run keeps the "
         "model it started from. With a small dev split this is often noise; to keep the best fine-tuned "
         "checkpoint instead (LM-BFF's selection), set eval_at_start=False "
-        "(command line: --set train.eval_at_start=false), or give a larger dev split",
+        "(command line: --set train.eval_at_start=false); to decide ties on the dev loss, "
+        "tie_break='dev_loss'; or give a larger dev split",
         metric,
         f"{score:.4f}" if score is not None else "n/a",
         n_dev,
@@ -179,8 +187,11 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
 
     # ----- evaluation -----
-    def _dev_metrics(self, module, encoded: Sequence[Any], dev: Sequence[Any]) -> dict[str, float]:
-        """The objective's metrics of the current weights on dev (the plain module, no DDP: no collectives)."""
+    def _dev_metrics(
+        self, module, encoded: Sequence[Any], dev: Sequence[Any], targets: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """The objective's metrics of the current weights on dev (the plain module, no DDP: no collectives);
+        with `targets`, also `loss`: the objective's training loss on dev, averaged (tie_break="dev_loss")."""
         order = sorted(range(len(encoded)), key=lambda i: self.clf.length_of(encoded[i]))
         size = self.config.eval_batch_size
         rows: list[torch.Tensor | None] = [None] * len(encoded)
@@ -198,7 +209,10 @@ class Trainer:
         logits = torch.stack(rows)  # type: ignore[arg-type]
         if self.objective.tunes_on_dev:  # e.g. multi-label thresholds, fitted to these weights
             self.objective.tune(logits, dev)
-        return self.objective.evaluate(dev, self.objective.decode(logits))
+        metrics = self.objective.evaluate(dev, self.objective.decode(logits))
+        if targets is not None:
+            metrics["loss"] = float(self.objective.loss(logits, targets).mean())
+        return metrics
 
     # ----- refit on train + dev -----
     def _check_refit(self, dev) -> None:
@@ -246,8 +260,8 @@ class Trainer:
         if not train:
             raise DataError("the training split is empty: check the file path and its label column")
         targets = objective.targets(train)
-        if dev:
-            objective.targets(dev)  # fail early on unknown labels
+        dev_targets = objective.targets(dev) if dev else None  # also fails early on unknown labels
+        loss_targets = dev_targets if cfg.tie_break == "dev_loss" else None
         params = [p for p in clf.module.parameters() if p.requires_grad]
         if not params:
             raise RunDirError(
@@ -340,9 +354,13 @@ class Trainer:
             record: dict[str, Any] = {"step": at_step, "train_loss": train_loss, "elapsed_s": elapsed()}
             if enc_dev:
                 # The main process evaluates and tells the others, so all keep the same best and stop together.
-                metrics = broadcast(self._dev_metrics(module, enc_dev, dev) if main else None, world)
+                metrics = broadcast(
+                    self._dev_metrics(module, enc_dev, dev, loss_targets) if main else None, world
+                )
                 record.update({f"dev_{k}": v for k, v in metrics.items() if k != "n"})
-                if objective.is_better(metric, metrics[metric], best_metric):
+                if objective.is_better(metric, metrics[metric], best_metric) or _wins_tie(
+                    metrics, best_dev, metric, cfg.tie_break
+                ):
                     best_metric, best_step, best_dev, bad_evals = metrics[metric], at_step, metrics, 0
                     best_state = clf.trainable_state()
                 else:
