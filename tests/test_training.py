@@ -399,6 +399,7 @@ def test_keeping_the_untrained_model_is_said_with_the_switch(caplog):
     assert result.best_step == 0  # nothing moved: later checkpoints only tie, and ties keep the earlier one
     warned = [r.getMessage() for r in caplog.records if "untrained model" in r.getMessage()]
     assert len(warned) == 1 and "--set train.eval_at_start=false" in warned[0]
+    assert "--set train.tie_break=dev_loss" in warned[0]
 
     caplog.clear()
     result = make().fit(TRAIN, DEV, cfg(learning_rate=1e-12, max_steps=4, eval_every=2, eval_at_start=False))

@@ -70,19 +70,19 @@ def _wins_tie(new: dict[str, float], best: dict[str, float] | None, metric: str,
     return new[metric] == best[metric] and new["loss"] < best["loss"]
 
 
-def _warn_untrained_kept(n_dev: int, metric: str, score: float | None) -> None:
-    """Say so when no fine-tuned checkpoint beat the untrained model on dev (ties go to the earlier one):
+def _warn_untrained_kept(n_dev: int, metric: str, score: float | None, tie_break: str) -> None:
+    """Say so when no fine-tuned checkpoint beat the untrained model on dev (by default ties go to it):
     the run keeps the model it started from. On a small dev split that is often noise (the benchmark saw it
     cost MR and CR seeds their fine-tuning), so name the switch that keeps the best fine-tuned checkpoint."""
     log.warning(
         "no fine-tuned checkpoint beat the untrained model on dev (%s %s on %d examples): the run keeps the "
         "model it started from. With a small dev split this is often noise; to keep the best fine-tuned "
         "checkpoint instead (LM-BFF's selection), set eval_at_start=False "
-        "(command line: --set train.eval_at_start=false); to decide ties on the dev loss, "
-        "tie_break='dev_loss'; or give a larger dev split",
+        "(command line: --set train.eval_at_start=false)%s; or give a larger dev split",
         metric,
         f"{score:.4f}" if score is not None else "n/a",
         n_dev,
+        "" if tie_break == "dev_loss" else "; to decide ties by the dev loss, --set train.tie_break=dev_loss",
     )
 
 
@@ -447,7 +447,7 @@ class Trainer:
         if best_state is not None:
             clf.load_trainable_state(best_state)  # the model selected on dev, not the last one
         if main and enc_dev and best_step == 0 and step > 0:
-            _warn_untrained_kept(len(enc_dev), metric, best_metric)
+            _warn_untrained_kept(len(enc_dev), metric, best_metric, cfg.tie_break)
         refit = self._refit(initial, train, dev, best_step) if initial is not None and best_step > 0 else None
         if enc_dev and objective.tunes_on_dev:
             self._dev_metrics(module, enc_dev, dev)  # decoding tuned for the kept weights, on every process
