@@ -191,9 +191,8 @@ def run_benchmark(
             f"unlabelled pool file(s) missing: {', '.join(missing_pools)}: check the data folder ({data_root}) "
             "and the tasks' `pool:`"
         )
-    refits = {
-        (m, task) for m, task in {(m, t.key) for t, _, m in plan} if _refits(cfg, m, task)
-    }  # once per cell
+    pairs = {(m, t.key) for t, _, m in plan}  # (method, task), once each, not per seed
+    refits = {(m, task) for m, task in pairs if _refits(cfg, m, task)}
     refit_on_dev = sorted(f"{m} on {t}" for m, t in refits if test_sets[t].path is None)
     if refit_on_dev:
         raise ConfigError(
