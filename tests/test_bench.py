@@ -979,3 +979,22 @@ def test_ensemble_with_setfit_has_its_own_row_and_votes_with_setfit(tiny_model, 
     )  # SetFit's dev score, scored here
     assert cell["config"]["members"]["setfit"]["num_iterations"] == 1
     assert 0 <= cell["accuracy"] <= 1 and cell["n_test"] > 0
+
+
+# The experiments' configs are quoted as commands under benchmarks/results/: each must still load as the
+# bench's options change (a task table, `*_tasks.yaml`, must load as one), or those commands rot silently.
+EXPERIMENT_CONFIGS = sorted((Path(__file__).parent.parent / "benchmarks" / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_CONFIGS, ids=lambda p: p.name)
+def test_every_committed_experiment_config_still_loads(path):
+    if path.name.endswith("_tasks.yaml"):
+        assert load_tasks(path).tasks
+    else:
+        raw = yaml.safe_load(path.read_text())
+        config = load_config(path)
+        assert set(raw.get("methods", {})) <= set(config.methods)
+
+
+def test_the_experiment_configs_are_found():
+    assert len(EXPERIMENT_CONFIGS) > 10
