@@ -52,7 +52,7 @@ def test_auto_records_every_decision_and_leaves_a_usable_run(env, tmp_path):
         job(env, tmp_path / "run"), budget_minutes=10, task_type="sentiment", generate=False, ensemble=False
     )
     stages = [d.stage for d in result.decisions]
-    assert stages[:3] == ["manual", "label_words", "templates"]
+    assert stages[:3] == ["manual", "label_words", "templates"] and stages.count("templates") == 1
     assert "finetune_manual" in stages and stages[-1] == "choice"
     assert "ensemble" not in stages and "finetune_runner_up" not in stages
     saved = json.loads((tmp_path / "run" / AUTO_FILE).read_text())
@@ -151,6 +151,64 @@ def test_cli_train_auto(env, tmp_path):
     assert saved["manual"] is None  # no label words given: the search supplies them
     assert saved["chosen"]["name"] == "searched"
     assert "ensemble" not in [d["stage"] for d in saved["decisions"]]  # zero-shot: nothing to ensemble
+
+
+def test_cli_train_auto_reads_label_names_from_the_file_when_there_is_no_label_map(env, tmp_path):
+    named = tmp_path / "named.tsv"  # labels that are already names: nothing to map
+    named.write_text(
+        (env / "train.tsv").read_text().replace("\t0\n", "\tsad\n").replace("\t1\n", "\thappy\n")
+    )
+    common = ["train", "--auto", "--budget-minutes", "10", "--model", str(env / "tiny"), "--finetune", "none",
+              "--template", "{text} It was {mask}.", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, [*common, "--train", str(named), "--dev", str(named), "--output",
+                                      str(tmp_path / "run")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "run" / AUTO_FILE).read_text())
+    assert sorted(saved["chosen"]["label_words"]) == ["happy", "sad"]
+    assert saved["decisions"][0]["stage"] == "label_names" and saved["manual"] is None
+    one_label = tmp_path / "one.tsv"
+    one_label.write_text("sentence\tlabel\nI loved it\tyes\nI liked it\tyes\n")
+    result = CliRunner().invoke(app, [*common, "--train", str(one_label), "--dev", str(named), "--output",
+                                      str(tmp_path / "one")])  # fmt: skip
+    assert (
+        result.exit_code == 2
+        and "two or more label names" in result.output
+        and "--label-map" in result.output
+    )
+    assert not (tmp_path / "one").exists()
+
+
+def test_auto_without_label_words_weighs_the_label_names_against_the_searched_words(
+    env, tmp_path, monkeypatch
+):
+    import promptft.recipes.auto as auto_module
+
+    real_search = auto_module.search_label_words
+
+    def search_scoring(accuracy):
+        def search(*args, **kwargs):
+            found = real_search(*args, **kwargs)
+            found.best.screen_accuracy = accuracy
+            return found
+
+        return search
+
+    names = {"negative": "negative", "positive": "positive"}
+    no_words = {"prompt.label_words": None, "model.finetune": "none"}
+    for screen, first, kept in (
+        (-1.0, "label names", "the label names kept"),
+        (2.0, "label-word search", "taken"),
+    ):
+        monkeypatch.setattr(auto_module, "search_label_words", search_scoring(screen))
+        out = tmp_path / first.replace(" ", "_")
+        result = auto_train(job(env, out, **no_words), 10, task_type="sentiment", generate=False)
+        assert [d.stage for d in result.decisions][:2] == ["label_names", "label_words"]
+        assert result.decisions[1].reason.endswith(kept)
+        # neither set was chosen for the job's template: each gets a template search, the word stage's pick first
+        searches = [d for d in result.decisions if d.stage == "templates"]
+        assert len(searches) == 2 and searches[0].reason.endswith(f"with {first}")
+        second_won = searches[1].reason.split("; ")[-1].startswith("taken")
+        assert (result.chosen["label_words"] == names) == ((first == "label names") != second_won)
 
 
 @pytest.mark.parametrize("flag", ["--auto-ensemble", "--no-auto-ensemble"])

@@ -314,7 +314,7 @@ def test_interrupted_run_resumes(env, tmp_path, monkeypatch):
         (["-w", "negative"], [], ["bad label words", "KEY=VALUE"]),
         (["--field", "text=review"], [], ["'review' is not a column", "'sentence'"]),
         (["--method", "head", "--finetune", "none"], [], ["zero-shot", "head"]),
-        ([], ["-w"], ["no label words", "--label-words"]),
+        ([], ["-w"], ["no label words", "--label-words", "--auto"]),
         ([], ["--output"], ["no run folder", "--output"]),
     ],
     ids=[

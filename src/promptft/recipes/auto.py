@@ -8,10 +8,12 @@ the finalists, keep the one that does best on dev, and record every decision.
 
 Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbers, what was chosen and why):
 
-1. **manual**: the job's own prompt (template + label words), scored zero-shot on dev, when it has words.
+1. **manual**: the job's own prompt (template + label words), scored zero-shot on dev, when it has words;
+   without them, the label names as words (**label_names**), which the searched words must beat on dev.
 2. **label_words**: LM-BFF label-word search on the job's template (zero-shot screen on dev).
 3. **templates**: template search (library patterns for `task_type`, or every type that fits the fields,
    plus generated templates) with the better-scoring label words, the job's template competing too.
+   Without the job's own words, the losing set gets a template search too, and the better pair goes on.
 4. **finetune**: the finalists (the manual prompt, the best searched prompt and, with `ensemble`, the
    search's next-best template) trained with the job's training settings, one run folder each under
    `<output>/candidates/`; the best dev metric wins (a tie keeps the manual prompt). With `finetune: none`
@@ -47,7 +49,7 @@ from typing import Any
 
 from promptft.config import JobConfig, apply_overrides
 from promptft.config.base import check_keys
-from promptft.data import Example
+from promptft.data import Example, label_names
 from promptft.data.splits import SPLITS, load_split
 from promptft.errors import ConfigError
 from promptft.prompts.demonstrations import DemonstrationSettings
@@ -180,16 +182,6 @@ def auto_train(
         raise ConfigError(
             "--auto chooses everything on dev and searches on train: pass both --train and --dev"
         )
-    if not job.prompt.label_words:  # check_job wants words; the search will find some
-        labels = list(dict.fromkeys((job.data.label_map or {}).values()))
-        if not labels:
-            raise ConfigError("--auto without --label-words needs the label names: give --label-map")
-        job = apply_overrides(job, {"prompt.label_words": {label: label for label in labels}})
-        manual_words = False
-    else:
-        manual_words = True
-    check_job(job)
-    demos = _demonstration_settings(demonstrations, job)
     run_dir = Path(str(job.output))
     check_writable(run_dir, "the run folder")
     if run_dir_state(run_dir) == "resume":
@@ -199,6 +191,19 @@ def auto_train(
     spec = job.reader_options()
     paths = {which: getattr(job.data, which) for which in SPLITS}
     splits = {which: load_split(paths, which, spec) for which in SPLITS}
+    manual_words = bool(job.prompt.label_words)
+    if not manual_words:  # check_job wants words; the search will find some
+        # Without a label map the file's labels are the names ("Sports", "World"): nothing to map.
+        labels = list(dict.fromkeys((job.data.label_map or {}).values()))
+        labels = labels or label_names(splits["train"] or [])
+        if len(labels) < 2:
+            raise ConfigError(
+                f"--auto without --label-words needs two or more label names; {job.data.train} has "
+                f"{labels}: give --label-map RAW=NAME,... (or check --label-column)"
+            )
+        job = apply_overrides(job, {"prompt.label_words": {label: label for label in labels}})
+    check_job(job)
+    demos = _demonstration_settings(demonstrations, job)
     check_data(job, splits)
     train, dev = splits["train"] or [], splits["dev"] or []
     with run_lock(run_dir):
@@ -270,20 +275,29 @@ def _run(
     words = dict(job.prompt.label_words or {})
     manual = None
     zero_shot_of: dict[tuple, dict[str, Any]] = {}
+    # Without words of the job's own, the label names stand in (SST-2's "negative"/"positive" are good
+    # ones): scored like the job's words, so the search must beat them on dev to replace them.
+    words_name = "the job's words" if manual_words else "the label names"
+    start = time.perf_counter()
+    note("scoring the job's own prompt zero-shot on dev" if manual_words else
+         "scoring the label names as label words zero-shot on dev")  # fmt: skip
+    clf = _untrained(job, labels, train)
+    baseline, _ = score_classifier(clf, dev)
+    del clf
+    zero_shot_of[(template, json.dumps(words, sort_keys=True))] = baseline
     if manual_words:
-        start = time.perf_counter()
-        note("scoring the job's own prompt zero-shot on dev")
-        clf = _untrained(job, labels, train)
-        numbers, _ = score_classifier(clf, dev)
-        del clf
-        manual = {"template": template, "label_words": words, "zero_shot": numbers}
-        zero_shot_of[(template, json.dumps(words, sort_keys=True))] = numbers
+        manual = {"template": template, "label_words": words, "zero_shot": baseline}
         record(
             Decision("manual", "done", "the job's prompt, the baseline", time.perf_counter() - start, manual)
         )
+    else:
+        reason = f"the label names as words score {baseline['accuracy']:.3f} zero-shot on dev"
+        details = {"template": template, "label_words": words, "zero_shot": baseline}
+        record(Decision("label_names", "done", reason, time.perf_counter() - start, details))
     best_words, words_source = words, "manual" if manual_words else "label names"
 
     # 2. label words
+    other_words: tuple[dict[str, Any], str] | None = None  # the set that lost, when the job gave no words
     if clock.left > 0:
         start = time.perf_counter()
         note("searching label words")
@@ -292,16 +306,17 @@ def _run(
             max_length=job.prompt.max_length, seed=job.train.seed,
         )  # fmt: skip
         best = found.best
-        manual_acc = manual["zero_shot"]["accuracy"] if manual else None
         same = dict(found.label_words) == words
-        # 1e-9: the search's screen and the manual score batch differently (float noise, not a win)
-        take = manual_acc is None or (not same and best.screen_accuracy > manual_acc + 1e-9)
+        # 1e-9: the search's screen and the baseline's score batch differently (float noise, not a win)
+        take = not same and best.screen_accuracy > baseline["accuracy"] + 1e-9
         if take:
             best_words, words_source = found.label_words, "label-word search"
+        if not manual_words and not same:
+            other_words = (words, "label names") if take else (dict(found.label_words), "label-word search")
         reason = (
-            f"searched words {found.label_words} score {best.screen_accuracy:.3f} zero-shot on dev"
-            + (f" vs the job's {manual_acc:.3f}" if manual_acc is not None else "")
-            + ("; taken" if take else "; they are the job's own" if same else "; the job's words kept")
+            f"searched words {found.label_words} score {best.screen_accuracy:.3f} zero-shot on dev vs "
+            f"{baseline['accuracy']:.3f} for {words_name}"
+            + ("; taken" if take else f"; they are {words_name}" if same else f"; {words_name} kept")
         )
         record(Decision("label_words", "done", reason, time.perf_counter() - start, found.to_dict()))
     else:
@@ -310,39 +325,47 @@ def _run(
     # 3. templates
     best_template, template_source = template, "manual"
     runner_up: dict[str, Any] | None = None
-    if clock.left > 0:
+    # Without the job's own words, neither set was chosen for the job's template (the default one is a
+    # sentiment pattern): the set that lost on it gets its own template search too (the label names
+    # "Sports"/"World" may win with a topic template). The first set wins ties.
+    word_sets = [(best_words, words_source), *([other_words] if other_words else [])]
+    best_score = None
+    for set_words, set_source in word_sets:
+        with_set = f" with {set_source}" if len(word_sets) > 1 else ""
+        if clock.left <= 0:
+            record(Decision("templates", "skipped", f"no budget left{with_set}"))
+            break
         start = time.perf_counter()
-        note("searching templates")
+        note(f"searching templates{with_set}")
         found_t = search_templates(
-            m.name, train, dev, best_words, task_type=task_type, templates=[template], generate=generate,
+            m.name, train, dev, set_words, task_type=task_type, templates=[template], generate=generate,
             keep_generated=5, max_generated=20, samples=4, kind=m.kind, device=m.device,
             max_length=job.prompt.max_length, seed=job.train.seed,
         )  # fmt: skip
         top = found_t.best
-        best_template, template_source = top.template, top.source
-        # the next-best template not already a finalist: a third, different member for the ensemble
-        runner_up = next(
-            (
-                {"template": c.template, "source": c.source}
-                for c in found_t.ranked[1:]
-                if c.template not in (top.template, template)
-            ),
-            None,
-        )
         for c in found_t.ranked:
-            zero_shot_of[(c.template, json.dumps(best_words, sort_keys=True))] = c.zero_shot or {}
-        record(
-            Decision(
-                "templates",
-                "done",
-                f"{top.template!r} ({top.source}) scores {top.zero_shot['accuracy']:.3f} zero-shot on dev, best of "
-                f"{len(found_t.ranked)}",
-                time.perf_counter() - start,
-                found_t.to_dict(),
-            )
+            zero_shot_of[(c.template, json.dumps(set_words, sort_keys=True))] = c.zero_shot or {}
+        won = best_score is None or top.zero_shot["accuracy"] > best_score
+        reason = (
+            f"{top.template!r} ({top.source}) scores {top.zero_shot['accuracy']:.3f} zero-shot on dev, best of "
+            f"{len(found_t.ranked)}{with_set}"
         )
-    else:
-        record(Decision("templates", "skipped", "no budget left"))
+        if best_score is not None:
+            reason += f"; {'taken' if won else 'not taken'} (vs {best_score:.3f} with {words_source})"
+        if won:
+            best_score = top.zero_shot["accuracy"]
+            best_template, template_source = top.template, top.source
+            best_words, words_source = set_words, set_source
+            # the next-best template not already a finalist: a third, different member for the ensemble
+            runner_up = next(
+                (
+                    {"template": c.template, "source": c.source}
+                    for c in found_t.ranked[1:]
+                    if c.template not in (top.template, template)
+                ),
+                None,
+            )
+        record(Decision("templates", "done", reason, time.perf_counter() - start, found_t.to_dict()))
 
     # 4. finalists
     finalists: list[dict[str, Any]] = []

@@ -67,7 +67,7 @@ def make_verbalizer(prompt: PromptConfig) -> Verbalizer:
     if not prompt.label_words:
         raise ConfigError(
             "no label words: give a word for each label, e.g. --label-words 'negative=terrible,positive=great' "
-            "(or prompt.label_words in the config)"
+            "(or prompt.label_words in the config), or let `promptft train --auto` search them"
         )
     return Verbalizer(prompt.label_words, prompt.token_reduction, prompt.word_reduction)
 
