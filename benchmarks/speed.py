@@ -2,11 +2,15 @@
 
     python benchmarks/speed.py predict   # -> benchmarks/results/predict_speed.json
     python benchmarks/speed.py train     # -> benchmarks/results/train_speed.json
+    python benchmarks/speed.py multi-token --n 400   # -> benchmarks/results/multi_token_words.json
 
 predict: `PromptClassifier.predict_proba` on SST-2 test vs `AutoModelForCausalLM` full logits over
 fixed-order batches (the label word's log-prob read at each row's last real token).
 train: seconds per LoRA step (batch 8, SST-2 16-shot) vs a plain transformers + peft loop whose loss is
 the LM loss from the full-vocabulary logits at the label-word position (same LoRA config, same data).
+multi-token: label words of several tokens (AG News' label names, "Sci/Tech"), scored with the prompt's
+KV cache shared vs promptft's previous way (the prompt run again with each word's first tokens), same run:
+`predict_proba` on AG News test and LoRA training steps on an 8-shot split, with equal scores checked.
 """
 
 from __future__ import annotations
@@ -108,6 +112,82 @@ def run_predict(args) -> dict:
     }
 
 
+AG_TEMPLATE = (
+    "{text} Topic: {mask}"  # what `train --auto` chose for AG News (results/auto/agnews_label_names.json)
+)
+AG_WORDS = {name: name for name in ("Business", "Sci/Tech", "Sports", "World")}
+
+
+def run_multi_token(args) -> dict:
+    root = data_dir()
+    if root is None:
+        sys.exit("no data: set PROMPTFT_DATA to the shared data folder")
+    spec = {"fields": {"text": 0}, "label": 1, "header": False}
+    test = read_examples(root / "agnews/test.tsv", **spec)[: args.n or None]
+    train = read_examples(root / "agnews/dev.tsv", **spec)[:64]  # a sample of AG News train
+    clf = PromptClassifier.from_model(
+        args.model, AG_TEMPLATE, AG_WORDS, finetune=LoraSettings(r=8), device="cpu"
+    )
+    module = clf.module
+    tokens = {w: len(ids) for w, ids in zip(AG_WORDS, clf.words.word_ids, strict=True)}
+    encoded = clf.encode(train)
+    targets = torch.tensor([clf.labels.index(ex.label) for ex in train])
+    optimizer = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+
+    def predict() -> tuple[float, torch.Tensor]:
+        t = time.perf_counter()
+        probs = clf.predict_proba(test, batch_size=args.batch_size)
+        return time.perf_counter() - t, torch.tensor(probs)
+
+    def train_steps() -> float:
+        module.train()
+        t = time.perf_counter()
+        for i in range(args.steps):
+            batch = [(i * 8 + j) % len(encoded) for j in range(8)]
+            loss = torch.nn.functional.cross_entropy(module([encoded[b] for b in batch]), targets[batch])
+            loss.backward()
+            optimizer.zero_grad()  # timing only: the weights stay as they are, so both ways see the same model
+        module.eval()
+        return (time.perf_counter() - t) / args.steps
+
+    times: dict[str, dict[str, list[float]]] = {
+        "shared": {"predict": [], "train": []},
+        "whole": {"predict": [], "train": []},
+    }
+    probs = {}
+    for share in (True, False):  # warm-up
+        module.share_prefix = share
+        clf.predict_proba(test[:32])
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits both alike
+        for share, name in ((True, "shared"), (False, "whole")):
+            module.share_prefix = share
+            seconds, probs[name] = predict()
+            times[name]["predict"].append(seconds)
+            times[name]["train"].append(train_steps())
+    med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in times.items()}
+    return {
+        "label_word_tokens": tokens,
+        "template": AG_TEMPLATE,
+        "shared_examples_per_s": round(len(test) / med["shared"]["predict"], 2),
+        "whole_examples_per_s": round(len(test) / med["whole"]["predict"], 2),
+        "predict_ratio": round(med["whole"]["predict"] / med["shared"]["predict"], 3),
+        "shared_s_per_train_step": round(med["shared"]["train"], 3),
+        "whole_s_per_train_step": round(med["whole"]["train"], 3),
+        "train_ratio": round(med["whole"]["train"] / med["shared"]["train"], 3),
+        "max_abs_prob_difference": float((probs["shared"] - probs["whole"]).abs().max()),
+        "prediction_agreement": float((probs["shared"].argmax(1) == probs["whole"].argmax(1)).float().mean()),
+        "n_examples": len(test),
+        "batch_size": args.batch_size,
+        "train_batch_size": 8,
+        "train_steps": args.steps,
+        "repeats": args.repeats,
+        "model": args.model,
+        "machine": machine(),
+        "baseline": "promptft before the shared cache: each multi-token word's prompt run again whole "
+        "(PromptScorer.share_prefix = False), in the same run; ratios are baseline seconds / shared seconds",
+    }
+
+
 def run_train(args) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -206,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", choices=["predict", "train"])
+    parser.add_argument("which", choices=["predict", "train", "multi-token"])
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--n", type=int, default=0, help="limit test examples (0 = all 872)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -216,10 +296,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    result = run_predict(args) if args.which == "predict" else run_train(args)
+    run = {"predict": run_predict, "train": run_train, "multi-token": run_multi_token}[args.which]
+    result = run(args)
     result["command"] = "python " + " ".join(["benchmarks/speed.py", *sys.argv[1:]])
     result["date"] = time.strftime("%Y-%m-%d")
-    out = args.out or RESULTS / f"{args.which}_speed.json"
+    default = {"multi-token": "multi_token_words.json"}.get(args.which, f"{args.which}_speed.json")
+    out = args.out or RESULTS / default
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

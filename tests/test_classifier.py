@@ -62,6 +62,38 @@ def test_label_logits_combine_words_by_logsumexp_and_mean():
     torch.testing.assert_close(logits[:, 1], torch.logsumexp(words[:, 1:], dim=1))
 
 
+def test_multi_token_words_share_the_prompts_kv_cache_with_the_same_scores_and_gradients(monkeypatch):
+    import promptft.classifiers.prompt as prompt_module
+
+    calls = []
+    real = prompt_module.shared_prefix_scores
+    monkeypatch.setattr(
+        prompt_module, "shared_prefix_scores", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    clf = make(LoraSettings(r=4))
+    with torch.no_grad():  # LoRA starts as a no-op (B = 0): make it count, so the cache carries its effect
+        for name, param in clf.module.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    enc = clf.encode(DATA)
+    assert clf.words.max_tokens > 1  # "wonderful fantastic"
+
+    def scores_and_grads(module):
+        clf.module.zero_grad()
+        scores = module(enc)
+        scores.sum().backward()
+        grads = [p.grad.clone() for p in clf.module.parameters() if p.requires_grad]
+        return scores.detach(), grads
+
+    clf.module.train()
+    shared, shared_grads = scores_and_grads(clf.module.word_scores)
+    assert calls  # the shared-cache path ran
+    whole, whole_grads = scores_and_grads(lambda e: clf.backbone(e, clf.words, clf.module.token_reduction))
+    torch.testing.assert_close(shared, whole, atol=1e-5, rtol=1e-5)
+    for a, b in zip(shared_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # float noise of a different summation order
+
+
 def test_plain_strings_and_dicts_are_accepted():
     clf = make("none")
     a = clf.predict_proba(["I loved it"])

@@ -28,6 +28,7 @@ from promptft.data.inputs import as_examples
 from promptft.errors import ConfigError, PromptFTError
 from promptft.models.backbones import Backbone
 from promptft.models.loading import load_backbone
+from promptft.models.shared_prefix import can_share_prefix, shared_prefix_scores
 from promptft.objectives import MultiLabel, Objective, SingleLabel, objective_from_dict
 from promptft.prompts.calibration import (
     ContextualCalibration,
@@ -99,6 +100,9 @@ class PromptScorer(nn.Module):
         self.token_reduction = verbalizer.token_reduction
         self.word_reduction = verbalizer.word_reduction
         self.n_labels = len(verbalizer.labels)
+        self.share_prefix = (
+            True  # multi-token words on a causal LM: the prompt's KV cache shared (word_scores)
+        )
         self.calibration: LabelCalibration | None = None
         self.content_free: list[EncodedPrompt] | None = None
         self._prior: tuple[tuple, torch.Tensor] | None = None
@@ -145,9 +149,26 @@ class PromptScorer(nn.Module):
             start += n
         return torch.stack(out)
 
+    def word_scores(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
+        """Each label word's log-probability at the slot `[batch, n_words]`.
+
+        A causal LM scores a k-token word on the prompt again followed by the word's first k-1 tokens (one
+        more row per multi-token word). With the prompt's KV cache shared, only those few tokens run again:
+        label names such as "Sci/Tech" no longer double the cost (`benchmarks/results/multi_token_words.json`)."""
+        if (
+            self.share_prefix
+            and encoded
+            and self.words.max_tokens > 1
+            and can_share_prefix(self.backbone)
+            and min(len(p.input_ids) for p in encoded) > 1
+        ):
+            rows = [[p.input_ids] for p in encoded]
+            return shared_prefix_scores(self.backbone, rows, self.words, self.token_reduction)
+        return self.backbone(encoded, self.words, self.token_reduction)
+
     def label_scores(self, encoded: Sequence[EncodedPrompt]) -> torch.Tensor:
         """Each label's log-probability at the slot `[batch, n_labels]` (before any calibration)."""
-        scores = self.backbone(encoded, self.words, self.token_reduction)
+        scores = self.word_scores(encoded)
         labels = torch.tensor(self.words.word_label, device=scores.device)
         member = labels[None, :] == torch.arange(self.n_labels, device=scores.device)[:, None]  # [L, W]
         if self.word_reduction == "mean":
