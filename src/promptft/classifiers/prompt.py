@@ -100,9 +100,8 @@ class PromptScorer(nn.Module):
         self.token_reduction = verbalizer.token_reduction
         self.word_reduction = verbalizer.word_reduction
         self.n_labels = len(verbalizer.labels)
-        self.share_prefix = (
-            True  # multi-token words on a causal LM: the prompt's KV cache shared (word_scores)
-        )
+        # Multi-token words on a causal LM reuse the prompt's KV cache (word_scores); False runs it again.
+        self.share_prefix = True
         self.calibration: LabelCalibration | None = None
         self.content_free: list[EncodedPrompt] | None = None
         self._prior: tuple[tuple, torch.Tensor] | None = None

@@ -5,6 +5,9 @@ the same text. Its prompts share their first tokens (the text), so for a causal 
 that prefix is computed once per example and only the short per-label suffixes run, batched, on a copy
 of it. The forward is the model's own (through peft's wrapper), and the output head still sees only the
 scoring positions. The scores equal scoring every prompt whole (tested).
+
+A prompt classifier with a multi-token label word uses it too, each prompt a group of its own: the word's
+extra row (the prompt plus the word's first tokens) then runs only those tokens on the prompt's cache.
 """
 
 from __future__ import annotations
