@@ -94,6 +94,19 @@ def test_multi_token_words_share_the_prompts_kv_cache_with_the_same_scores_and_g
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # float noise of a different summation order
 
 
+def test_multi_token_words_score_whole_prompts_where_the_model_takes_no_position_ids(monkeypatch):
+    import promptft.classifiers.prompt as prompt_module
+
+    clf = make("none")
+    monkeypatch.setattr(prompt_module, "shares_in_batches", lambda backbone: False)
+    monkeypatch.setattr(
+        prompt_module, "shared_prefix_scores", lambda *a, **k: pytest.fail("one forward per prompt")
+    )
+    enc = clf.encode(DATA)
+    with torch.no_grad():
+        torch.testing.assert_close(clf.module.word_scores(enc), clf.backbone(enc, clf.words))
+
+
 def test_plain_strings_and_dicts_are_accepted():
     clf = make("none")
     a = clf.predict_proba(["I loved it"])

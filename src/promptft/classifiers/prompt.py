@@ -28,7 +28,7 @@ from promptft.data.inputs import as_examples
 from promptft.errors import ConfigError, PromptFTError
 from promptft.models.backbones import Backbone
 from promptft.models.loading import load_backbone
-from promptft.models.shared_prefix import can_share_prefix, shared_prefix_scores
+from promptft.models.shared_prefix import can_share_prefix, shared_prefix_scores, shares_in_batches
 from promptft.objectives import MultiLabel, Objective, SingleLabel, objective_from_dict
 from promptft.prompts.calibration import (
     ContextualCalibration,
@@ -159,6 +159,7 @@ class PromptScorer(nn.Module):
             and encoded
             and self.words.max_tokens > 1
             and can_share_prefix(self.backbone)
+            and shares_in_batches(self.backbone)
             and min(len(p.input_ids) for p in encoded) > 1
         ):
             rows = [[p.input_ids] for p in encoded]

@@ -50,6 +50,12 @@ def _accepts_position_ids(model: torch.nn.Module) -> bool:
     return "position_ids" in inspect.signature(model.forward).parameters
 
 
+def shares_in_batches(backbone: Backbone) -> bool:
+    """Whether many groups run in one forward (the model takes position ids); else one forward per group,
+    which only pays when each group is large (a yes/no question per label), not for one prompt per group."""
+    return _accepts_position_ids(backbone.model)
+
+
 # Cached key/value rows (suffix rows x prefix width) per forward: the expanded cache is ~46 KB per row and
 # token for a 135M model, so this bounds it near 400 MB.
 CACHE_BUDGET = 8192
