@@ -128,6 +128,24 @@ def test_auto_on_a_tiny_budget_still_ends_with_a_model(env, tmp_path, monkeypatc
     assert load_classifier(tmp_path / "run" / "best").template.text == "{text} It was {mask}."
 
 
+def test_auto_fine_tunes_stop_when_the_budget_is_spent(env, tmp_path, monkeypatch):
+    """No budget left: the first finalist trains anyway, but only for a quarter of the budget (here far less
+    than one step), then the best dev step so far is kept; the run's own job.yaml carries no limit."""
+    import promptft.recipes.auto as auto_recipe
+
+    monkeypatch.setattr(auto_recipe._Clock, "left", property(lambda self: -1.0))
+    result = auto_train(
+        job(env, tmp_path / "run", **{"train.max_steps": 20}), budget_minutes=1e-6, generate=False
+    )
+    fine_tune = next(d for d in result.decisions if d.stage == "finetune_manual")
+    assert "the budget stopped it at step 1 of 20" in fine_tune.reason
+    candidate = tmp_path / "run" / "candidates" / "manual"
+    final = json.loads((candidate / "final_metrics.json").read_text())
+    assert final["time_limited"] and final["steps"] == 1
+    assert json.loads((candidate / "train_config.json").read_text())["max_minutes"] == 1e-6  # floor: > 0
+    assert load_job(tmp_path / "run" / "job.yaml").train.max_minutes is None
+
+
 def test_auto_errors(env, tmp_path):
     with pytest.raises(ConfigError, match="--dev"):
         auto_train(job(env, tmp_path / "a", **{"data.dev": None}), 5)

@@ -178,6 +178,7 @@ SAMPLES = {
     "train.refit": True,
     "train.refit_scale": "epochs",
     "train.tie_break": "dev_loss",
+    "train.max_minutes": 1.5,
     "train.early_stopping_patience": None,
     "train.metric": "macro_f1",
     "train.seed": 7,

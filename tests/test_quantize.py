@@ -39,9 +39,15 @@ def quantized_linear_error(full_range: bool) -> float:
         return (q(x) - linear(x)).abs().mean().item()
 
 
-def test_eight_bit_activations_halve_the_activation_rounding_error():
-    # 8 bits: half the quantization step of torch's stock 7-bit activations (weights identical)
-    assert quantized_linear_error(full_range=True) < 0.75 * quantized_linear_error(full_range=False)
+def test_eight_bit_activations_halve_the_error_with_vnni_and_saturate_without():
+    """8 bits: half the quantization step of torch's stock 7-bit activations (weights identical), where the
+    CPU has VNNI. Without it fbgemm sums u8 x s8 pairs in int16, which 8-bit activations saturate (on an
+    AVX2-only CPU: 0.024 vs 0.009 mean error): why `quantize_torch_int8` keeps 7 bits there."""
+    full, reduced = quantized_linear_error(full_range=True), quantized_linear_error(full_range=False)
+    if quantize.cpu_has_vnni():
+        assert full < 0.75 * reduced
+    else:
+        assert full > 1.5 * reduced
 
 
 @pytest.mark.parametrize("vnni", [True, False])

@@ -315,11 +315,14 @@ def test_gradient_accumulation_2x2_is_one_batch_of_4():
     ra = Trainer(accumulated, cfg(batch_size=2, grad_accum=2, max_steps=6, eval_every=3)).train(seven, None)
     rb = Trainer(whole, cfg(batch_size=4, grad_accum=1, max_steps=6, eval_every=3)).train(seven, None)
     a, b = weights(accumulated), weights(whole)
-    for name in a:
-        # Float noise, amplified where Adam divides tiny gradients by their own size, stays ~2e-5;
-        # the mean-of-micro-batch-means bug moves weights by ~1e-2.
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-4)
-    assert [h["train_loss"] for h in ra.history] == pytest.approx([h["train_loss"] for h in rb.history])
+    # Float noise, amplified where Adam divides tiny gradients by their own size: on one CPU 0.02% of the
+    # elements moved more than 1e-4 (at most 2.7e-4). Other data (the 7th example left out) moves 45% of
+    # them, up to 3e-2, and the mean-of-micro-batch-means bug moves weights by ~1e-2.
+    moved = torch.cat([(a[name] - b[name]).abs().flatten() for name in a])
+    assert (moved > 1e-4).float().mean() < 1e-2 and moved.max() < 2e-3
+    assert [h["train_loss"] for h in ra.history] == pytest.approx(
+        [h["train_loss"] for h in rb.history], rel=1e-4
+    )
     untrained = weights(make())
     assert any(not torch.equal(a[name], untrained[name]) for name in a)
 
@@ -495,3 +498,49 @@ def test_refit_counted_in_epochs_stretches_the_steps_and_the_schedule():
     torch.testing.assert_close(
         torch.tensor(clf.predict_proba(TRAIN)), torch.tensor(again.predict_proba(TRAIN))
     )
+
+
+def test_max_minutes_stops_training_scores_the_last_step_and_keeps_the_best(tmp_path, caplog):
+    clf = make()
+    with caplog.at_level("WARNING", logger="promptft.training.trainer"):
+        result = Trainer(clf, cfg(max_minutes=1e-9), run_dir=tmp_path / "run").train(TRAIN, DEV)
+    assert result.time_limited and not result.stopped_early
+    assert result.steps == 1  # the limit is checked after every step, evaluations or not
+    assert [h["step"] for h in result.history] == [0, 1]  # step 1 is scored on dev before stopping
+    assert result.history[1]["train_loss"] is not None
+    assert "time limit reached" in caplog.text and "step 1 of 12" in caplog.text
+    final = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+    assert final["time_limited"] and final["steps"] == 1
+    best = next(h for h in result.history if h["step"] == result.best_step)
+    assert clf.evaluate(DEV)["accuracy"] == pytest.approx(best["dev_accuracy"])
+    # no limit: all the steps
+    unlimited = make().fit(TRAIN, DEV, cfg())
+    assert unlimited.steps == 12 and not unlimited.time_limited
+    with pytest.raises(ConfigError, match="max_minutes"):
+        TrainConfig(max_minutes=0)
+
+
+def test_a_run_started_before_a_setting_existed_resumes(tmp_path):
+    """train_config.json of an older promptft lacks settings added since (max_minutes): they read as defaults."""
+    config = cfg(max_steps=8, eval_every=4)
+    clf = make()
+    interrupt_at(clf, 6)  # after the checkpoint at step 4
+    with pytest.raises(Interrupt):
+        Trainer(clf, config, run_dir=tmp_path / "run").train(TRAIN, DEV)
+    saved_file = tmp_path / "run" / "train_config.json"
+    saved = json.loads(saved_file.read_text())
+    del saved["max_minutes"]
+    saved_file.write_text(json.dumps(saved))
+    result = Trainer(make(), config, run_dir=tmp_path / "run").train(TRAIN, DEV)
+    assert result.steps == 8
+
+
+def test_an_interrupted_run_resumes_under_another_time_limit(tmp_path):
+    clf = make()
+    interrupt_at(clf, 6)  # after the checkpoint at step 4
+    with pytest.raises(Interrupt):
+        Trainer(clf, cfg(max_steps=8, eval_every=4, max_minutes=60), run_dir=tmp_path / "run").train(
+            TRAIN, DEV
+        )
+    result = Trainer(make(), cfg(max_steps=8, eval_every=4), run_dir=tmp_path / "run").train(TRAIN, DEV)
+    assert result.steps == 8 and [h["step"] for h in result.history] == [0, 4, 8]

@@ -340,7 +340,8 @@ def train(
             table.add_row(f"test {name}", fmt(value))
         table.add_row("test examples", str(result.test["n"]))
     table.add_row("adapter", job.model.finetune)
-    table.add_row("steps", "0 (zero-shot)" if result.zero_shot else str(result.steps))
+    steps = "0 (zero-shot)" if result.zero_shot else str(result.steps)
+    table.add_row("steps", steps + (" (time limit: train.max_minutes)" if result.time_limited else ""))
     if result.refit:
         refit = result.refit
         table.add_row(

@@ -45,6 +45,10 @@ class TrainConfig(Section):
     refit_scale: Literal["steps", "epochs"] = "steps"
     """How the refit counts the chosen length: "steps" trains the same number of optimizer steps on the
     same schedule; "epochs" the same passes over the data (steps and schedule times (train + dev) / train)."""
+    max_minutes: float | None = None
+    """Stop training once this many minutes have gone into it (dev evaluations included; resumed runs count
+    the time before the interruption): the dev split scores the last step if it was not just evaluated, and
+    the best model so far is kept. The learning-rate schedule still spans `max_steps`. None = no limit."""
     early_stopping_patience: int | None = 4
     """Evaluations without improvement before stopping; None (null) = never stop early."""
     tie_break: Literal["first", "dev_loss"] = "first"
@@ -79,6 +83,8 @@ class TrainConfig(Section):
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             # 0 or less used to stop before the first step and mark the run finished
             problems.append("early_stopping_patience must be >= 1, or None to never stop early")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            problems.append("max_minutes must be > 0, or None for no time limit")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             problems.append("checkpoint_every must be >= 1, or None to checkpoint at every evaluation")
         metrics = known_metrics()

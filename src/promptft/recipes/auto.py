@@ -31,7 +31,8 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
 
 Everything is chosen on dev; the test file (if any) scores the winner once, at the end. The budget is checked
 before each stage and each fine-tune: a stage that does not fit is skipped (and says so), but the first
-finalist always trains, so the run ends with a model. `<output>` ends up like a `train` run folder (best/,
+finalist always trains, so the run ends with a model. A fine-tune stops when the budget is spent
+(`train.max_minutes`, keeping its best dev step so far); the first gets at least a quarter of the budget. `<output>` ends up like a `train` run folder (best/,
 job.yaml with the chosen prompt (an ensemble's: its best single member's), final_metrics.json,
 test_metrics.json), so `promptft eval` and `predict` take it as they are.
 """
@@ -396,8 +397,10 @@ def _run(
     per_run: float | None = None  # the last plain fine-tune's seconds: the estimate of the next one
     stage = "score" if zero_shot else "finetune"
 
-    def fit(f: dict[str, Any]) -> float:
-        """Fine-tune one finalist and keep its best dev numbers (zero-shot: score it on dev); its seconds."""
+    def fit(f: dict[str, Any], first: bool = False) -> float:
+        """Fine-tune one finalist and keep its best dev numbers (zero-shot: score it on dev); its seconds.
+        Training stops when the budget is spent (train.max_minutes, keeping the best step so far); the first
+        finalist gets at least a quarter of the budget, so that the run always ends with a fine-tuned model."""
         start = time.perf_counter()
         prompt = {"template": f["template"], "label_words": f["label_words"]}
         if f.get("demonstrations"):
@@ -414,6 +417,10 @@ def _run(
         note(f"fine-tuning the {f['name']} prompt: {f['template']!r} {f['label_words']}")
         folder = candidates_dir / f["name"]
         cand_job = _prompt_job(job, f, str(folder))
+        minutes = max(clock.left, clock.budget / 4 if first else 0.0) / 60
+        if job.train.max_minutes is not None:
+            minutes = min(minutes, job.train.max_minutes)
+        cand_job = apply_overrides(cand_job, {"train.max_minutes": max(minutes, 1e-6)})
         clf = build_classifier(cand_job, labels)
         result = Trainer(clf, cand_job.train, run_dir=folder).train(train, dev)
         cand_job.to_yaml(folder / JOB_FILE)
@@ -421,11 +428,12 @@ def _run(
         f["dev"] = result.best_dev
         f["best_step"] = result.best_step
         f["folder"] = str(folder)
+        cut = f" (the budget stopped it at step {result.steps} of {cand_job.train.max_steps})"
         record(
             Decision(
                 f"finetune_{f['name']}",
                 "done",
-                f"dev {result.best_dev} at step {result.best_step}",
+                f"dev {result.best_dev} at step {result.best_step}" + (cut if result.time_limited else ""),
                 seconds,
                 {**prompt, "folder": str(folder)},
             )
@@ -437,7 +445,7 @@ def _run(
             f["skipped"] = f"a fine-tune takes about {per_run:.0f}s and {max(clock.left, 0):.0f}s are left"
             record(Decision(f"finetune_{f['name']}", "skipped", f["skipped"]))
             continue
-        seconds = fit(f)
+        seconds = fit(f, first=i == 0)
         per_run = None if zero_shot else seconds
 
     metric = job.train.metric if job.train.metric in ("accuracy", "macro_f1") else "accuracy"

@@ -323,6 +323,7 @@ class JobResult:
     zero_shot: bool = False
     metric: str = "accuracy"  # the dev metric that picked the best step (the task's, e.g. pearson)
     refit: dict[str, Any] | None = None  # train.refit: the second run on train + dev (the saved model)
+    time_limited: bool = False  # train.max_minutes stopped training before max_steps
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -449,6 +450,7 @@ def _run_locked(
         zero_shot=zero_shot,
         metric=clf.objective.check_metric(cfg.metric),
         refit=result.refit,
+        time_limited=result.time_limited,
     )
 
 

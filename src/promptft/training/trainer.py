@@ -58,6 +58,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     run_dir: str | None = None
     refit: dict[str, Any] | None = None  # refit=True: the second run on train + dev (examples, steps, time)
+    time_limited: bool = False  # stopped by max_minutes before max_steps
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
@@ -150,9 +151,12 @@ class Trainer:
                     f"{self.run_dir / CHECKPOINT} to restart the run, or choose another output folder"
                 ) from None
             current = self.config.to_dict()
-            for display_only in ("progress",):  # showing a bar or not does not change the run
-                saved.pop(display_only, None)
-                current.pop(display_only, None)
+            # settings added since the run started read as their defaults (an older run resumes)
+            saved = {**TrainConfig().to_dict(), **saved}
+            # showing a bar, or how long to go on, changes none of the steps already taken
+            for free in ("progress", "max_minutes"):
+                saved.pop(free, None)
+                current.pop(free, None)
             if saved != current:
                 raise RunDirError(
                     f"{self.run_dir} holds an unfinished run with a different training config; resume it with "
@@ -240,7 +244,9 @@ class Trainer:
         log.info("refit: training the starting model again on train + dev (%d examples) for %d steps "
                  "(chosen on dev, counted in %s)", len(examples), steps, cfg.refit_scale)  # fmt: skip
         self.clf.load_trainable_state(initial)
-        again = cfg.replace(refit=False, max_steps=steps, eval_at_start=False, early_stopping_patience=None)
+        again = cfg.replace(  # the steps chosen on dev, all of them: no time limit cuts the refit short
+            refit=False, max_steps=steps, eval_at_start=False, early_stopping_patience=None, max_minutes=None
+        )
         result = Trainer(self.clf, again, objective=self.objective, schedule_steps=schedule).train(examples)
         return {
             "n_examples": len(examples),
@@ -371,7 +377,7 @@ class Trainer:
             stop = cfg.early_stopping_patience is not None and bad_evals >= cfg.early_stopping_patience
             return stop, record
 
-        stopped_early = False
+        stopped_early = time_limited = False
         model.train()
         clf.enable_training_cache()
         try:
@@ -405,8 +411,22 @@ class Trainer:
                     stopped_early, record = evaluate(step, total / max(n, 1))
                     running, count = 0.0, 0.0
                     model.train()
+                # every process stops together: the main one's clock decides
+                if cfg.max_minutes is not None and step < cfg.max_steps and not stopped_early:
+                    time_limited = bool(broadcast(elapsed() >= cfg.max_minutes * 60 if main else None, world))
+                    if time_limited and record is None:  # the steps since the last evaluation count too
+                        total, n = all_sum([running, count], world, accelerator.device)
+                        _, record = evaluate(step, total / max(n, 1))
+                        running, count = 0.0, 0.0
+                    if time_limited and main:
+                        log.warning(
+                            "time limit reached (max_minutes=%s): training stopped at step %d of %d",
+                            cfg.max_minutes, step, cfg.max_steps,
+                        )  # fmt: skip
                 loss_now = record["train_loss"] if record else running / count if count else None
                 progress.update(step, loss_now, record, (best_metric, best_step), elapsed())
+                if time_limited:
+                    break
                 every = cfg.checkpoint_every or cfg.eval_every
                 if (
                     self.run_dir is not None
@@ -460,6 +480,7 @@ class Trainer:
             history=history,
             run_dir=str(self.run_dir) if self.run_dir else None,
             refit=refit,
+            time_limited=time_limited,
         )
         clf.note_for_card(training=_card_training(train, dev, cfg, result), dev=result.best_dev)
         if self.run_dir is not None and main:
