@@ -309,6 +309,8 @@ def test_auto_demonstrations_finalist_is_skipped_when_the_budget_cannot_cover_it
         job(env, tmp_path / "run"), 10, task_type="sentiment", generate=False, ensemble=False,
         demonstrations="random",
     )  # fmt: skip
+    templates = next(d for d in result.decisions if d.stage == "templates")
+    assert "left unscored: half the budget left was spent" in templates.reason  # 0.5 ms for the search
     skipped = next(d for d in result.decisions if d.stage == "finetune_demonstrations")
     assert skipped.outcome == "skipped" and "with demonstrations a fine-tune takes about" in skipped.reason
     assert result.chosen["name"] != "demonstrations"

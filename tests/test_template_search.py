@@ -118,6 +118,18 @@ def test_a_given_template_that_is_also_in_the_library_is_scored_once():
     assert next(c.source for c in result.ranked if c.template == library) == "given"
 
 
+def test_a_time_limit_scores_the_given_template_first_and_records_the_rest_as_unscored():
+    backbone = lambda: PlantedBackbone(bias={"great": 1.0}, cues={})  # noqa: E731
+    given = "Review: {sentence} Verdict: {mask}"
+    kwargs = dict(task_type="sentiment", generate=False, templates=[given])
+    full = search_templates(backbone, data(4), data(4, 10), WORDS, **kwargs)
+    assert len(full.ranked) > 2 and full.settings["unscored"] == []
+    cut = search_templates(backbone, data(4), data(4, 10), WORDS, max_seconds=0.0, **kwargs)
+    assert [c.template for c in cut.ranked] == [given]  # at least one, the given one
+    assert sorted(cut.settings["unscored"]) == sorted(c.template for c in full.ranked if c.template != given)
+    assert cut.settings["max_seconds"] == 0.0
+
+
 def test_search_with_generation_and_fine_tunes_on_a_tiny_model(tmp_path):
     factory = lambda: backbone_from_model(*tiny_llama(), "causal")  # noqa: E731
     result = search_templates(

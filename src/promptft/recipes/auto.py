@@ -12,7 +12,8 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
    without them, the label names as words (**label_names**), which the searched words must beat on dev.
 2. **label_words**: LM-BFF label-word search on the job's template (zero-shot screen on dev).
 3. **templates**: template search (library patterns for `task_type`, or every type that fits the fields,
-   plus generated templates) with the better-scoring label words, the job's template competing too.
+   plus generated templates) with the better-scoring label words, the job's template competing too; it
+   scores candidates for at most half the budget left (the job's template first), the rest left unscored.
    Without the job's own words, the losing set gets a template search too, and the better pair goes on.
 4. **finetune**: the finalists (the manual prompt, the best searched prompt and, with `ensemble`, the
    search's next-best template) trained with the job's training settings, one run folder each under
@@ -338,10 +339,11 @@ def _run(
             break
         start = time.perf_counter()
         note(f"searching templates{with_set}")
+        # at most half the time left: the other half is the fine-tunes'
         found_t = search_templates(
             m.name, train, dev, set_words, task_type=task_type, templates=[template], generate=generate,
             keep_generated=5, max_generated=20, samples=4, kind=m.kind, device=m.device,
-            max_length=job.prompt.max_length, seed=job.train.seed,
+            max_length=job.prompt.max_length, seed=job.train.seed, max_seconds=clock.left / 2,
         )  # fmt: skip
         top = found_t.best
         for c in found_t.ranked:
@@ -351,6 +353,8 @@ def _run(
             f"{top.template!r} ({top.source}) scores {top.zero_shot['accuracy']:.3f} zero-shot on dev, best of "
             f"{len(found_t.ranked)}{with_set}"
         )
+        if found_t.settings["unscored"]:
+            reason += f" ({len(found_t.settings['unscored'])} left unscored: half the budget left was spent)"
         if best_score is not None:
             reason += f"; {'taken' if won else 'not taken'} (vs {best_score:.3f} with {words_source})"
         if won:

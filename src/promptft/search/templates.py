@@ -329,9 +329,18 @@ def search_templates(
     device: str | None = None,
     max_length: int = 256,
     on_progress: Callable[[str], None] | None = None,
+    max_seconds: float | None = None,
 ) -> TemplateSearch:
-    """Rank library, generated and `templates` (given) candidates on dev for fixed `label_words`."""
+    """Rank library, generated and `templates` (given) candidates on dev for fixed `label_words`.
+
+    `max_seconds`: a time limit (`train --auto`'s budget). Once it is spent, no more generated templates are
+    pre-screened and no more candidates are scored on dev (the given ones come first, then the library's);
+    at least one is always scored, and the settings record how many were left unscored."""
     start = time.perf_counter()
+
+    def out_of_time() -> bool:
+        return max_seconds is not None and time.perf_counter() - start >= max_seconds
+
     if not train or not dev:
         raise DataError(
             "template search needs training examples (to generate and pre-screen) and dev examples"
@@ -386,6 +395,12 @@ def search_templates(
         screen = rng2.sample(list(train), min(screen_examples, len(train)))
         scored = []
         for i, t in enumerate(generated):
+            if out_of_time():
+                log.info(
+                    "template search: time limit reached, %d generated templates not screened",
+                    len(generated) - i,
+                )
+                break
             if on_progress and i % 10 == 0:
                 on_progress(f"pre-screening generated templates on train ({i}/{len(generated)})")
             try:
@@ -400,7 +415,13 @@ def search_templates(
     if not candidates:
         raise ConfigError("no template to search: enable the library or generation, or give --template")
 
+    unscored: list[TemplateCandidate] = []
     for i, c in enumerate(candidates):
+        if i > 0 and out_of_time():
+            unscored = candidates[i:]
+            candidates = candidates[:i]
+            log.info("template search: time limit reached, %d candidates not scored on dev", len(unscored))
+            break
         if on_progress:
             on_progress(f"zero-shot on dev {i + 1}/{len(candidates)}: {c.template!r}")
         clf = zero_shot_classifier(backbone, PromptCandidate(c.template, label_words), max_length)
@@ -437,6 +458,8 @@ def search_templates(
         "finetune_top": finetune_top,
         "finetune_steps": finetune_steps if finetune_top else 0,
         "seed": seed,
+        "max_seconds": max_seconds,
+        "unscored": [c.template for c in unscored],  # left when max_seconds ran out
         "n_train": len(train),
         "n_dev": len(dev),
         "counts": {
