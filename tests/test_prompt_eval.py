@@ -313,6 +313,16 @@ def test_cli_search_words_and_templates(env, tmp_path):
         "already exists",
     )  # fmt: skip
     assert json.loads((folder / "template_search.json").read_text()) == record
+    result = invoke(
+        "prompts", "search-templates", "--train", env / "train.tsv", "--dev", env / "dev.tsv",
+        "--model", env / "tiny", "--label-words", "negative=bad,positive=good", "--label-map",
+        "0=negative,1=positive", "--task-type", "sentiment", "--no-generate", "--finetune-top", 0,
+        "--max-minutes", 0, "--output", folder / "timed",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    timed = json.loads((folder / "timed" / "template_search.json").read_text())
+    assert len(timed["ranked"]) == 1 and len(timed["settings"]["unscored"]) >= 4
+    assert "left unscored by --max-minutes" in " ".join(result.output.split())
     user_error(
         invoke(
             "prompts",

@@ -307,6 +307,15 @@ def search_templates_command(
     ] = 10,
     finetune_top: FinetuneTopOpt = 3,
     finetune_steps: FinetuneStepsOpt = 30,
+    max_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--max-minutes",
+            min=0,
+            help="Stop scoring candidates after this many minutes (--template ones first, then the library's; "
+            "at least one is scored; the rest are listed as unscored). The --finetune-top runs still follow.",
+        ),
+    ] = None,
     field: FieldOpt = None,
     text_field: TextFieldOpt = None,
     label_column: LabelColumnOpt = None,
@@ -348,6 +357,7 @@ def search_templates_command(
             generate=generate,
             generator=generator,
             keep_generated=keep_generated,
+            max_seconds=None if max_minutes is None else max_minutes * 60,
             finetune_top=finetune_top,
             finetune_steps=finetune_steps,
             seed=seed,
@@ -374,8 +384,10 @@ def search_templates_command(
             _pct(c.finetuned["accuracy"]) if c.finetuned else "-",
         )
     print_result(table)
+    unscored = result.settings.get("unscored") or []
     console.print(
-        f"chosen by {result.settings['chosen_by']}; written to {Path(output) / 'template_search.json'}",
+        f"chosen by {result.settings['chosen_by']}; written to {Path(output) / 'template_search.json'}"
+        + (f"; {len(unscored)} candidate(s) left unscored by --max-minutes" if unscored else ""),
         highlight=False,
         markup=False,
     )
