@@ -33,9 +33,10 @@ Stages (each recorded in `<output>/auto.json` with what was tried, its dev numbe
 Everything is chosen on dev; the test file (if any) scores the winner once, at the end. The budget is checked
 before each stage and each fine-tune: a stage that does not fit is skipped (and says so), but the first
 finalist always trains, so the run ends with a model. A fine-tune stops when the budget is spent
-(`train.max_minutes`, keeping its best dev step so far); the first gets at least a quarter of the budget. `<output>` ends up like a `train` run folder (best/,
-job.yaml with the chosen prompt (an ensemble's: its best single member's), final_metrics.json,
-test_metrics.json), so `promptft eval` and `predict` take it as they are.
+(`train.max_minutes`, keeping its best dev step so far); the first gets at least a quarter of the budget.
+`<output>` ends up like a `train` run folder (best/, job.yaml with the chosen prompt (an ensemble's: its
+best single member's), final_metrics.json, test_metrics.json), so `promptft eval` and `predict` take it as
+they are.
 """
 
 from __future__ import annotations
