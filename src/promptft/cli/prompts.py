@@ -384,7 +384,7 @@ def search_templates_command(
             _pct(c.finetuned["accuracy"]) if c.finetuned else "-",
         )
     print_result(table)
-    unscored = result.settings.get("unscored") or []
+    unscored = result.settings["unscored"]
     console.print(
         f"chosen by {result.settings['chosen_by']}; written to {Path(output) / 'template_search.json'}"
         + (f"; {len(unscored)} candidate(s) left unscored by --max-minutes" if unscored else ""),
