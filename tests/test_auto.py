@@ -146,6 +146,18 @@ def test_auto_fine_tunes_stop_when_the_budget_is_spent(env, tmp_path, monkeypatc
     assert load_job(tmp_path / "run" / "job.yaml").train.max_minutes is None
 
 
+def test_auto_skips_a_refit_the_budget_has_no_time_for(env, tmp_path, monkeypatch):
+    import promptft.recipes.auto as auto_recipe
+
+    monkeypatch.setattr(auto_recipe._Clock, "left", property(lambda self: -1.0))
+    settings = {"train.max_steps": 20, "train.refit": True, "train.eval_at_start": False}
+    result = auto_train(job(env, tmp_path / "run", **settings), budget_minutes=1e-6, generate=False)
+    fine_tune = next(d for d in result.decisions if d.stage == "finetune_manual")
+    assert "step 1 of 20" in fine_tune.reason and "refit on train + dev skipped" in fine_tune.reason
+    final = json.loads((tmp_path / "run" / "candidates" / "manual" / "final_metrics.json").read_text())
+    assert final["refit"] is None and "max_minutes" in final["refit_skipped"]
+
+
 def test_auto_errors(env, tmp_path):
     with pytest.raises(ConfigError, match="--dev"):
         auto_train(job(env, tmp_path / "a", **{"data.dev": None}), 5)

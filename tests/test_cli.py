@@ -161,6 +161,12 @@ def test_train_refit_by_set_says_what_the_saved_model_trained_on(trained, env, t
     )
     user_error(no_dev, "refit=True chooses the step on the dev split", "give a dev split")
     assert not (tmp_path / "x").exists()  # refused before the run folder is made
+    no_time = invoke(
+        "train", *args, "--set", "train.refit=true", "--set", "train.max_minutes=1e-9", "-o", tmp_path / "t",
+        *common(env),
+    )  # fmt: skip
+    ok(no_time)
+    assert "skipped (train.max_minutes)" in no_time.stdout and "time limit" in no_time.stdout
 
 
 def test_second_train_into_finished_run_is_refused(trained, env):

@@ -520,6 +520,37 @@ def test_max_minutes_stops_training_scores_the_last_step_and_keeps_the_best(tmp_
         TrainConfig(max_minutes=0)
 
 
+def test_a_refit_that_does_not_fit_the_time_limit_is_skipped_and_says_so(tmp_path, caplog):
+    config = cfg(max_steps=12, eval_every=4, eval_at_start=False, refit=True, max_minutes=1e-9)
+    clf = make()
+    with caplog.at_level("WARNING", logger="promptft.training.trainer"):
+        result = Trainer(clf, config, run_dir=tmp_path / "run").train(TRAIN[4:], DEV)
+    assert result.time_limited and result.best_step == 1  # the limit stopped the selection run at step 1
+    assert result.refit is None and "max_minutes=1e-09" in result.refit_skipped
+    assert "refit skipped" in caplog.text
+    # the saved model is the selection run's (trained on train only), and the run folder says why
+    selected = make()
+    selected.fit(TRAIN[4:], DEV, config.replace(refit=False))
+    torch.testing.assert_close(
+        torch.tensor(clf.predict_proba(TRAIN)), torch.tensor(selected.predict_proba(TRAIN))
+    )
+    final = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+    assert final["refit"] is None and final["refit_skipped"] == result.refit_skipped
+    assert "refit skipped: max_minutes" in (tmp_path / "run" / "best" / "README.md").read_text()
+    # a limit with time to spare: the refit runs
+    assert make().fit(TRAIN[4:], DEV, config.replace(max_minutes=60)).refit is not None
+
+
+def test_the_refit_estimate_counts_its_steps_at_the_selection_runs_pace():
+    trainer = Trainer(make(), cfg(refit=True, max_minutes=1))  # 60 s; 50 s spent; 2 s a step: 10 s left
+    assert trainer._refit_skip_reason(n_train=8, n_dev=8, steps=5, elapsed_s=50, step_s=2) is None
+    reason = trainer._refit_skip_reason(n_train=8, n_dev=8, steps=6, elapsed_s=50, step_s=2)
+    assert "about 12 s and 10 s are left" in reason
+    epochs = Trainer(make(), cfg(refit=True, refit_scale="epochs", max_minutes=1))  # twice the steps
+    assert "about 20 s" in epochs._refit_skip_reason(n_train=8, n_dev=8, steps=5, elapsed_s=50, step_s=2)
+    assert Trainer(make(), cfg(refit=True))._refit_skip_reason(8, 8, 1000, 1e9, 2) is None  # no limit
+
+
 def test_a_run_started_before_a_setting_existed_resumes(tmp_path):
     """train_config.json of an older promptft lacks settings added since (max_minutes): they read as defaults."""
     config = cfg(max_steps=8, eval_every=4)

@@ -234,6 +234,8 @@ def _prompt_method(
     info.update(stopped_early=result.stopped_early, history=result.history)
     if result.refit:  # the model tested trained again on train + dev; `dev` is the selection run's
         info["refit"] = result.refit
+    if result.refit_skipped:
+        info["refit_skipped"] = result.refit_skipped
     _record_calibration(clf, info)
     return Fitted(
         _PreparedPredictor(clf, spec.prepare),

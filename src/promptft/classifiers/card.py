@@ -234,6 +234,8 @@ def render_model_card(folder: str | Path) -> str:
             f"{refit['steps']} steps chosen on dev; this is the saved model, so the dev scores below are the "
             "selection run's"
         )
+    elif training.get("refit_skipped"):
+        lines.append(f"* refit skipped: {training['refit_skipped']}")
     if notes.get("job"):
         lines.append(f"* the whole job (to repeat or resume it): `{notes['job']}`")
     if notes.get("command"):

@@ -347,6 +347,8 @@ def train(
         table.add_row(
             "refit (the saved model)", f"{refit['steps']} steps on train + dev ({refit['n_examples']})"
         )
+    elif result.refit_skipped:
+        table.add_row("refit", "skipped (train.max_minutes): the model chosen on dev is kept")
     table.add_row("time", f"{result.train_time_s:.1f} s")
     table.add_row("model", str(Path(result.run_dir) / "best"))
     print_result(table)

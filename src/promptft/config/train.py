@@ -48,7 +48,9 @@ class TrainConfig(Section):
     max_minutes: float | None = None
     """Stop training once this many minutes have gone into it (dev evaluations included; resumed runs count
     the time before the interruption): the dev split scores the last step if it was not just evaluated, and
-    the best model so far is kept. The learning-rate schedule still spans `max_steps`. None = no limit."""
+    the best model so far is kept. The learning-rate schedule still spans `max_steps`. With `refit`, the
+    refit runs only if it fits in the time left (estimated from the steps so far); else it is skipped and
+    the model chosen on dev is kept, and the result says why (`refit_skipped`). None = no limit."""
     early_stopping_patience: int | None = 4
     """Evaluations without improvement before stopping; None (null) = never stop early."""
     tie_break: Literal["first", "dev_loss"] = "first"

@@ -34,7 +34,8 @@ Everything is chosen on dev; the test file (if any) scores the winner once, at t
 before each stage and each fine-tune: a stage that does not fit is skipped (and says so), but the first
 finalist always trains, so the run ends with a model. A fine-tune stops when the budget is spent
 (`train.max_minutes`, keeping its best dev step so far); the first gets at least a quarter of the budget.
-`<output>` ends up like a `train` run folder (best/, job.yaml with the chosen prompt (an ensemble's: its
+With `train.refit`, a finalist's refit on train + dev runs only if it fits in that time (else it is skipped,
+and its decision says so). `<output>` ends up like a `train` run folder (best/, job.yaml with the chosen prompt (an ensemble's: its
 best single member's), final_metrics.json, test_metrics.json), so `promptft eval` and `predict` take it as
 they are.
 """
@@ -438,7 +439,13 @@ def _run(
             Decision(
                 f"finetune_{f['name']}",
                 "done",
-                f"dev {result.best_dev} at step {result.best_step}" + (cut if result.time_limited else ""),
+                f"dev {result.best_dev} at step {result.best_step}"
+                + (cut if result.time_limited else "")
+                + (
+                    "; the refit on train + dev skipped: the budget had no time for it"
+                    if result.refit_skipped
+                    else ""
+                ),
                 seconds,
                 {**prompt, "folder": str(folder)},
             )

@@ -324,6 +324,7 @@ class JobResult:
     metric: str = "accuracy"  # the dev metric that picked the best step (the task's, e.g. pearson)
     refit: dict[str, Any] | None = None  # train.refit: the second run on train + dev (the saved model)
     time_limited: bool = False  # train.max_minutes stopped training before max_steps
+    refit_skipped: str | None = None  # train.refit, but train.max_minutes left no time for it: why
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -451,6 +452,7 @@ def _run_locked(
         metric=clf.objective.check_metric(cfg.metric),
         refit=result.refit,
         time_limited=result.time_limited,
+        refit_skipped=result.refit_skipped,
     )
 
 

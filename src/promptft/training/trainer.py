@@ -59,6 +59,9 @@ class TrainResult:
     run_dir: str | None = None
     refit: dict[str, Any] | None = None  # refit=True: the second run on train + dev (examples, steps, time)
     time_limited: bool = False  # stopped by max_minutes before max_steps
+    refit_skipped: str | None = (
+        None  # refit=True, but max_minutes left no time for it: why (train-only model)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
@@ -239,8 +242,10 @@ class Trainer:
         and the schedule by (train + dev) / train: the same passes over the data."""
         cfg = self.config
         examples = [*train, *dev]
-        scale = len(examples) / len(train) if cfg.refit_scale == "epochs" else 1.0
-        steps, schedule = max(1, round(steps * scale)), max(1, round(cfg.max_steps * scale))
+        steps, schedule = (
+            self._refit_steps(len(train), len(dev), steps),
+            self._refit_steps(len(train), len(dev), cfg.max_steps),
+        )
         log.info("refit: training the starting model again on train + dev (%d examples) for %d steps "
                  "(chosen on dev, counted in %s)", len(examples), steps, cfg.refit_scale)  # fmt: skip
         self.clf.load_trainable_state(initial)
@@ -254,6 +259,27 @@ class Trainer:
             "scale": cfg.refit_scale,
             "train_time_s": result.train_time_s,
         }
+
+    def _refit_steps(self, n_train: int, n_dev: int, steps: int) -> int:
+        scale = (n_train + n_dev) / n_train if self.config.refit_scale == "epochs" else 1.0
+        return max(1, round(steps * scale))
+
+    def _refit_skip_reason(
+        self, n_train: int, n_dev: int, steps: int, elapsed_s: float, step_s: float
+    ) -> str | None:
+        """With max_minutes, a refit that would not end within the limit is not started (a refit cut short
+        would save a model trained for fewer steps than dev chose): the reason, or None when it fits.
+        `step_s`: seconds per optimisation step of the selection run (dev evaluations excluded)."""
+        if self.config.max_minutes is None:
+            return None
+        left = self.config.max_minutes * 60 - elapsed_s
+        need = step_s * self._refit_steps(n_train, n_dev, steps)
+        if need <= left:
+            return None
+        return (
+            f"max_minutes={self.config.max_minutes:g}: the refit on train + dev would take about {need:.0f} s "
+            f"and {max(left, 0):.0f} s are left, so the model chosen on dev (trained on train only) is kept"
+        )
 
     # ----- training -----
     def train(self, train, dev=None) -> TrainResult:
@@ -349,6 +375,7 @@ class Trainer:
             restore_rng(resume_state.rng[rank] if rank < len(resume_state.rng) else resume_state.rng[0])
 
         start = time.perf_counter()
+        step_at_start, step_seconds = step, 0.0  # optimisation time of this session (for a refit's estimate)
         progress = Progress(cfg.progress, cfg.max_steps, metric, enabled=main)
 
         def elapsed() -> float:
@@ -385,6 +412,7 @@ class Trainer:
                 stopped_early, record = evaluate(0, None)
                 progress.update(0, None, record, (best_metric, best_step), elapsed())
             while step < cfg.max_steps and not stopped_early:
+                step_start = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 micros = micro_batches(schedule[step], cfg.batch_size)
                 n_step = sum(len(m) for m in micros)
@@ -405,6 +433,7 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 step += 1
+                step_seconds += time.perf_counter() - step_start
                 record = None
                 if step % cfg.eval_every == 0 or step == cfg.max_steps:
                     total, n = all_sum([running, count], world, accelerator.device)
@@ -468,7 +497,17 @@ class Trainer:
             clf.load_trainable_state(best_state)  # the model selected on dev, not the last one
         if main and enc_dev and best_step == 0 and step > 0:
             _warn_untrained_kept(len(enc_dev), metric, best_metric, cfg.tie_break)
-        refit = self._refit(initial, train, dev, best_step) if initial is not None and best_step > 0 else None
+        refit, refit_skipped = None, None
+        if initial is not None and best_step > 0:
+            ran = step - step_at_start
+            step_s = (
+                step_seconds / ran if ran else elapsed() / max(step, 1)
+            )  # resumed at its end: an upper bound
+            refit_skipped = self._refit_skip_reason(len(train), len(dev), best_step, elapsed(), step_s)
+            if refit_skipped is None:
+                refit = self._refit(initial, train, dev, best_step)
+            elif main:
+                log.warning("refit skipped: %s", refit_skipped)
         if enc_dev and objective.tunes_on_dev:
             self._dev_metrics(module, enc_dev, dev)  # decoding tuned for the kept weights, on every process
         result = TrainResult(
@@ -481,6 +520,7 @@ class Trainer:
             run_dir=str(self.run_dir) if self.run_dir else None,
             refit=refit,
             time_limited=time_limited,
+            refit_skipped=refit_skipped,
         )
         clf.note_for_card(training=_card_training(train, dev, cfg, result), dev=result.best_dev)
         if self.run_dir is not None and main:
@@ -508,4 +548,5 @@ def _card_training(
         "batch_size": cfg.batch_size * cfg.grad_accum,
         "seed": cfg.seed,
         "refit": result.refit,
+        "refit_skipped": result.refit_skipped,
     }
