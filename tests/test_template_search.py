@@ -79,6 +79,27 @@ def test_generation_with_a_tiny_random_causal_lm_returns_valid_templates():
         assert usable_by(t, "causal")
 
 
+def test_generation_stops_when_out_of_time_keeping_what_it_generated(monkeypatch):
+    model, tok = tiny_llama(seed=0)
+    calls = []
+    real_generate = type(model).generate
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return real_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "generate", counting)
+    kept = generate_templates(model, tok, data(3), ["sentence"], n_contexts=2, samples=4, seed=1)
+    n_contexts = len(calls)
+    assert n_contexts > 1
+    calls.clear()
+    first_only = generate_templates(
+        model, tok, data(3), ["sentence"], n_contexts=2, samples=4, seed=1, out_of_time=lambda: True
+    )
+    assert len(calls) == 1  # the first context always runs; the clock stops the rest
+    assert set(first_only) <= set(kept)
+
+
 def test_search_ranks_the_template_the_model_understands_first(tmp_path):
     # The planted model only sees the evidence through "It was": that library template must win.
     backbone = lambda: PlantedBackbone(  # noqa: E731

@@ -182,10 +182,12 @@ def generate_templates(
     max_words: int = 5,
     seed: int = 42,
     kind: str = "causal",
+    out_of_time: Callable[[], bool] | None = None,
 ) -> list[str]:
     """Templates from skeletons continued by a causal LM (`generator`, a Hugging Face causal model):
     `n_contexts` training examples x skeletons x `samples` sampled continuations -> lead-in phrases ->
-    templates `<skeleton with the fields><phrase> {mask}`, deduplicated and validated."""
+    templates `<skeleton with the fields><phrase> {mask}`, deduplicated and validated. `out_of_time()`,
+    asked before each generation (after the first): True stops there, keeping what was generated."""
     import torch
 
     rename = field_map(fields)
@@ -204,35 +206,36 @@ def generate_templates(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     templates: list[str] = []
     torch.manual_seed(seed)
-    for skeleton in skeletons:
-        for ex in picked:
-            # A trailing space would be a token of its own: the continuation brings its own space.
-            context = skeleton.format(**{lib: ex.fields[f] for lib, f in rename.items()}).rstrip(" ")
-            ids = tokenizer(context, return_tensors="pt").to(device)
-            with torch.inference_mode():
-                out = generator.generate(
-                    **ids,
-                    do_sample=True,
-                    top_k=40,
-                    top_p=0.95,
-                    max_new_tokens=max_new_tokens,
-                    num_return_sequences=samples,
-                    pad_token_id=pad,
-                )
-            for row in out[:, ids["input_ids"].shape[1] :]:
-                continuation = tokenizer.decode(row, skip_special_tokens=True)
-                for phrase in phrases_from(continuation, max_words):
-                    body = skeleton.replace("{", "{{").replace("}", "}}")
-                    body = re.sub(r"\{\{(\w+)\}\}", r"{\1}", body)  # the skeleton's fields stay fields
-                    candidate = rename_fields(
-                        body + phrase.replace("{", "").replace("}", "") + " {mask}", rename
-                    )
-                    try:
-                        Template(candidate)
-                    except TemplateError:
-                        continue
-                    if usable_by(candidate, kind):
-                        templates.append(candidate)
+    contexts = [(skeleton, ex) for skeleton in skeletons for ex in picked]
+    for i, (skeleton, ex) in enumerate(contexts):
+        if i > 0 and out_of_time is not None and out_of_time():
+            log.info("template generation: time limit reached after %d of %d contexts", i, len(contexts))
+            break
+        # A trailing space would be a token of its own: the continuation brings its own space.
+        context = skeleton.format(**{lib: ex.fields[f] for lib, f in rename.items()}).rstrip(" ")
+        ids = tokenizer(context, return_tensors="pt").to(device)
+        with torch.inference_mode():
+            out = generator.generate(
+                **ids,
+                do_sample=True,
+                top_k=40,
+                top_p=0.95,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=samples,
+                pad_token_id=pad,
+            )
+        for row in out[:, ids["input_ids"].shape[1] :]:
+            continuation = tokenizer.decode(row, skip_special_tokens=True)
+            for phrase in phrases_from(continuation, max_words):
+                body = skeleton.replace("{", "{{").replace("}", "}}")
+                body = re.sub(r"\{\{(\w+)\}\}", r"{\1}", body)  # the skeleton's fields stay fields
+                candidate = rename_fields(body + phrase.replace("{", "").replace("}", "") + " {mask}", rename)
+                try:
+                    Template(candidate)
+                except TemplateError:
+                    continue
+                if usable_by(candidate, kind):
+                    templates.append(candidate)
     return list(dict.fromkeys(templates))
 
 
@@ -333,8 +336,8 @@ def search_templates(
 ) -> TemplateSearch:
     """Rank library, generated and `templates` (given) candidates on dev for fixed `label_words`.
 
-    `max_seconds`: a time limit (`train --auto`'s budget). Once it is spent, no more generated templates are
-    pre-screened and no more candidates are scored on dev (the given ones come first, then the library's);
+    `max_seconds`: a time limit (`train --auto`'s budget). Once it is spent, no more templates are generated
+    (what was generated goes on), no more generated templates are pre-screened and no more candidates are scored on dev (the given ones come first, then the library's);
     at least one is always scored, and the settings record how many were left unscored."""
     start = time.perf_counter()
 
@@ -385,6 +388,7 @@ def search_templates(
             max_words=max_words,
             seed=seed,
             kind=backbone.kind,
+            out_of_time=out_of_time,
         )
         seen = {c.template for c in candidates}
         generated = [t for t in generated if t not in seen]
