@@ -35,9 +35,9 @@ before each stage and each fine-tune: a stage that does not fit is skipped (and 
 finalist always trains, so the run ends with a model. A fine-tune stops when the budget is spent
 (`train.max_minutes`, keeping its best dev step so far); the first gets at least a quarter of the budget.
 With `train.refit`, a finalist's refit on train + dev runs only if it fits in that time (else it is skipped,
-and its decision says so). `<output>` ends up like a `train` run folder (best/, job.yaml with the chosen prompt (an ensemble's: its
-best single member's), final_metrics.json, test_metrics.json), so `promptft eval` and `predict` take it as
-they are.
+and its decision says so). `<output>` ends up like a `train` run folder (best/, job.yaml with the chosen
+prompt (an ensemble's: its best single member's), final_metrics.json, test_metrics.json), so `promptft eval`
+and `predict` take it as they are.
 """
 
 from __future__ import annotations

@@ -337,8 +337,9 @@ def search_templates(
     """Rank library, generated and `templates` (given) candidates on dev for fixed `label_words`.
 
     `max_seconds`: a time limit (`train --auto`'s budget). Once it is spent, no more templates are generated
-    (what was generated goes on), no more generated templates are pre-screened and no more candidates are scored on dev (the given ones come first, then the library's);
-    at least one is always scored, and the settings record how many were left unscored."""
+    (what was generated goes on), no more generated templates are pre-screened and no more candidates are
+    scored on dev (the given ones come first, then the library's); at least one is always scored, and the
+    settings record how many were left unscored."""
     start = time.perf_counter()
 
     def out_of_time() -> bool:

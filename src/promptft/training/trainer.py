@@ -59,9 +59,7 @@ class TrainResult:
     run_dir: str | None = None
     refit: dict[str, Any] | None = None  # refit=True: the second run on train + dev (examples, steps, time)
     time_limited: bool = False  # stopped by max_minutes before max_steps
-    refit_skipped: str | None = (
-        None  # refit=True, but max_minutes left no time for it: why (train-only model)
-    )
+    refit_skipped: str | None = None  # refit=True, but max_minutes left no time for it: why
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "history"}
@@ -500,9 +498,8 @@ class Trainer:
         refit, refit_skipped = None, None
         if initial is not None and best_step > 0:
             ran = step - step_at_start
-            step_s = (
-                step_seconds / ran if ran else elapsed() / max(step, 1)
-            )  # resumed at its end: an upper bound
+            # no step ran in this session (resumed at its end): the whole run's pace, an upper bound
+            step_s = step_seconds / ran if ran else elapsed() / max(step, 1)
             refit_skipped = self._refit_skip_reason(len(train), len(dev), best_step, elapsed(), step_s)
             if refit_skipped is None:
                 refit = self._refit(initial, train, dev, best_step)
